@@ -48,13 +48,19 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=1000',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=1000',
       // Durability against an OS crash is not a sandbox concern; a killed process loses nothing.
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
     ],
     onLog,
     onError: (error) => onLog(`[postgres] ${String(error)}`),
@@ -74,16 +80,22 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
 }
 
 async function stopStaleServer(dataDir: string): Promise<void> {
-  const pidFile = join(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number.parseInt((await readFile(pidFile, 'utf8')).split('\n')[0] ?? '', 10);
-  if (!Number.isInteger(pid) || !isAlive(pid)) return;
+  const pid = await runningPostgresPid(dataDir);
+  if (pid === undefined) return;
   // SIGINT is PostgreSQL's "fast shutdown": open sessions are ended, data is kept.
   process.kill(pid, 'SIGINT');
   for (let waited = 0; isAlive(pid); waited += 25) {
     if (waited > 10_000) process.kill(pid, 'SIGKILL');
     await sleep(25);
   }
+}
+
+/** The pid of a PostgreSQL server running on the data directory, if one is. */
+export async function runningPostgresPid(dataDir: string): Promise<number | undefined> {
+  const pidFile = join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number.parseInt((await readFile(pidFile, 'utf8')).split('\n')[0] ?? '', 10);
+  return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
 }
 
 function isAlive(pid: number): boolean {

@@ -69,7 +69,11 @@ export class Chaos {
     active.remaining -= 1;
     if (active.remaining <= 0) this.#rules.splice(index, 1);
     const { code, statusCode, message } = active.rule.error;
-    throw new AwsError(code, message ?? `Fault injected by the sandbox's chaos rules into ${call.operation}`, statusCode);
+    throw new AwsError(
+      code,
+      message ?? `Fault injected by the sandbox's chaos rules into ${call.operation}`,
+      statusCode,
+    );
   }
 }
 

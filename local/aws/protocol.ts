@@ -1,7 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** Services answered by the sandbox, named as in the SDK's endpoint variables (lower case, hyphens). */
-export const SERVICE_NAMES = ['rds-data', 'secrets-manager', 'cloudwatch', 's3', 'sfn', 'eventbridge'] as const;
+export const SERVICE_NAMES = [
+  'rds-data',
+  'secrets-manager',
+  'cloudwatch',
+  's3',
+  'sfn',
+  'eventbridge',
+] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** An AWS API error, encoded by each service in its own wire protocol. */

@@ -1,5 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { type Chaos, faultRulesSchema } from './chaos.ts';
 import {
@@ -125,12 +126,14 @@ async function readRequest(req: IncomingMessage): Promise<HttpRequest> {
     chunks.push(chunk as Buffer);
   }
   const url = new URL(req.url ?? '/', 'http://sandbox');
+  const body = Buffer.concat(chunks);
   return {
     method: req.method ?? 'GET',
     path: url.pathname,
     query: url.searchParams,
     headers: req.headers,
-    body: Buffer.concat(chunks),
+    // The SDK gzips large bodies of some operations (CloudWatch's PutMetricData past 10 KB).
+    body: req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body,
   };
 }
 
@@ -148,7 +151,9 @@ export function json(statusCode: number, body: unknown): HttpResponse {
 }
 
 function parseRules(request: HttpRequest) {
-  const parsed = faultRulesSchema.safeParse(request.body.length ? JSON.parse(request.body.toString('utf8')) : []);
+  const parsed = faultRulesSchema.safeParse(
+    request.body.length ? JSON.parse(request.body.toString('utf8')) : [],
+  );
   if (!parsed.success) throw new AwsError('ValidationException', z.prettifyError(parsed.error));
   return parsed.data;
 }
@@ -178,7 +183,9 @@ function chaosRoutes(chaos: Chaos, calls: CallLog): Record<string, SandboxRoute>
       chaos.remove(parseRules(request));
       return json(200, chaos.list());
     }),
-    'GET /_sandbox/calls': guarded((request) => json(200, calls.since(Number(request.query.get('since') ?? 0)))),
+    'GET /_sandbox/calls': guarded((request) =>
+      json(200, calls.since(Number(request.query.get('since') ?? 0))),
+    ),
     'DELETE /_sandbox/calls': guarded(() => {
       calls.clear();
       return json(200, []);

@@ -41,12 +41,16 @@ export class Store {
     const admin = new pg.Client({ ...superuser });
     await admin.connect();
     try {
-      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [STORE_DATABASE]);
+      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+        STORE_DATABASE,
+      ]);
       if (rowCount === 0) await admin.query(`CREATE DATABASE "${STORE_DATABASE}"`);
     } finally {
       await admin.end();
     }
     const pool = new pg.Pool({ ...superuser, database: STORE_DATABASE, max: 20 });
+    // An idle connection ended by the server (a restart, a terminated backend) is replaced on next use.
+    pool.on('error', () => {});
     await pool.query(SCHEMA);
     return new Store(pool);
   }

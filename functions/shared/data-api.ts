@@ -1,0 +1,132 @@
+import {
+  BeginTransactionCommand,
+  CommitTransactionCommand,
+  ExecuteStatementCommand,
+  type RDSDataClient,
+  RollbackTransactionCommand,
+  type SqlParameter,
+} from '@aws-sdk/client-rds-data';
+import { z } from 'zod';
+
+/** A value bound to a `:name` parameter. Objects and arrays are sent as JSON. */
+export type SqlValue = string | number | boolean | null | Date | Uint8Array | SqlJson | SqlUuid;
+
+export interface SqlJson {
+  readonly json: unknown;
+}
+export interface SqlUuid {
+  readonly uuid: string;
+}
+export const json = (value: unknown): SqlJson => ({ json: value });
+export const uuid = (value: string): SqlUuid => ({ uuid: value });
+
+export type SqlParams = Readonly<Record<string, SqlValue | undefined>>;
+
+export interface DataApiTarget {
+  readonly resourceArn: string;
+  readonly secretArn: string;
+  readonly database: string;
+}
+
+/**
+ * PostgreSQL through the RDS Data API: SQL with named parameters in, rows as plain objects out
+ * (`formatRecordsAs: JSON`), checked against a zod schema so that nothing is cast.
+ */
+export class DataApi {
+  readonly #client: RDSDataClient;
+  readonly target: DataApiTarget;
+  readonly #transactionId: string | undefined;
+
+  constructor(client: RDSDataClient, target: DataApiTarget, transactionId?: string) {
+    this.#client = client;
+    this.target = target;
+    this.#transactionId = transactionId;
+  }
+
+  /** The same cluster and secret, another database. */
+  on(database: string): DataApi {
+    return new DataApi(this.#client, { ...this.target, database });
+  }
+
+  /** The same cluster and database, another secret (another database role). */
+  as(secretArn: string): DataApi {
+    return new DataApi(this.#client, { ...this.target, secretArn });
+  }
+
+  /** Runs a statement; returns how many rows it changed. */
+  async execute(sql: string, params: SqlParams = {}): Promise<number> {
+    const output = await this.#client.send(new ExecuteStatementCommand({ ...this.#request(sql, params) }));
+    return output.numberOfRecordsUpdated ?? 0;
+  }
+
+  /** Runs a query and returns its rows, each checked against the schema. */
+  async query<Row>(sql: string, params: SqlParams, row: z.ZodType<Row>): Promise<Row[]> {
+    const output = await this.#client.send(
+      new ExecuteStatementCommand({ ...this.#request(sql, params), formatRecordsAs: 'JSON' }),
+    );
+    return z.array(row).parse(JSON.parse(output.formattedRecords ?? '[]'));
+  }
+
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  async transaction<T>(work: (tx: DataApi) => Promise<T>): Promise<T> {
+    const { transactionId } = await this.#client.send(
+      new BeginTransactionCommand({
+        resourceArn: this.target.resourceArn,
+        secretArn: this.target.secretArn,
+        database: this.target.database,
+      }),
+    );
+    if (!transactionId) throw new Error('BeginTransaction returned no transactionId');
+    const ids = { resourceArn: this.target.resourceArn, secretArn: this.target.secretArn, transactionId };
+    let result: T;
+    try {
+      result = await work(new DataApi(this.#client, this.target, transactionId));
+    } catch (error) {
+      await this.#client.send(new RollbackTransactionCommand(ids)).catch(() => {
+        // The transaction is lost either way; the original error is the one worth reporting.
+      });
+      throw error;
+    }
+    await this.#client.send(new CommitTransactionCommand(ids));
+    return result;
+  }
+
+  #request(sql: string, params: SqlParams) {
+    return {
+      resourceArn: this.target.resourceArn,
+      secretArn: this.target.secretArn,
+      database: this.target.database,
+      sql,
+      parameters: toSqlParameters(params),
+      ...(this.#transactionId ? { transactionId: this.#transactionId } : {}),
+    };
+  }
+}
+
+/** Named values as Data API parameters, with the type hints PostgreSQL needs to read them. */
+export function toSqlParameters(params: SqlParams): SqlParameter[] {
+  const parameters: SqlParameter[] = [];
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined) continue;
+    parameters.push({ name, ...toField(value) });
+  }
+  return parameters;
+}
+
+function toField(value: SqlValue): Omit<SqlParameter, 'name'> {
+  if (value === null) return { value: { isNull: true } };
+  if (typeof value === 'string') return { value: { stringValue: value } };
+  if (typeof value === 'boolean') return { value: { booleanValue: value } };
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? { value: { longValue: value } } : { value: { doubleValue: value } };
+  }
+  if (value instanceof Date) {
+    return {
+      value: { stringValue: value.toISOString().replace('T', ' ').replace('Z', '') },
+      typeHint: 'TIMESTAMP',
+    };
+  }
+  if (value instanceof Uint8Array) return { value: { blobValue: value } };
+  if ('uuid' in value) return { value: { stringValue: value.uuid }, typeHint: 'UUID' };
+  return { value: { stringValue: JSON.stringify(value.json) }, typeHint: 'JSON' };
+}

@@ -1,0 +1,97 @@
+/**
+ * Every error the product throws on purpose, in one file. A thrown error's `name` is stable: the HTTP layer
+ * maps it to a status code, and Step Functions matches it in `ErrorEquals`, so renaming one is a breaking change.
+ */
+export class ProvisionerError extends Error {
+  /** HTTP status when the error reaches the API; 500 hides the message. */
+  readonly statusCode: number = 500;
+  /** A stable machine-readable code for API clients. */
+  readonly code: string = 'internal_error';
+}
+
+export interface ErrorDetail {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Input refused: the body, a parameter or a header. */
+export class ValidationError extends ProvisionerError {
+  override readonly name = 'ValidationError';
+  override readonly statusCode = 400;
+  override readonly code = 'invalid_request';
+  readonly details: readonly ErrorDetail[];
+
+  constructor(message: string, details: readonly ErrorDetail[] = []) {
+    super(message);
+    this.details = details;
+  }
+}
+
+export class UnauthorizedError extends ProvisionerError {
+  override readonly name = 'UnauthorizedError';
+  override readonly statusCode = 401;
+  override readonly code = 'unauthorized';
+}
+
+export class ForbiddenError extends ProvisionerError {
+  override readonly name = 'ForbiddenError';
+  override readonly statusCode = 403;
+  override readonly code = 'forbidden';
+}
+
+export class NotFoundError extends ProvisionerError {
+  override readonly name = 'NotFoundError';
+  override readonly statusCode = 404;
+  override readonly code = 'not_found';
+}
+
+/** The slug belongs to another tenant; carries free alternatives. */
+export class SlugTakenError extends ProvisionerError {
+  override readonly name = 'SlugTakenError';
+  override readonly statusCode = 409;
+  override readonly code = 'slug_taken';
+  readonly suggestions: readonly string[];
+
+  constructor(slug: string, suggestions: readonly string[]) {
+    super(`The slug "${slug}" is taken`);
+    this.suggestions = suggestions;
+  }
+}
+
+/** The tenant is not in a status that allows the operation. */
+export class TenantStateError extends ProvisionerError {
+  override readonly name = 'TenantStateError';
+  override readonly statusCode = 409;
+  override readonly code = 'invalid_state';
+}
+
+/** An `Idempotency-Key` reused with another request. */
+export class IdempotencyKeyReusedError extends ProvisionerError {
+  override readonly name = 'IdempotencyKeyReusedError';
+  override readonly statusCode = 422;
+  override readonly code = 'idempotency_key_reused';
+}
+
+/** A request with the same `Idempotency-Key` is still being answered. */
+export class IdempotencyKeyInProgressError extends ProvisionerError {
+  override readonly name = 'IdempotencyKeyInProgressError';
+  override readonly statusCode = 409;
+  override readonly code = 'idempotency_key_in_progress';
+}
+
+/** A service the API depends on failed; the request was undone and may be retried. The message is shown. */
+export class ServiceUnavailableError extends ProvisionerError {
+  override readonly name = 'ServiceUnavailableError';
+  override readonly statusCode = 503;
+  override readonly code = 'service_unavailable';
+}
+
+/** A tenant database lacks a table or index its template promises (the validate step). */
+export class SchemaValidationError extends ProvisionerError {
+  override readonly name = 'SchemaValidationError';
+}
+
+/** A function's environment is missing or malformed: a deployment fault, raised at cold start. */
+export class ConfigurationError extends ProvisionerError {
+  override readonly name = 'ConfigurationError';
+}

@@ -1,0 +1,91 @@
+/**
+ * The subscription plans: one definition, read by request validation, by the provisioning steps
+ * (connection limit, quotas) and by the alarms (thresholds). Quotas after seed 003, connection
+ * limits after seed 004.
+ */
+export const PLAN_NAMES = ['basic', 'professional', 'enterprise'] as const;
+export type PlanName = (typeof PLAN_NAMES)[number];
+
+export const AUTH_METHODS = ['password', '2fa', 'passkey', 'sso'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
+/** Feature flags a plan may include; a request asking for one its plan lacks is refused. */
+export const FEATURE_FLAGS = ['customBranding', 'apiAccess', 'advancedAnalytics', 'auditExport'] as const;
+export type FeatureFlag = (typeof FEATURE_FLAGS)[number];
+
+/** Quotas a request may lower (never raise) with `limits`. */
+export interface PlanLimits {
+  readonly maxUsers: number;
+  readonly storageQuotaGb: number;
+  /** The tenant database's `CONNECTION LIMIT`. */
+  readonly maxConnections: number;
+  readonly maxApiKeys: number;
+  readonly apiRequestsPerMinute: number;
+}
+export const LIMIT_NAMES = [
+  'maxUsers',
+  'storageQuotaGb',
+  'maxConnections',
+  'maxApiKeys',
+  'apiRequestsPerMinute',
+] as const satisfies readonly (keyof PlanLimits)[];
+
+export interface Plan {
+  readonly name: PlanName;
+  readonly limits: PlanLimits;
+  readonly auth: readonly AuthMethod[];
+  readonly features: readonly FeatureFlag[];
+  readonly alarms: {
+    /** Alarm when used storage passes this share of the quota. */
+    readonly storageRatio: number;
+    /** Alarm when open connections pass this share of the limit. */
+    readonly connectionsRatio: number;
+    /** Alarm when 5xx responses pass this share of requests (seed 004: 5%). */
+    readonly errorRate: number;
+    /** p99 latency alarm in milliseconds; enterprise only. */
+    readonly latencyP99Ms?: number;
+  };
+}
+
+const ALARMS = { storageRatio: 0.8, connectionsRatio: 0.8, errorRate: 0.05 } as const;
+
+export const PLANS: Readonly<Record<PlanName, Plan>> = {
+  basic: {
+    name: 'basic',
+    limits: { maxUsers: 10, storageQuotaGb: 10, maxConnections: 10, maxApiKeys: 2, apiRequestsPerMinute: 60 },
+    auth: ['password', '2fa'],
+    features: [],
+    alarms: ALARMS,
+  },
+  professional: {
+    name: 'professional',
+    limits: {
+      maxUsers: 50,
+      storageQuotaGb: 100,
+      maxConnections: 50,
+      maxApiKeys: 10,
+      apiRequestsPerMinute: 600,
+    },
+    auth: ['password', '2fa', 'passkey'],
+    features: ['apiAccess', 'advancedAnalytics'],
+    alarms: ALARMS,
+  },
+  enterprise: {
+    name: 'enterprise',
+    limits: {
+      maxUsers: 200,
+      storageQuotaGb: 500,
+      maxConnections: 200,
+      maxApiKeys: 50,
+      apiRequestsPerMinute: 6000,
+    },
+    auth: ['password', '2fa', 'passkey', 'sso'],
+    features: ['apiAccess', 'advancedAnalytics', 'customBranding', 'auditExport'],
+    alarms: { ...ALARMS, latencyP99Ms: 1000 },
+  },
+};
+
+/** A tenant's effective limits: the plan's, lowered where the tenant asked. */
+export function effectiveLimits(plan: PlanName, overrides: Partial<PlanLimits> = {}): PlanLimits {
+  return { ...PLANS[plan].limits, ...overrides };
+}

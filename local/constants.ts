@@ -1,0 +1,33 @@
+import { join } from 'node:path';
+import type { PostgresConnection } from './postgres.ts';
+
+/** The sandbox's fixed names: one region, one account, one stage, as a deployed stack has. */
+export const PROJECT_ROOT = join(import.meta.dirname, '..');
+export const REGION = 'us-east-1';
+/** LocalStack's account id, so that ARNs read as local at a glance. */
+export const ACCOUNT_ID = '000000000000';
+export const STAGE = 'local';
+export const STACK_PREFIX = `tenant-provisioner-${STAGE}`;
+export const CLUSTER_ARN = `arn:aws:rds:${REGION}:${ACCOUNT_ID}:cluster:${STACK_PREFIX}`;
+/** The database role the provisioning functions use through the Data API: CREATEDB and CREATEROLE, not superuser. */
+export const PROVISIONER_ROLE = 'provisioner';
+export const PROVISIONER_SECRET_NAME = `${STACK_PREFIX}/${PROVISIONER_ROLE}`;
+export const CONTROL_PLANE_DATABASE = 'control_plane';
+export const STORAGE_BUCKET = `${STACK_PREFIX}-storage`;
+export const EVENT_BUS_NAME = STACK_PREFIX;
+/** No SNS here: alarms name the topic a stack would have, and the sandbox keeps their actions as given. */
+export const ALARM_TOPIC_ARN = `arn:aws:sns:${REGION}:${ACCOUNT_ID}:${STACK_PREFIX}-alarms`;
+export const stateMachineArn = (name: string): string =>
+  `arn:aws:states:${REGION}:${ACCOUNT_ID}:stateMachine:${STACK_PREFIX}-${name}`;
+
+/** What a test or a person needs to reach the sandbox; written to `<dir>/sandbox.json`. */
+export interface SandboxInfo {
+  readonly region: string;
+  readonly accountId: string;
+  readonly awsEndpoint: string;
+  readonly postgres: PostgresConnection;
+  readonly clusterArn: string;
+  readonly provisionerSecretArn: string;
+}
+
+export const sandboxFile = (dir: string): string => join(dir, 'sandbox.json');

@@ -1,0 +1,29 @@
+import { sandboxOptionsFromEnv } from './config.ts';
+import { sandboxFile } from './constants.ts';
+import { startSandbox } from './sandbox.ts';
+
+/** `npm start`: runs the sandbox until SIGINT or SIGTERM, then stops PostgreSQL and every server. */
+const log = (line: string) => console.log(`[sandbox] ${line}`);
+const started = performance.now();
+const options = await sandboxOptionsFromEnv(process.env, log);
+const sandbox = await startSandbox(options);
+log(`AWS endpoint  ${sandbox.info.awsEndpoint}  (AWS_ENDPOINT_URL)`);
+log(`PostgreSQL    postgresql://${sandbox.info.postgres.user}@127.0.0.1:${sandbox.info.postgres.port}`);
+log(`details       ${sandboxFile(options.dir)}`);
+log(`ready in ${Math.round(performance.now() - started)} ms; Ctrl-C stops it`);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping`);
+    sandbox.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  });
+}

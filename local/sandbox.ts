@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FunctionDefinition } from '../functions/registry.ts';
+import { functions } from '../functions/registry.ts';
+import { Chaos } from './aws/chaos.ts';
+import { CallLog, startAwsEndpoint } from './aws/server.ts';
+import { createCloudWatch } from './aws/services/cloudwatch.ts';
+import { createEventBridge } from './aws/services/eventbridge.ts';
+import { createRdsData } from './aws/services/rds-data.ts';
+import { createS3 } from './aws/services/s3.ts';
+import { createSecretsManager } from './aws/services/secrets-manager.ts';
+import { createStepFunctions } from './aws/services/sfn.ts';
+import { Store } from './aws/store.ts';
+import { bootstrap } from './bootstrap.ts';
+import {
+  ACCOUNT_ID,
+  CLUSTER_ARN,
+  PROJECT_ROOT,
+  REGION,
+  type SandboxInfo,
+  STACK_PREFIX,
+  sandboxFile,
+} from './constants.ts';
+import { createLambdaRuntime } from './lambda.ts';
+import { startPostgres } from './postgres.ts';
+
+export interface SandboxOptions {
+  /** Where the sandbox keeps its data (`.local/`); `sandbox.json` is written there. */
+  readonly dir: string;
+  readonly host: string;
+  readonly awsPort: number;
+  readonly postgresPort: number;
+  /** Functions beyond the product's registry, e.g. test fixtures. */
+  readonly extraFunctions?: readonly FunctionDefinition[];
+  readonly log: (line: string) => void;
+}
+
+export interface Sandbox {
+  readonly info: SandboxInfo;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts PostgreSQL, the AWS endpoint, and in them what a deployed stack has (the provisioner role and
+ * its secret, the registry database, the bucket, the bus, the state machines); writes `sandbox.json`.
+ */
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  await mkdir(options.dir, { recursive: true });
+  await rm(sandboxFile(options.dir), { force: true });
+  const postgres = await startPostgres({
+    dataDir: join(options.dir, 'postgres'),
+    port: options.postgresPort,
+  });
+  const stops: (() => Promise<void>)[] = [postgres.stop];
+  const stop = async () => {
+    for (const step of stops.reverse()) await step().catch((error) => options.log(`stop: ${error}`));
+  };
+  try {
+    const store = await Store.open(postgres.connection);
+    stops.push(() => store.close());
+    const deps = { store, region: REGION, accountId: ACCOUNT_ID };
+    const secretsManager = createSecretsManager(deps);
+    const allFunctions = [...functions, ...(options.extraFunctions ?? [])];
+    const lambda = createLambdaRuntime({
+      region: REGION,
+      accountId: ACCOUNT_ID,
+      functionNamePrefix: STACK_PREFIX,
+      functions: allFunctions,
+      projectRoot: PROJECT_ROOT,
+    });
+    const services = [
+      secretsManager,
+      createRdsData({
+        region: REGION,
+        accountId: ACCOUNT_ID,
+        clusterArn: CLUSTER_ARN,
+        postgres: { host: postgres.connection.host, port: postgres.connection.port },
+        resolveSecret: (secretId) => secretsManager.resolveSecret(secretId),
+      }),
+      createCloudWatch(deps),
+      createS3(deps),
+      createStepFunctions({ ...deps, lambda }),
+      createEventBridge(deps),
+    ];
+    stops.push(async () => {
+      for (const service of services) await service.close?.();
+    });
+    const endpoint = await startAwsEndpoint({
+      host: options.host,
+      port: options.awsPort,
+      services,
+      chaos: new Chaos(),
+      calls: new CallLog(),
+    });
+    stops.push(endpoint.close);
+    // The functions run in this process and reach AWS as they would on Lambda: through the SDK's
+    // standard environment, here pointed at the local endpoint.
+    Object.assign(process.env, {
+      AWS_REGION: REGION,
+      AWS_ENDPOINT_URL: endpoint.url,
+      AWS_ACCESS_KEY_ID: 'sandbox',
+      AWS_SECRET_ACCESS_KEY: 'sandbox',
+    });
+    const { provisionerSecretArn, environment } = await bootstrap({
+      superuser: postgres.connection,
+      functions: allFunctions,
+      newPassword: () => randomBytes(24).toString('base64url'),
+    });
+    Object.assign(process.env, environment);
+    const info: SandboxInfo = {
+      region: REGION,
+      accountId: ACCOUNT_ID,
+      awsEndpoint: endpoint.url,
+      postgres: postgres.connection,
+      clusterArn: CLUSTER_ARN,
+      provisionerSecretArn,
+    };
+    // Written whole then renamed, so that a reader never sees half a file.
+    await writeFile(`${sandboxFile(options.dir)}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
+    await rename(`${sandboxFile(options.dir)}.tmp`, sandboxFile(options.dir));
+    return { info, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

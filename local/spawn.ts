@@ -1,0 +1,85 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PROJECT_ROOT, type SandboxInfo, sandboxFile } from './constants.ts';
+
+/** A sandbox run as `npm start` runs it, in a child process, as the test harness and the benchmarks start it. */
+export interface SandboxProcess {
+  readonly dir: string;
+  readonly child: ChildProcess;
+  readonly info: SandboxInfo;
+  output(): string;
+  /** Sends the signal and waits for the process to exit; returns its exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SpawnSandboxOptions {
+  /** A data directory to reuse (a restart); a fresh temporary one by default. */
+  readonly dir?: string;
+  readonly postgresPort?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** A fresh, empty directory the sandbox's PostgreSQL (which runs as its own system user) can reach. */
+export async function sandboxDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tenant-provisioner-'));
+  await chmod(dir, 0o755);
+  return dir;
+}
+
+export async function spawnSandbox(options: SpawnSandboxOptions = {}): Promise<SandboxProcess> {
+  const dir = options.dir ?? (await sandboxDir());
+  // A restart in the same directory must not read the previous run's file.
+  await rm(sandboxFile(dir), { force: true });
+  const child = spawn(process.execPath, ['local/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      SANDBOX_DIR: dir,
+      SANDBOX_AWS_PORT: '0',
+      SANDBOX_POSTGRES_PORT: String(options.postgresPort ?? (await freePort())),
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  try {
+    const info = await waitForInfo(child, dir, () => output);
+    return { dir, child, info, output: () => output, stop };
+  } catch (error) {
+    await stop('SIGKILL');
+    throw error;
+  }
+}
+
+async function waitForInfo(child: ChildProcess, dir: string, output: () => string): Promise<SandboxInfo> {
+  for (let waited = 0; waited < 60_000; waited += 20) {
+    if (child.exitCode !== null) throw new Error(`The sandbox exited (${child.exitCode}):\n${output()}`);
+    if (existsSync(sandboxFile(dir))) return JSON.parse(await readFile(sandboxFile(dir), 'utf8'));
+    await sleep(20);
+  }
+  throw new Error(`The sandbox did not start in 60 s:\n${output()}`);
+}
+
+/** A port free right now, for PostgreSQL, which cannot be told to pick one itself. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no free port');
+  return address.port;
+}
+
+export const removeDir = (dir: string) => rm(dir, { recursive: true, force: true });

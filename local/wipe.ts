@@ -1,0 +1,14 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sandboxOptionsFromEnv } from './config.ts';
+import { runningPostgresPid } from './postgres.ts';
+
+/** `npm run sandbox:wipe`: deletes the sandbox's data (PostgreSQL and every service's state). */
+const { dir } = await sandboxOptionsFromEnv(process.env, console.log);
+const pid = await runningPostgresPid(join(dir, 'postgres'));
+if (pid !== undefined) {
+  console.error(`[sandbox] PostgreSQL (pid ${pid}) still runs on ${dir}: stop the sandbox first`);
+  process.exit(1);
+}
+await rm(dir, { recursive: true, force: true });
+console.log(`[sandbox] wiped ${dir}`);

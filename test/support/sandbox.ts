@@ -1,0 +1,50 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, inject } from 'vitest';
+import type { z } from 'zod';
+import type { faultRuleSchema } from '../../local/aws/chaos.ts';
+
+/** The test sandbox's `sandbox.json`. */
+export const sandbox = inject('sandbox');
+
+/** For any SDK v3 client: `new S3Client(clientConfig)`. */
+export const clientConfig = {
+  endpoint: sandbox.awsEndpoint,
+  region: sandbox.region,
+  credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' },
+};
+
+export type FaultRuleInput = z.input<typeof faultRuleSchema>;
+
+async function faults(method: 'PATCH' | 'DELETE', rules: readonly FaultRuleInput[]): Promise<void> {
+  const response = await fetch(`${sandbox.awsEndpoint}/_sandbox/chaos/faults`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(rules),
+  });
+  if (!response.ok) throw new Error(`chaos ${method}: ${response.status} ${await response.text()}`);
+}
+
+/** Adds chaos rules beside those of other test files; scope each with a `match` unique to the test. */
+export const addFaults = (rules: readonly FaultRuleInput[]) => faults('PATCH', rules);
+/** Removes the rules given (as they were added). */
+export const removeFaults = (rules: readonly FaultRuleInput[]) => faults('DELETE', rules);
+
+const pools = new Map<string, pg.Pool>();
+afterAll(async () => {
+  await Promise.all([...pools.values()].map((pool) => pool.end()));
+  pools.clear();
+});
+
+/** A superuser pool on a database of the sandbox's PostgreSQL, for inspection; closed after the file. */
+export function superuserPool(database = 'postgres'): pg.Pool {
+  let pool = pools.get(database);
+  if (!pool) {
+    pool = new pg.Pool({ ...sandbox.postgres, database, max: 4 });
+    pools.set(database, pool);
+  }
+  return pool;
+}
+
+/** A name no other test uses: `<prefix>-<8 hex>`. */
+export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`;
