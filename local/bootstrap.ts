@@ -6,7 +6,7 @@ import {
   ResourceAlreadyExistsException,
 } from '@aws-sdk/client-eventbridge';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   CreateSecretCommand,
   GetSecretValueCommand,
@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { arnSubstitutionKey, type EnvName, type FunctionDefinition } from '../functions/registry.ts';
 import { setupControlPlane } from '../functions/setup/control-plane.ts';
 import { DataApi } from '../functions/shared/data-api.ts';
+import { retentionLifecycleRules } from '../functions/shared/storage.ts';
 import {
   ACCOUNT_ID,
   ALARM_TOPIC_ARN,
@@ -46,8 +47,8 @@ const STATE_MACHINES_DIR = join(PROJECT_ROOT, 'statemachines');
 
 /**
  * Makes in the sandbox what the CDK stack makes on deploy, idempotently, through the same AWS APIs:
- * the provisioner role and its secret, the registry database with its migrations, the storage bucket,
- * the event bus, and every state machine with its substitutions. Returns the functions' environment.
+ * the provisioner role and its secret, the registry database with its migrations, the storage bucket with
+ * its retention rules, the event bus, and every state machine with its substitutions. Returns the functions' environment.
  */
 export async function bootstrap(options: BootstrapOptions): Promise<{
   provisionerSecretArn: string;
@@ -82,6 +83,12 @@ export async function bootstrap(options: BootstrapOptions): Promise<{
     await s3
       .send(new CreateBucketCommand({ Bucket: STORAGE_BUCKET }))
       .catch(ignore('BucketAlreadyOwnedByYou'));
+    await s3.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket: STORAGE_BUCKET,
+        LifecycleConfiguration: { Rules: retentionLifecycleRules() },
+      }),
+    );
     await events.send(new CreateEventBusCommand({ Name: EVENT_BUS_NAME })).catch((error: unknown) => {
       if (!(error instanceof ResourceAlreadyExistsException)) throw error;
     });

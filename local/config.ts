@@ -6,7 +6,8 @@ import type { SandboxOptions } from './sandbox.ts';
 
 /**
  * The sandbox's settings, from the environment with LocalStack-like defaults:
- * SANDBOX_DIR (`.local`), SANDBOX_HOST (127.0.0.1), SANDBOX_AWS_PORT (4566), SANDBOX_POSTGRES_PORT (5433),
+ * SANDBOX_DIR (`.local`), SANDBOX_HOST (127.0.0.1), SANDBOX_AWS_PORT (4566), SANDBOX_API_PORT (3000),
+ * SANDBOX_POSTGRES_PORT (5433),
  * SANDBOX_EXTRA_FUNCTIONS (a module exporting `testFunctions`, for test fixtures).
  */
 export async function sandboxOptionsFromEnv(
@@ -19,6 +20,7 @@ export async function sandboxOptionsFromEnv(
     dir: path(env.SANDBOX_DIR ?? '.local'),
     host: env.SANDBOX_HOST ?? '127.0.0.1',
     awsPort: port(env, 'SANDBOX_AWS_PORT', 4566),
+    apiPort: port(env, 'SANDBOX_API_PORT', 3000),
     postgresPort: port(env, 'SANDBOX_POSTGRES_PORT', 5433),
     extraFunctions: extra ? await loadFunctions(pathToFileURL(path(extra)).href) : [],
     log,

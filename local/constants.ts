@@ -28,6 +28,10 @@ export interface SandboxInfo {
   readonly postgres: PostgresConnection;
   readonly clusterArn: string;
   readonly provisionerSecretArn: string;
+  /** The local API Gateway. */
+  readonly apiUrl: string;
+  /** A development token with every scope (`npm run token` mints others). */
+  readonly token: string;
 }
 
 export const sandboxFile = (dir: string): string => join(dir, 'sandbox.json');

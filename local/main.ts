@@ -7,6 +7,7 @@ const log = (line: string) => console.log(`[sandbox] ${line}`);
 const started = performance.now();
 const options = await sandboxOptionsFromEnv(process.env, log);
 const sandbox = await startSandbox(options);
+log(`API           ${sandbox.info.apiUrl}  (token in sandbox.json; npm run token mints others)`);
 log(`AWS endpoint  ${sandbox.info.awsEndpoint}  (AWS_ENDPOINT_URL)`);
 log(`PostgreSQL    postgresql://${sandbox.info.postgres.user}@127.0.0.1:${sandbox.info.postgres.port}`);
 log(`details       ${sandboxFile(options.dir)}`);

@@ -3,6 +3,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FunctionDefinition } from '../functions/registry.ts';
 import { functions } from '../functions/registry.ts';
+import { startApiServer } from './api/server.ts';
 import { Chaos } from './aws/chaos.ts';
 import { CallLog, startAwsEndpoint } from './aws/server.ts';
 import { createCloudWatch } from './aws/services/cloudwatch.ts';
@@ -30,6 +31,8 @@ export interface SandboxOptions {
   readonly dir: string;
   readonly host: string;
   readonly awsPort: number;
+  /** The local API Gateway's port. */
+  readonly apiPort: number;
   readonly postgresPort: number;
   /** Functions beyond the product's registry, e.g. test fixtures. */
   readonly extraFunctions?: readonly FunctionDefinition[];
@@ -108,6 +111,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       newPassword: () => randomBytes(24).toString('base64url'),
     });
     Object.assign(process.env, environment);
+    const api = await startApiServer({
+      host: options.host,
+      port: options.apiPort,
+      dir: options.dir,
+      log: options.log,
+    });
+    stops.push(api.close);
     const info: SandboxInfo = {
       region: REGION,
       accountId: ACCOUNT_ID,
@@ -115,6 +125,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       postgres: postgres.connection,
       clusterArn: CLUSTER_ARN,
       provisionerSecretArn,
+      apiUrl: api.url,
+      token: api.devToken,
     };
     // Written whole then renamed, so that a reader never sees half a file.
     await writeFile(`${sandboxFile(options.dir)}.tmp`, `${JSON.stringify(info, null, 2)}\n`);

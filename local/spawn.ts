@@ -41,6 +41,7 @@ export async function spawnSandbox(options: SpawnSandboxOptions = {}): Promise<S
       ...process.env,
       SANDBOX_DIR: dir,
       SANDBOX_AWS_PORT: '0',
+      SANDBOX_API_PORT: '0',
       SANDBOX_POSTGRES_PORT: String(options.postgresPort ?? (await freePort())),
       ...options.env,
     },

@@ -1,0 +1,116 @@
+import { randomInt } from 'node:crypto';
+import { type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { SLUG_MAX_LENGTH, slugProblem, truncateSlug } from '../../schema/api/slug.ts';
+import type { CreateTenantRequest, CreateTenantResponse } from '../../schema/api/tenants.ts';
+import { ServiceUnavailableError, SlugTakenError } from '../shared/errors.ts';
+import { newTenantId } from '../shared/names.ts';
+import { effectiveLimits, type PlanName } from '../shared/plans.ts';
+import type { TenantConfig, TenantRegistry } from '../shared/tenants.ts';
+
+export interface CreateTenantDeps {
+  readonly registry: TenantRegistry;
+  readonly sfn: SFNClient;
+  /** The provision-tenant state machine. */
+  readonly stateMachineArn: string;
+  /** Called when a started-but-undone request needs a trace; never with secrets. */
+  readonly log?: (message: string, details: Record<string, unknown>) => void;
+}
+
+/** The audit log's and the registry's `created_by` for a caller. */
+export const actorOf = (caller: string): string => `api:${caller}`;
+
+/**
+ * Creates a tenant: reserves its slug (a {@link SlugTakenError} with free suggestions when another tenant has
+ * it), records `TENANT_CREATED`, and starts the provisioning execution named by the tenant id with input
+ * `{ tenantId }`. When the execution cannot be started the reservation is undone, so that nothing is left,
+ * and a {@link ServiceUnavailableError} tells the caller to retry.
+ */
+export async function createTenant(
+  deps: CreateTenantDeps,
+  request: CreateTenantRequest,
+  caller: string,
+): Promise<CreateTenantResponse> {
+  const actor = actorOf(caller);
+  const tenantId = newTenantId();
+  const config: TenantConfig = {
+    adminUser: request.adminUser,
+    features: request.features,
+    securityPolicy: request.securityPolicy,
+    compliance: request.compliance,
+    settings: request.settings,
+  };
+  const reserved = await deps.registry.reserve(
+    {
+      id: tenantId,
+      slug: request.slug,
+      name: request.name,
+      plan: request.plan,
+      limits: effectiveLimits(request.plan, request.limits),
+      config,
+    },
+    actor,
+  );
+  if (!reserved) {
+    throw new SlugTakenError(request.slug, await suggestSlugs(deps.registry, request.slug, request.plan));
+  }
+  let executionArn: string | undefined;
+  try {
+    const started = await deps.sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: deps.stateMachineArn,
+        name: tenantId,
+        input: JSON.stringify({ tenantId }),
+      }),
+    );
+    executionArn = started.executionArn;
+    if (!executionArn) throw new Error('StartExecution returned no executionArn');
+  } catch (error) {
+    deps.log?.('Provisioning did not start; the reservation is undone', {
+      tenantId,
+      error: error instanceof Error ? error.name : String(error),
+    });
+    await deps.registry.discardReservation(tenantId);
+    throw new ServiceUnavailableError('Provisioning could not be started; nothing was created, retry later', {
+      cause: error,
+    });
+  }
+  await deps.registry.setExecutionArn(tenantId, executionArn, actor);
+  return {
+    tenantId,
+    slug: request.slug,
+    status: 'provisioning',
+    executionArn,
+    links: { self: `/tenants/${tenantId}` },
+  };
+}
+
+export const SUGGESTION_COUNT = 3;
+
+const RANDOM_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const randomSuffix = (length: number): string =>
+  Array.from({ length }, () => RANDOM_ALPHABET[randomInt(RANDOM_ALPHABET.length)]).join('');
+
+/** `<slug>-<suffix>`, the slug shortened so that the whole stays within the maximum length. */
+function withSuffix(slug: string, suffix: string): string {
+  return `${truncateSlug(slug, SLUG_MAX_LENGTH - suffix.length - 1)}-${suffix}`;
+}
+
+/**
+ * Candidate slugs for a taken one, in the order they are offered (seed 003's `suggest_subdomains`): a number,
+ * the plan, then random suffixes, which are all but certainly free. Only valid, unreserved slugs.
+ */
+export function slugCandidates(slug: string, plan: PlanName): string[] {
+  const suffixes = ['2', plan, randomSuffix(4), '3', '4', randomSuffix(4), randomSuffix(4), randomSuffix(6)];
+  const candidates = suffixes.map((suffix) => withSuffix(slug, suffix)).filter((c) => !slugProblem(c));
+  return [...new Set(candidates)].filter((candidate) => candidate !== slug);
+}
+
+/** Up to three free slugs like the taken one, checked free in one query. */
+export async function suggestSlugs(
+  registry: TenantRegistry,
+  slug: string,
+  plan: PlanName,
+): Promise<string[]> {
+  const free = await registry.freeSlugs(slugCandidates(slug, plan));
+  return free.slice(0, SUGGESTION_COUNT);
+}

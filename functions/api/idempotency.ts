@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  IdempotencyKeyInProgressError,
+  IdempotencyKeyReusedError,
+  ProvisionerError,
+  ValidationError,
+} from '../shared/errors.ts';
+import type { TenantRegistry } from '../shared/tenants.ts';
+import { errorResult, type HttpEvent, type HttpResult, jsonResult } from './http.ts';
+
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** 1 to 255 printable ASCII characters, not starting or ending with a space. */
+const KEY_PATTERN = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;
+
+/** The request's `Idempotency-Key`, undefined without one; a {@link ValidationError} when malformed. */
+export function idempotencyKeyOf(event: HttpEvent): string | undefined {
+  const key = event.headers[IDEMPOTENCY_HEADER];
+  if (key === undefined) return undefined;
+  if (!KEY_PATTERN.test(key)) {
+    throw new ValidationError('Invalid Idempotency-Key', [
+      {
+        path: 'headers.Idempotency-Key',
+        message: '1 to 255 printable ASCII characters, no space at either end',
+      },
+    ]);
+  }
+  return key;
+}
+
+/** JSON with object keys sorted at every depth: two bodies that mean the same have the same text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** The hash a key's request is recognised by: the route and the canonical body. */
+export function requestHash(routeKey: string, body: unknown): string {
+  return createHash('sha256').update(routeKey).update('\n').update(canonicalJson(body)).digest('hex');
+}
+
+export interface IdempotencyOptions {
+  /** How long to wait for a first request with the same key that is still being answered. */
+  readonly waitMs?: number;
+  readonly pollMs?: number;
+}
+
+export const REPLAYED_HEADER = 'idempotent-replayed';
+
+/**
+ * Runs `answer` at most once per caller and key: the first answer (a success or a client error) is stored
+ * and every later request with the same key and body gets it again; the same key with another body is a
+ * 422. A request arriving while the first is still being answered waits a little for its answer, then gets
+ * a 409 `idempotency_key_in_progress`. When `answer` fails with a server error the key is released, so that a
+ * retry runs it afresh (the request undid its own work).
+ */
+export async function idempotent(
+  registry: TenantRegistry,
+  claim: { caller: string; key: string; hash: string },
+  answer: () => Promise<HttpResult>,
+  options: IdempotencyOptions = {},
+): Promise<HttpResult> {
+  const { waitMs = 2_000, pollMs = 100 } = options;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const found = await registry.claimIdempotencyKey(claim.caller, claim.key, claim.hash);
+    if (found.kind === 'mismatch') {
+      throw new IdempotencyKeyReusedError('This Idempotency-Key was used with another request');
+    }
+    if (found.kind === 'answered') {
+      return jsonResult(found.statusCode, found.body, { [REPLAYED_HEADER]: 'true' });
+    }
+    if (found.kind === 'claimed') break;
+    if (Date.now() >= deadline) {
+      throw new IdempotencyKeyInProgressError('A request with this Idempotency-Key is still being answered');
+    }
+    await sleep(pollMs);
+  }
+  let result: HttpResult;
+  try {
+    result = await answer();
+  } catch (error) {
+    if (error instanceof ProvisionerError && error.statusCode < 500) {
+      result = errorResult(error);
+    } else {
+      await registry.releaseIdempotencyKey(claim.caller, claim.key);
+      throw error;
+    }
+  }
+  await registry.saveIdempotentAnswer(claim.caller, claim.key, result.statusCode, JSON.parse(result.body));
+  return result;
+}

@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { cloudWatchClient } from '../shared/clients.ts';
+import { type AlarmDeps, configureTenantAlarms, removeTenantAlarms } from './alarms.ts';
+import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+
+/** ConfigureAlarms and RemoveAlarms: the tenant's CloudWatch alarms. */
+const { env, registry } = stepSetup({ ALARM_TOPIC_ARN: z.string().startsWith('arn:') });
+const deps: AlarmDeps = { cloudWatch: cloudWatchClient(), topicArn: env.ALARM_TOPIC_ARN, stage: env.STAGE };
+
+export const configureAlarms = provisioningStep(
+  'ConfigureAlarms',
+  registry,
+  async (tenant) => {
+    const alarms = await configureTenantAlarms(deps, tenant.id, tenant.plan, tenant.limits);
+    await registry.mergeResources(tenant.id, { alarms }, ACTOR);
+    return { alarms };
+  },
+  { statuses: PROVISIONING },
+);
+
+export const removeAlarms = provisioningStep('RemoveAlarms', registry, async (tenant) => {
+  const removed = await removeTenantAlarms(deps.cloudWatch, tenant.id);
+  await registry.removeResources(tenant.id, ['alarms'], ACTOR);
+  return { alarms: removed.length };
+});

@@ -1,0 +1,169 @@
+import {
+  type CloudWatchClient,
+  DeleteAlarmsCommand,
+  DescribeAlarmsCommand,
+  PutMetricAlarmCommand,
+  type PutMetricAlarmCommandInput,
+} from '@aws-sdk/client-cloudwatch';
+import { alarmName, alarmPrefix } from '../shared/names.ts';
+import { PLANS, type PlanLimits, type PlanName } from '../shared/plans.ts';
+
+/** Where the product's per-tenant metrics are published (by the SaaS's API and a usage collector). */
+export const TENANT_METRICS_NAMESPACE = 'TenantProvisioner/Tenants';
+
+const GIB = 1024 ** 3;
+
+/** A tenant alarm as the plan defines it; actions and tags are added when it is put. */
+export type AlarmDefinition = Omit<
+  PutMetricAlarmCommandInput,
+  'AlarmActions' | 'OKActions' | 'InsufficientDataActions' | 'Tags'
+> & { readonly AlarmName: string };
+
+/**
+ * The tenant's alarms and their thresholds, from its plan and its effective limits (seed 004): storage at 80% of
+ * the quota, connections at 80% of the database's limit, 5xx above 5% of requests, and, where the plan has a
+ * latency objective (enterprise), p99 latency above it. The one definition used by provisioning and, later,
+ * by plan changes.
+ */
+export function tenantAlarms(tenantId: string, plan: PlanName, limits: PlanLimits): AlarmDefinition[] {
+  const thresholds = PLANS[plan].alarms;
+  const dimensions = [{ Name: 'TenantId', Value: tenantId }];
+  const metric = (MetricName: string) => ({
+    Namespace: TENANT_METRICS_NAMESPACE,
+    MetricName,
+    Dimensions: dimensions,
+  });
+  const alarms: AlarmDefinition[] = [
+    {
+      AlarmName: alarmName(tenantId, 'storage'),
+      AlarmDescription: `Tenant ${tenantId}: storage above ${thresholds.storageRatio * 100}% of its ${limits.storageQuotaGb} GB quota`,
+      ...metric('StorageBytes'),
+      Statistic: 'Maximum',
+      Period: 3600,
+      EvaluationPeriods: 1,
+      Threshold: Math.round(thresholds.storageRatio * limits.storageQuotaGb * GIB),
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      Unit: 'Bytes',
+    },
+    {
+      AlarmName: alarmName(tenantId, 'connections'),
+      AlarmDescription: `Tenant ${tenantId}: database connections above ${thresholds.connectionsRatio * 100}% of its limit of ${limits.maxConnections}`,
+      ...metric('DatabaseConnections'),
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 2,
+      Threshold: Math.ceil(thresholds.connectionsRatio * limits.maxConnections),
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      Unit: 'Count',
+    },
+    {
+      AlarmName: alarmName(tenantId, 'error-rate'),
+      AlarmDescription: `Tenant ${tenantId}: 5xx responses above ${thresholds.errorRate * 100}% of requests for 5 minutes`,
+      // Metric math: the rate, not a count, so that a busy tenant is not held to a quiet one's numbers.
+      Metrics: [
+        {
+          Id: 'errors',
+          MetricStat: { Metric: metric('5xxErrors'), Period: 300, Stat: 'Sum' },
+          ReturnData: false,
+        },
+        {
+          Id: 'requests',
+          MetricStat: { Metric: metric('Requests'), Period: 300, Stat: 'Sum' },
+          ReturnData: false,
+        },
+        {
+          Id: 'errorRate',
+          Expression: 'IF(requests > 0, errors / requests, 0)',
+          Label: 'Error rate',
+          ReturnData: true,
+        },
+      ],
+      EvaluationPeriods: 1,
+      Threshold: thresholds.errorRate,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    },
+  ];
+  if (thresholds.latencyP99Ms !== undefined) {
+    alarms.push({
+      AlarmName: alarmName(tenantId, 'latency'),
+      AlarmDescription: `Tenant ${tenantId}: p99 latency above ${thresholds.latencyP99Ms} ms for 5 minutes`,
+      ...metric('Latency'),
+      ExtendedStatistic: 'p99',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: thresholds.latencyP99Ms,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      Unit: 'Milliseconds',
+    });
+  }
+  return alarms;
+}
+
+export interface AlarmDeps {
+  readonly cloudWatch: CloudWatchClient;
+  readonly topicArn: string;
+  readonly stage: string;
+}
+
+/** Puts the tenant's alarms, notifying the stage's topic, tagged; PutMetricAlarm replaces, so it is idempotent. */
+export async function configureTenantAlarms(
+  deps: AlarmDeps,
+  tenantId: string,
+  plan: PlanName,
+  limits: PlanLimits,
+): Promise<string[]> {
+  const alarms = tenantAlarms(tenantId, plan, limits);
+  for (const alarm of alarms) {
+    await deps.cloudWatch.send(
+      new PutMetricAlarmCommand({
+        ...alarm,
+        AlarmActions: [deps.topicArn],
+        OKActions: [deps.topicArn],
+        Tags: [
+          { Key: 'TenantId', Value: tenantId },
+          { Key: 'Stage', Value: deps.stage },
+        ],
+      }),
+    );
+  }
+  return alarms.map((alarm) => alarm.AlarmName);
+}
+
+/** The names of the tenant's alarms that exist, whatever made them. */
+export async function existingTenantAlarms(
+  cloudWatch: CloudWatchClient,
+  tenantId: string,
+): Promise<string[]> {
+  const names: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await cloudWatch.send(
+      new DescribeAlarmsCommand({
+        AlarmNamePrefix: alarmPrefix(tenantId),
+        AlarmTypes: ['MetricAlarm', 'CompositeAlarm'],
+        NextToken: token,
+      }),
+    );
+    for (const alarm of [...(page.MetricAlarms ?? []), ...(page.CompositeAlarms ?? [])]) {
+      if (alarm.AlarmName) names.push(alarm.AlarmName);
+    }
+    token = page.NextToken;
+  } while (token);
+  return names;
+}
+
+/** DeleteAlarms takes at most 100 names a call. */
+const DELETE_BATCH = 100;
+
+/** Deletes every alarm under the tenant's prefix (found by name, not from a record); none is fine. */
+export async function removeTenantAlarms(cloudWatch: CloudWatchClient, tenantId: string): Promise<string[]> {
+  const names = await existingTenantAlarms(cloudWatch, tenantId);
+  for (let i = 0; i < names.length; i += DELETE_BATCH) {
+    await cloudWatch.send(new DeleteAlarmsCommand({ AlarmNames: names.slice(i, i + DELETE_BATCH) }));
+  }
+  return names;
+}

@@ -1,0 +1,32 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+
+/** 32 random bytes as base64url: 43 URL-safe characters, 256 bits. */
+export function generatePassword(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** A one-time token (invitations): 32 random bytes, base64url. */
+export const generateToken = generatePassword;
+
+/** SHA-256, hex: what the database keeps of a token. */
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex');
+}
+
+const SCRAM_ITERATIONS = 4096;
+// Printable ASCII without spaces: SASLprep leaves it as it is, so no normalisation library is needed.
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+
+/**
+ * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802/7677, PostgreSQL's `SCRAM-SHA-256$…`
+ * format). CREATE/ALTER ROLE … PASSWORD takes it as given, so the password itself never travels in SQL text,
+ * where a statement log or a Data API trace could keep it.
+ */
+export function scramVerifier(password: string, salt: Buffer = randomBytes(16)): string {
+  if (!PRINTABLE_ASCII.test(password)) throw new Error('scramVerifier takes printable ASCII passwords only');
+  const salted = pbkdf2Sync(password, salt, SCRAM_ITERATIONS, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${SCRAM_ITERATIONS}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}

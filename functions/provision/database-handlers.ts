@@ -1,0 +1,40 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { loadMigrations } from '../shared/migrations.ts';
+import { createTenantDatabase, dropTenantDatabase, migrateTenantDatabase } from './database.ts';
+import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+
+/** CreateDatabase, ApplyMigrations and DropDatabase: the tenant database, as the provisioner. */
+const { env, cluster, registry } = stepSetup({ SCHEMA_DIR: z.string().min(1) });
+
+// Read once per container; awaited by the step, so a broken template fails the step, named.
+const migrations = loadMigrations(join(env.SCHEMA_DIR, 'tenant'));
+migrations.catch(() => {});
+
+export const createDatabase = provisioningStep(
+  'CreateDatabase',
+  registry,
+  async (tenant) => {
+    const database = await createTenantDatabase(cluster, tenant.id, tenant.limits.maxConnections);
+    await registry.mergeResources(tenant.id, { database: database.name }, ACTOR);
+    return database;
+  },
+  { statuses: PROVISIONING },
+);
+
+export const applyMigrations = provisioningStep(
+  'ApplyMigrations',
+  registry,
+  async (tenant) => {
+    const { version, applied } = await migrateTenantDatabase(cluster, tenant.id, await migrations);
+    await registry.setStatus(tenant.id, tenant.status, ACTOR, { schemaVersion: version });
+    return { version, applied };
+  },
+  { statuses: PROVISIONING },
+);
+
+export const dropDatabase = provisioningStep('DropDatabase', registry, async (tenant) => {
+  const result = await dropTenantDatabase(cluster, tenant.id);
+  await registry.removeResources(tenant.id, ['database'], ACTOR);
+  return result;
+});

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
+import { TENANT_ID_PATTERN } from '../shared/names.ts';
+import {
+  activateTenant,
+  CaughtFailure,
+  markTenantFailed,
+  markTenantRollbackFailed,
+  stepFailure,
+} from './outcome.ts';
+import { ACTOR, bookkeepingTask, provisioningStep, stepSetup } from './step.ts';
+
+/** Activate, MarkFailed and MarkRollbackFailed: the end of a run, in the registry and on the event bus. */
+const { env, cluster, registry } = stepSetup({
+  EVENT_BUS_NAME: z.string().min(1),
+  STORAGE_BUCKET: z.string().min(3),
+});
+const deps = {
+  cluster,
+  registry,
+  actor: ACTOR,
+  events: eventBridgeClient(),
+  busName: env.EVENT_BUS_NAME,
+  secrets: secretsManagerClient(),
+  s3: s3Client(),
+  bucket: env.STORAGE_BUCKET,
+  cloudWatch: cloudWatchClient(),
+  stage: env.STAGE,
+};
+
+// A retry of Activate may find the tenant active already (its event failed to go out): it finishes the job.
+export const activate = provisioningStep('Activate', registry, (tenant) => activateTenant(deps, tenant), {
+  statuses: ['provisioning', 'active'],
+});
+
+const tenantId = z.string().regex(TENANT_ID_PATTERN);
+
+const MarkFailedInput = z.object({ tenantId, failure: CaughtFailure });
+
+export const markFailed = bookkeepingTask('MarkFailed', MarkFailedInput, (input) =>
+  markTenantFailed(deps, input.tenantId, stepFailure(input.failure)),
+);
+
+const MarkRollbackFailedInput = z.object({
+  tenantId,
+  failure: CaughtFailure.optional(),
+  rollbackFailure: CaughtFailure,
+});
+
+export const markRollbackFailed = bookkeepingTask('MarkRollbackFailed', MarkRollbackFailedInput, (input) =>
+  markTenantRollbackFailed(
+    deps,
+    input.tenantId,
+    input.failure ? stepFailure(input.failure) : undefined,
+    stepFailure(input.rollbackFailure),
+  ),
+);

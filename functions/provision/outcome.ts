@@ -1,0 +1,233 @@
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
+import type { DataApi } from '../shared/data-api.ts';
+import { databaseName, secretPrefix, storagePrefix } from '../shared/names.ts';
+import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
+import { existingTenantAlarms } from './alarms.ts';
+import { databaseExists } from './database.ts';
+import { existingTenantRoles, openTenantDatabase } from './roles.ts';
+import { listSecretsUnder } from './secrets.ts';
+import { describeError } from './step.ts';
+import { tenantObjectPages } from './storage.ts';
+
+/** The `source` of every event the product announces. */
+export const EVENT_SOURCE = 'tenant-provisioner';
+
+export const DETAIL_TYPES = {
+  provisioned: 'Tenant Provisioned',
+  failed: 'Tenant Provisioning Failed',
+  rollbackFailed: 'Tenant Rollback Failed',
+} as const;
+
+export interface Announcer {
+  readonly events: EventBridgeClient;
+  readonly busName: string;
+}
+
+/** Puts one event on the product's bus; an entry EventBridge refuses fails the call, named by its error code. */
+export async function announce(
+  deps: Announcer,
+  detailType: string,
+  detail: Record<string, unknown>,
+  resources: readonly string[] = [],
+): Promise<void> {
+  const output = await deps.events.send(
+    new PutEventsCommand({
+      Entries: [
+        {
+          EventBusName: deps.busName,
+          Source: EVENT_SOURCE,
+          DetailType: detailType,
+          Detail: JSON.stringify(detail),
+          Resources: [...resources],
+        },
+      ],
+    }),
+  );
+  const failed = output.Entries?.find((entry) => entry.ErrorCode);
+  if ((output.FailedEntryCount ?? 0) > 0 || failed) {
+    const error = new Error(
+      `EventBridge refused the "${detailType}" event: ${failed?.ErrorMessage ?? 'no reason given'}`,
+    );
+    error.name = failed?.ErrorCode ?? 'PutEventsFailed';
+    throw error;
+  }
+}
+
+export interface ActivateDeps extends Announcer {
+  /** The provisioner on any database of the cluster. */
+  readonly cluster: DataApi;
+  readonly registry: TenantRegistry;
+  readonly actor: string;
+}
+
+/**
+ * The last step: opens the tenant database to its roles, marks the tenant `active` with its audit entry
+ * (once: a rerun does not repeat it), and announces `Tenant Provisioned` with names and ARNs,
+ * never a secret value. The registry first, the event last: an event is only sent for a tenant that is active.
+ */
+export async function activateTenant(deps: ActivateDeps, tenant: Tenant): Promise<{ status: 'active' }> {
+  await openTenantDatabase(deps.cluster, tenant.id);
+  const { resources } = tenant;
+  await deps.registry.setStatus(tenant.id, 'active', deps.actor, { failure: null, leftovers: null });
+  if (!(await audited(deps.registry, tenant.id, 'TENANT_PROVISIONED'))) {
+    await deps.registry.audit(tenant.id, 'TENANT_PROVISIONED', deps.actor, {
+      plan: tenant.plan,
+      database: resources.database,
+      schemaVersion: tenant.schemaVersion,
+    });
+  }
+  const secretArns = [...Object.values(resources.secrets ?? {}), resources.invitationSecretArn].flatMap(
+    (arn) => (arn ? [arn] : []),
+  );
+  await announce(
+    deps,
+    DETAIL_TYPES.provisioned,
+    {
+      tenantId: tenant.id,
+      slug: tenant.slug,
+      plan: tenant.plan,
+      database: resources.database,
+      secrets: resources.secrets ?? {},
+      invitationSecretArn: resources.invitationSecretArn,
+      storage: resources.storage,
+      alarms: resources.alarms ?? [],
+      schemaVersion: tenant.schemaVersion,
+    },
+    secretArns,
+  );
+  return { status: 'active' };
+}
+
+/** Whether the tenant's audit log has the action already: a tenant is provisioned once, audited once. */
+async function audited(registry: TenantRegistry, tenantId: string, action: string): Promise<boolean> {
+  return (await registry.auditLog(tenantId)).some((entry) => entry.action === action);
+}
+
+/** What Step Functions hands a Catch: `Error`, and `Cause` (for a Lambda error, its JSON error payload). */
+export const CaughtFailure = z.object({ step: z.string(), Error: z.string(), Cause: z.string().optional() });
+export type CaughtFailure = z.infer<typeof CaughtFailure>;
+
+const LambdaErrorPayload = z.object({ errorType: z.string().optional(), errorMessage: z.string() });
+const CAUSE_MAX = 2000;
+
+/** A caught failure as the registry keeps it: the Lambda error's message (without its stack), bounded. */
+export function stepFailure(caught: CaughtFailure): StepFailure {
+  let cause = caught.Cause ?? '';
+  try {
+    const payload = LambdaErrorPayload.safeParse(JSON.parse(cause));
+    if (payload.success) cause = payload.data.errorMessage;
+  } catch {
+    // Not a Lambda payload (a States.* error): the cause is plain text.
+  }
+  return { step: caught.step, error: caught.Error, cause: cause.slice(0, CAUSE_MAX) };
+}
+
+/**
+ * After the undo chain: the tenant is `failed` with the step and cause, audited (once), and
+ * `Tenant Provisioning Failed` is announced.
+ */
+export async function markTenantFailed(
+  deps: Announcer & { readonly registry: TenantRegistry; readonly actor: string },
+  tenantId: string,
+  failure: StepFailure,
+): Promise<{ status: 'failed' }> {
+  const tenant = await deps.registry.require(tenantId);
+  await deps.registry.setStatus(tenantId, 'failed', deps.actor, { failure, leftovers: null });
+  // Status, not the log, says whether this run recorded it already: a retry of this task finds it failed.
+  if (tenant.status !== 'failed') {
+    await deps.registry.audit(tenantId, 'TENANT_PROVISIONING_FAILED', deps.actor, { ...failure });
+  }
+  await announce(deps, DETAIL_TYPES.failed, { tenantId, slug: tenant.slug, plan: tenant.plan, failure });
+  return { status: 'failed' };
+}
+
+export interface ScanDeps {
+  readonly cluster: DataApi;
+  readonly secrets: SecretsManagerClient;
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly cloudWatch: CloudWatchClient;
+  readonly stage: string;
+}
+
+/**
+ * What of the tenant still exists, found by the names its id gives: database, roles, secrets (those scheduled for
+ * deletion too), objects, alarms. A check that itself fails is listed as unknown rather than taken for "nothing".
+ */
+export async function scanLeftovers(deps: ScanDeps, tenantId: string): Promise<string[]> {
+  const checks: [string, () => Promise<string[]>][] = [
+    [
+      'database',
+      async () => {
+        const name = databaseName(tenantId);
+        return (await databaseExists(deps.cluster, name)) ? [`database ${name}`] : [];
+      },
+    ],
+    ['roles', async () => (await existingTenantRoles(deps.cluster, tenantId)).map((role) => `role ${role}`)],
+    [
+      'secrets',
+      async () =>
+        (await listSecretsUnder(deps.secrets, secretPrefix(deps.stage, tenantId))).map(
+          (secret) => `secret ${secret.arn}${secret.deletedDate ? ' (scheduled for deletion)' : ''}`,
+        ),
+    ],
+    [
+      'objects',
+      async () => {
+        let count = 0;
+        for await (const keys of tenantObjectPages(deps, tenantId)) count += keys.length;
+        return count > 0 ? [`objects s3://${deps.bucket}/${storagePrefix(tenantId)} (${count})`] : [];
+      },
+    ],
+    [
+      'alarms',
+      async () => (await existingTenantAlarms(deps.cloudWatch, tenantId)).map((name) => `alarm ${name}`),
+    ],
+  ];
+  const found = await Promise.all(
+    checks.map(async ([what, check]) => {
+      try {
+        return await check();
+      } catch (error) {
+        return [`unknown: ${what} (${describeError(error).error})`];
+      }
+    }),
+  );
+  return found.flat();
+}
+
+/**
+ * An undo step kept failing: the tenant is `rollback_failed` with its original failure and what is left (scanned,
+ * not assumed), audited, and `Tenant Rollback Failed` is announced for a person to finish the job.
+ */
+export async function markTenantRollbackFailed(
+  deps: ScanDeps & Announcer & { readonly registry: TenantRegistry; readonly actor: string },
+  tenantId: string,
+  failure: StepFailure | undefined,
+  rollbackFailure: StepFailure,
+): Promise<{ status: 'rollback_failed'; leftovers: string[] }> {
+  const tenant = await deps.registry.require(tenantId);
+  const leftovers = await scanLeftovers(deps, tenantId);
+  const recorded = failure ?? rollbackFailure;
+  await deps.registry.setStatus(tenantId, 'rollback_failed', deps.actor, { failure: recorded, leftovers });
+  if (tenant.status !== 'rollback_failed') {
+    await deps.registry.audit(tenantId, 'TENANT_ROLLBACK_FAILED', deps.actor, {
+      failure: recorded,
+      rollbackFailure,
+      leftovers,
+    });
+  }
+  await announce(deps, DETAIL_TYPES.rollbackFailed, {
+    tenantId,
+    slug: tenant.slug,
+    plan: tenant.plan,
+    failure: recorded,
+    rollbackFailure,
+    leftovers,
+  });
+  return { status: 'rollback_failed', leftovers };
+}

@@ -1,0 +1,26 @@
+import { secretsManagerClient } from '../shared/clients.ts';
+import { databaseName } from '../shared/names.ts';
+import { seedTenantDefaults } from './seed.ts';
+import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+
+/** SeedDefaults: the tenant's default data and the admin's invitation. */
+const { env, cluster, registry } = stepSetup({});
+
+export const seedDefaults = provisioningStep(
+  'SeedDefaults',
+  registry,
+  async (tenant) => {
+    const { invitationSecretArn } = await seedTenantDefaults(
+      {
+        db: cluster.on(databaseName(tenant.id)),
+        secrets: secretsManagerClient(),
+        stage: env.STAGE,
+        actor: ACTOR,
+      },
+      { tenantId: tenant.id, name: tenant.name, limits: tenant.limits, config: tenant.config },
+    );
+    await registry.mergeResources(tenant.id, { invitationSecretArn }, ACTOR);
+    return { invitationSecretArn };
+  },
+  { statuses: PROVISIONING },
+);

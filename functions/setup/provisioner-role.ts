@@ -1,0 +1,61 @@
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
+import type { DataApi } from '../shared/data-api.ts';
+import { ConfigurationError } from '../shared/errors.ts';
+import { ident } from '../shared/names.ts';
+
+const rdsSecretSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
+
+/**
+ * Creates (or brings up to date) the provisioner database role from its secret: LOGIN CREATEDB CREATEROLE, not
+ * superuser, with the secret's password, allowed to connect to `postgres`. `master` is the cluster's master user
+ * on the `postgres` database; the provisioner's secret is the source of truth for the name and the password.
+ */
+export async function ensureProvisionerRole(
+  master: DataApi,
+  secrets: SecretsManagerClient,
+  provisionerSecretArn: string,
+): Promise<{ role: string; created: boolean }> {
+  const value = await secrets.send(new GetSecretValueCommand({ SecretId: provisionerSecretArn }));
+  const parsed = rdsSecretSchema.safeParse(JSON.parse(value.SecretString ?? '{}'));
+  if (!parsed.success)
+    throw new ConfigurationError('The provisioner secret is not an RDS secret with a username and password');
+  const { username, password } = parsed.data;
+
+  const existing = await master.query(
+    'SELECT 1 AS found FROM pg_roles WHERE rolname = :name',
+    { name: username },
+    z.object({ found: z.number() }),
+  );
+  // DDL takes no bind parameters: PostgreSQL quotes the password, so no character of it can end the literal.
+  const [quoted] = await master.query(
+    'SELECT quote_literal(:password) AS literal',
+    { password },
+    z.object({ literal: z.string() }),
+  );
+  if (!quoted) throw new Error('quote_literal returned no row');
+  const verb = existing.length === 0 ? 'CREATE' : 'ALTER';
+  await master.execute(
+    `${verb} ROLE ${ident(username)} WITH LOGIN CREATEDB CREATEROLE PASSWORD ${quoted.literal}`,
+  );
+  await master.execute(`GRANT CONNECT ON DATABASE postgres TO ${ident(username)}`);
+  return { role: username, created: existing.length === 0 };
+}
+
+/**
+ * Tenant roles reach their own database only: `PUBLIC` loses CONNECT on every database the master user owns
+ * but the registry and the tenants' (whose own setup grants what they need). Aurora's `rdsadmin` is not ours to touch.
+ */
+export async function lockDownSystemDatabases(master: DataApi, registry: string): Promise<string[]> {
+  const rows = await master.query(
+    `SELECT datname FROM pg_database
+      WHERE datallowconn AND datname NOT IN ('template0', 'rdsadmin', :registry)
+        AND datname NOT LIKE 'tenant\\_%' AND pg_has_role(datdba, 'MEMBER')`,
+    { registry },
+    z.object({ datname: z.string() }),
+  );
+  for (const { datname } of rows) {
+    await master.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(datname)} FROM PUBLIC`);
+  }
+  return rows.map((row) => row.datname);
+}
