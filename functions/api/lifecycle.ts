@@ -1,0 +1,441 @@
+import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import * as z from 'zod';
+import {
+  type BackupListResponse,
+  ChangePlanRequest,
+  CreateBackupRequest,
+  DeleteTenantQuery,
+  type LifecycleOperation,
+  type OperationAccepted,
+  RestoreTenantRequest,
+  type RestoreTenantResponse,
+  ResumeTenantRequest,
+  SuspendTenantRequest,
+} from '../../schema/api/lifecycle.ts';
+import { SLUG_MAX_LENGTH, slugProblem, truncateSlug } from '../../schema/api/slug.ts';
+import { LifecycleStore, type OperationRecord } from '../lifecycle/operations.ts';
+import { assertPlanFits, resolvePlanTarget, type UsageDeps } from '../lifecycle/usage.ts';
+import { rdsDataClient, s3Client, sfnClient } from '../shared/clients.ts';
+import { DataApi } from '../shared/data-api.ts';
+import { readEnv } from '../shared/env.ts';
+import { NotFoundError, ServiceUnavailableError, SlugTakenError, ValidationError } from '../shared/errors.ts';
+import { newTenantId, TENANT_ID_PATTERN } from '../shared/names.ts';
+import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import { actorOf, suggestSlugs } from './create-tenant.ts';
+import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
+import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
+import type { LifecycleOperationId } from './routes.ts';
+
+export interface LifecycleDeps {
+  readonly registry: TenantRegistry;
+  readonly store: LifecycleStore;
+  readonly sfn: SFNClient;
+  /** The ARN of each operation's state machine. */
+  readonly stateMachines: Readonly<Record<LifecycleOperation, string>>;
+  /** For the plan change's usage check. */
+  readonly usage: UsageDeps;
+  /** The time a backup starts; its id. */
+  readonly now?: () => Date;
+  readonly log?: (message: string, details: Record<string, unknown>) => void;
+}
+
+/** The statuses each operation may start from. */
+export const ALLOWED_FROM: Readonly<Record<LifecycleOperation, readonly TenantStatus[]>> = {
+  suspend: ['active'],
+  resume: ['suspended'],
+  change_plan: ['active', 'suspended'],
+  // A failed or half-undone tenant can be deleted too (its leftovers are removed); a halted deletion is retried.
+  delete: ['active', 'suspended', 'failed', 'rollback_failed', 'deprovisioning'],
+  backup: ['active', 'suspended'],
+  restore: ['provisioning'],
+};
+
+/** An operation with no execution this long after its claim was left by a request that died before starting one. */
+const UNSTARTED_STALE_MS = 120_000;
+
+const tenantIdOf = (event: HttpEvent): string => {
+  const id = event.pathParameters?.tenantId ?? '';
+  // Malformed ids are answered like unknown ones, without a query (as GET /tenants/{id} does).
+  if (!TENANT_ID_PATTERN.test(id)) throw new NotFoundError(`No tenant ${id}`);
+  return id;
+};
+
+/**
+ * Closes the tenant's running operation when its execution has ended without closing it (a run aborted or timed
+ * out, a sandbox restarted): the operation is marked failed with how the execution ended, so that the tenant is not
+ * locked forever. An operation whose execution still runs is left alone.
+ */
+export async function settleStaleOperation(
+  deps: Pick<LifecycleDeps, 'store' | 'sfn'>,
+  tenantId: string,
+  startedBefore = Date.now() - UNSTARTED_STALE_MS,
+): Promise<OperationRecord | undefined> {
+  const running = await deps.store.running(tenantId);
+  if (!running) return undefined;
+  if (running.executionArn === null) {
+    // The API claims then starts within one request; an old claim without an execution will get none.
+    const startedAt = Number(running.request.claimedAt ?? 0);
+    if (startedAt > startedBefore) return running;
+    await deps.store.finish(running.id, 'failed', {
+      step: 'StartExecution',
+      error: 'ExecutionNotStarted',
+      cause: 'The request that claimed this operation ended before starting its execution',
+    });
+    return undefined;
+  }
+  const execution = await deps.sfn.send(new DescribeExecutionCommand({ executionArn: running.executionArn }));
+  if (execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE') return running;
+  await deps.store.finish(running.id, 'failed', {
+    step: 'Execution',
+    error: execution.error ?? `Execution${execution.status ?? 'Ended'}`,
+    cause: (
+      execution.cause ?? `The execution ended ${execution.status ?? ''} without closing the operation`
+    ).slice(0, 2000),
+  });
+  return undefined;
+}
+
+interface StartRequest {
+  readonly tenantId: string;
+  readonly operation: LifecycleOperation;
+  /** Kept with the operation and passed to the execution beside tenantId and operationId. */
+  readonly input: Record<string, unknown>;
+  readonly caller: string;
+  readonly setStatus?: TenantStatus;
+  readonly check?: (tenant: Tenant) => void;
+  /** The execution's name; `<tenantId>-<operation>-<operationId>` by default. */
+  readonly executionName?: (operationId: string) => string;
+}
+
+/**
+ * Claims the operation (one at a time per tenant, from the statuses it allows), starts its execution with
+ * `{ tenantId, operationId, ...input }`, and records the execution. When the execution cannot be started the claim
+ * is undone (the tenant keeps its status) and a {@link ServiceUnavailableError} asks for a retry.
+ */
+export async function startOperation(deps: LifecycleDeps, request: StartRequest): Promise<OperationAccepted> {
+  const actor = actorOf(request.caller);
+  await settleStaleOperation(deps, request.tenantId);
+  const { operationId, tenant } = await deps.store.begin({
+    tenantId: request.tenantId,
+    operation: request.operation,
+    request: { ...request.input, claimedAt: Date.now() },
+    from: ALLOWED_FROM[request.operation],
+    by: actor,
+    ...(request.setStatus !== undefined ? { setStatus: request.setStatus } : {}),
+    ...(request.check !== undefined ? { check: request.check } : {}),
+  });
+  const name =
+    request.executionName?.(operationId) ??
+    `${tenant.id}-${request.operation.replace('_', '-')}-${operationId}`;
+  let executionArn: string | undefined;
+  try {
+    const started = await deps.sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: deps.stateMachines[request.operation],
+        name,
+        input: JSON.stringify({ tenantId: tenant.id, operationId, ...request.input }),
+      }),
+    );
+    executionArn = started.executionArn;
+    if (!executionArn) throw new Error('StartExecution returned no executionArn');
+  } catch (error) {
+    deps.log?.('The operation did not start; its claim is undone', {
+      tenantId: tenant.id,
+      operation: request.operation,
+      error: error instanceof Error ? error.name : String(error),
+    });
+    await deps.store.abandon(operationId, tenant.id, tenant.status, actor);
+    throw new ServiceUnavailableError(
+      `The ${request.operation.replace('_', ' ')} could not be started; nothing changed, retry later`,
+      { cause: error },
+    );
+  }
+  await deps.store.setExecution(operationId, tenant.id, executionArn, actor);
+  return {
+    tenantId: tenant.id,
+    operationId,
+    operation: request.operation,
+    status: request.setStatus ?? tenant.status,
+    executionArn,
+    links: { self: `/tenants/${tenant.id}` },
+  };
+}
+
+/** `POST /tenants/{id}/suspend`: an active tenant only. */
+export function suspendTenant(
+  deps: LifecycleDeps,
+  tenantId: string,
+  body: SuspendTenantRequest,
+  caller: string,
+) {
+  return startOperation(deps, { tenantId, operation: 'suspend', input: { reason: body.reason }, caller });
+}
+
+/** `POST /tenants/{id}/resume`: a suspended tenant only. */
+export function resumeTenant(
+  deps: LifecycleDeps,
+  tenantId: string,
+  body: ResumeTenantRequest,
+  caller: string,
+) {
+  return startOperation(deps, { tenantId, operation: 'resume', input: { reason: body.reason }, caller });
+}
+
+/**
+ * `PATCH /tenants/{id}`: resolves the target plan and limits (400 for a limit above the plan's maximum), measures
+ * the tenant's usage and refuses (409 `plan_change_refused`, one detail per problem) a change it would exceed or a
+ * plan lacking a feature it uses; otherwise starts the change-plan run, which checks the usage again before it
+ * changes anything.
+ */
+export async function changePlan(
+  deps: LifecycleDeps,
+  tenantId: string,
+  body: ChangePlanRequest,
+  caller: string,
+): Promise<OperationAccepted> {
+  const tenant = await deps.registry.require(tenantId);
+  const { target, problems } = resolvePlanTarget(tenant, body);
+  if (problems.length > 0) throw new ValidationError('The limits exceed the plan', problems);
+  if (ALLOWED_FROM.change_plan.includes(tenant.status)) await assertPlanFits(deps.usage, tenant, target);
+  return startOperation(deps, {
+    tenantId,
+    operation: 'change_plan',
+    input: {
+      plan: target.plan,
+      limits: target.limits,
+      previous: { plan: tenant.plan, limits: tenant.limits },
+      ...(body.reason !== undefined ? { reason: body.reason } : {}),
+    },
+    caller,
+  });
+}
+
+/**
+ * `DELETE /tenants/{id}?confirm=<slug>`: refused (400) unless `confirm` repeats the tenant's slug. The tenant is
+ * `deprovisioning` at once; the run suspends it, takes the final backup, then removes its resources.
+ */
+export async function deleteTenant(
+  deps: LifecycleDeps,
+  tenantId: string,
+  query: DeleteTenantQuery,
+  caller: string,
+): Promise<OperationAccepted & { backupId: string }> {
+  const confirmation = (tenant: Tenant) => {
+    if (query.confirm === undefined) {
+      throw new ValidationError('Deleting a tenant needs ?confirm=<its slug>', [
+        { path: 'confirm', message: "Required: the tenant's slug" },
+      ]);
+    }
+    if (query.confirm !== tenant.slug) {
+      throw new ValidationError("confirm does not match the tenant's slug; nothing was deleted", [
+        { path: 'confirm', message: "Must repeat the tenant's slug" },
+      ]);
+    }
+  };
+  // Checked before the claim too, so that a wrong slug is a 400 whatever the tenant's status.
+  confirmation(await deps.registry.require(tenantId));
+  const backupId = (deps.now?.() ?? new Date()).toISOString();
+  const accepted = await startOperation(deps, {
+    tenantId,
+    operation: 'delete',
+    input: { backupId, ...(query.reason !== undefined ? { reason: query.reason } : {}) },
+    caller,
+    setStatus: 'deprovisioning',
+    check: confirmation,
+  });
+  return { ...accepted, backupId };
+}
+
+/** `POST /tenants/{id}/backups`: an active or suspended tenant. */
+export async function createBackup(
+  deps: LifecycleDeps,
+  tenantId: string,
+  body: CreateBackupRequest,
+  caller: string,
+): Promise<OperationAccepted & { backupId: string }> {
+  const backupId = (deps.now?.() ?? new Date()).toISOString();
+  const accepted = await startOperation(deps, {
+    tenantId,
+    operation: 'backup',
+    input: { backupId, ...(body.reason !== undefined ? { reason: body.reason } : {}) },
+    caller,
+  });
+  return { ...accepted, backupId };
+}
+
+/** `GET /tenants/{id}/backups`: completed backups, newest first; a deleted tenant's included. */
+export async function listBackups(deps: LifecycleDeps, tenantId: string): Promise<BackupListResponse> {
+  await deps.registry.require(tenantId);
+  return { items: await deps.store.backups(tenantId) };
+}
+
+const RESTORED_SUFFIX = ' (restored)';
+
+/**
+ * `POST /tenants/{id}/restore`: a new tenant from one of the tenant's backups, with the source's plan, limits and
+ * configuration. Its slug is the one asked for (409 `slug_taken` with suggestions when another tenant has it) or,
+ * by default, `<source slug>-restored` or a free variant of it. The restore-tenant run provisions it from the
+ * backup and checks it against the manifest.
+ */
+export async function restoreTenant(
+  deps: LifecycleDeps,
+  sourceId: string,
+  body: RestoreTenantRequest,
+  caller: string,
+): Promise<RestoreTenantResponse> {
+  const actor = actorOf(caller);
+  const source = await deps.registry.require(sourceId);
+  const backup = await deps.store.backup(source.id, body.backup);
+  if (!backup) throw new NotFoundError(`Tenant ${source.id} has no completed backup ${body.backup}`);
+  const name = body.name ?? `${source.name.slice(0, 200 - RESTORED_SUFFIX.length)}${RESTORED_SUFFIX}`;
+  const tenantId = newTenantId();
+  const reserve = (slug: string) =>
+    deps.registry.reserve(
+      { id: tenantId, slug, name, plan: source.plan, limits: source.limits, config: source.config },
+      actor,
+    );
+  let slug = body.slug ?? `${truncateSlug(source.slug, SLUG_MAX_LENGTH - '-restored'.length)}-restored`;
+  if (slugProblem(slug)) slug = `restored-${tenantId.slice(1, 9)}`;
+  if (!(await reserve(slug))) {
+    const suggestions = await suggestSlugs(deps.registry, slug, source.plan);
+    const free = suggestions[0];
+    if (body.slug !== undefined || free === undefined || !(await reserve(free))) {
+      throw new SlugTakenError(slug, suggestions);
+    }
+    slug = free;
+  }
+  const restoredFrom = { tenantId: source.id, backupId: backup.backupId };
+  let accepted: OperationAccepted;
+  try {
+    accepted = await startOperation(deps, {
+      tenantId,
+      operation: 'restore',
+      input: { source: restoredFrom },
+      caller,
+      executionName: () => tenantId,
+    });
+  } catch (error) {
+    await deps.registry.discardReservation(tenantId);
+    throw error;
+  }
+  await deps.registry.audit(source.id, 'TENANT_RESTORE_STARTED', actor, { ...restoredFrom, into: tenantId });
+  return {
+    tenantId,
+    slug,
+    status: 'provisioning',
+    executionArn: accepted.executionArn,
+    links: { self: `/tenants/${tenantId}` },
+    restoredFrom,
+  };
+}
+
+/** The body when there is one; `{}` for none (a body-less POST). */
+function optionalJsonBody(event: HttpEvent): unknown {
+  if (event.body === undefined || event.body === '') return {};
+  return jsonBody(event);
+}
+
+/**
+ * The lifecycle routes as api-handler operations, wired to the function's environment and clients. A request with
+ * an `Idempotency-Key` is answered once per key (its hash covers the path and query, so the same key on another
+ * tenant is another request).
+ */
+export function lifecycleRoutes(
+  registry: TenantRegistry,
+  log: (message: string, details: Record<string, unknown>) => void,
+): Record<LifecycleOperationId, (event: HttpEvent) => Promise<HttpResult>> {
+  const env = readEnv({
+    CLUSTER_ARN: z.string().startsWith('arn:'),
+    PROVISIONER_SECRET_ARN: z.string().startsWith('arn:'),
+    STORAGE_BUCKET: z.string().min(3),
+    SUSPEND_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+    RESUME_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+    CHANGE_PLAN_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+    DELETE_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+    BACKUP_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+    RESTORE_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+    CONTROL_PLANE_DATABASE: z.string().min(1),
+  });
+  const cluster = new DataApi(rdsDataClient(), {
+    resourceArn: env.CLUSTER_ARN,
+    secretArn: env.PROVISIONER_SECRET_ARN,
+    database: env.CONTROL_PLANE_DATABASE,
+  });
+  const deps: LifecycleDeps = {
+    registry,
+    store: new LifecycleStore(cluster),
+    sfn: sfnClient(),
+    stateMachines: {
+      suspend: env.SUSPEND_STATE_MACHINE_ARN,
+      resume: env.RESUME_STATE_MACHINE_ARN,
+      change_plan: env.CHANGE_PLAN_STATE_MACHINE_ARN,
+      delete: env.DELETE_STATE_MACHINE_ARN,
+      backup: env.BACKUP_STATE_MACHINE_ARN,
+      restore: env.RESTORE_STATE_MACHINE_ARN,
+    },
+    usage: { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET },
+    log,
+  };
+
+  /** Runs `answer` once per Idempotency-Key when the request has one. */
+  const once = async (event: HttpEvent, raw: unknown, answer: () => Promise<HttpResult>) => {
+    const key = idempotencyKeyOf(event);
+    if (key === undefined) return answer();
+    const query = new URLSearchParams(event.queryStringParameters ?? {}).toString();
+    const hash = requestHash(`${event.routeKey} ${event.rawPath}?${query}`, raw);
+    return idempotent(registry, { caller: callerOf(event), key, hash }, answer);
+  };
+  const accepted = (body: { links: { self: string } }) =>
+    jsonResult(202, body, { location: body.links.self });
+
+  return {
+    async suspendTenant(event) {
+      const raw = jsonBody(event);
+      const body = parseWith(SuspendTenantRequest, raw);
+      return once(event, raw, async () =>
+        accepted(await suspendTenant(deps, tenantIdOf(event), body, callerOf(event))),
+      );
+    },
+    async resumeTenant(event) {
+      const raw = jsonBody(event);
+      const body = parseWith(ResumeTenantRequest, raw);
+      return once(event, raw, async () =>
+        accepted(await resumeTenant(deps, tenantIdOf(event), body, callerOf(event))),
+      );
+    },
+    async changePlan(event) {
+      const raw = jsonBody(event);
+      const body = parseWith(ChangePlanRequest, raw);
+      return once(event, raw, async () =>
+        accepted(await changePlan(deps, tenantIdOf(event), body, callerOf(event))),
+      );
+    },
+    async deleteTenant(event) {
+      const query = parseWith(
+        DeleteTenantQuery,
+        event.queryStringParameters ?? {},
+        'Invalid query parameters',
+      );
+      return once(event, {}, async () =>
+        accepted(await deleteTenant(deps, tenantIdOf(event), query, callerOf(event))),
+      );
+    },
+    async createBackup(event) {
+      const raw = optionalJsonBody(event);
+      const body = parseWith(CreateBackupRequest, raw);
+      return once(event, raw, async () =>
+        accepted(await createBackup(deps, tenantIdOf(event), body, callerOf(event))),
+      );
+    },
+    async listBackups(event) {
+      return jsonResult(200, await listBackups(deps, tenantIdOf(event)));
+    },
+    async restoreTenant(event) {
+      const raw = jsonBody(event);
+      const body = parseWith(RestoreTenantRequest, raw);
+      return once(event, raw, async () =>
+        accepted(await restoreTenant(deps, tenantIdOf(event), body, callerOf(event))),
+      );
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import * as z from 'zod';
+import { stepSetup } from '../provision/step.ts';
+import { sfnClient } from '../shared/clients.ts';
+import {
+  AwaitRowInput,
+  awaitRow,
+  BatchInput,
+  finishBatch,
+  type RowDeps,
+  RowFailureInput,
+  RowInput,
+  recordRowFailure,
+  startRow,
+} from './rows.ts';
+import { BatchStore } from './store.ts';
+
+/** The bulk-onboard state machine's tasks (statemachines/bulk-onboard.asl.json). */
+const { env, cluster, registry } = stepSetup({ PROVISION_STATE_MACHINE_ARN: z.string().startsWith('arn:') });
+const logger = new Logger({ serviceName: 'tenant-provisioner-bulk' });
+const deps: RowDeps = {
+  registry,
+  batches: new BatchStore(cluster),
+  sfn: sfnClient(),
+  provisionStateMachineArn: env.PROVISION_STATE_MACHINE_ARN,
+};
+
+/**
+ * How long one AwaitBatchRow invocation watches a tenant before handing back to the state machine's Wait: long
+ * enough that most provisionings end within one or two (each loop costs the execution history 10 events).
+ */
+const AWAIT_BUDGET_MS = 45_000;
+/** Left to the function after its budget, to record what it saw. */
+const AWAIT_MARGIN_MS = 5_000;
+
+interface Context {
+  getRemainingTimeInMillis(): number;
+}
+
+function task<Input extends { batchId: string }, Result>(
+  name: string,
+  schema: z.ZodType<Input>,
+  work: (input: Input, context: Context) => Promise<Result>,
+) {
+  return middy(async (event: unknown, context: Context): Promise<Result> => {
+    const input = schema.parse(event);
+    logger.appendKeys({ batchId: input.batchId, task: name });
+    const result = await work(input, context);
+    logger.info('Task done', { result });
+    return result;
+  }).use(injectLambdaContext(logger, { resetKeys: true }));
+}
+
+export const startBatchRow = task('StartRow', RowInput, (input) => startRow(deps, input));
+
+export const awaitBatchRow = task('AwaitRow', AwaitRowInput, (input, context) =>
+  awaitRow(deps, input, Math.min(AWAIT_BUDGET_MS, context.getRemainingTimeInMillis() - AWAIT_MARGIN_MS)),
+);
+
+export const recordBatchRowFailure = task('RecordRowFailure', RowFailureInput, (input) =>
+  recordRowFailure(deps, input),
+);
+
+export const finishTenantBatch = task('FinishBatch', BatchInput, (input) => finishBatch(deps, input.batchId));
+
+const FailInput = BatchInput.extend({ error: z.object({ Error: z.string(), Cause: z.string().optional() }) });
+
+export const failTenantBatch = task('FailBatch', FailInput, async (input) => {
+  await deps.batches.fail(input.batchId, { error: input.error.Error, cause: input.error.Cause ?? '' });
+  return { batchId: input.batchId, status: 'failed' as const };
+});

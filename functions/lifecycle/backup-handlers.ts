@@ -1,0 +1,77 @@
+import * as z from 'zod';
+import { BackupId } from '../../schema/api/lifecycle.ts';
+import { stepSetup } from '../provision/step.ts';
+import { s3Client } from '../shared/clients.ts';
+import { TenantStateError } from '../shared/errors.ts';
+import { backupPrefix, backupTenantDatabase, deleteObjectsUnder, hasDatabase } from './backup.ts';
+import { LifecycleStore } from './operations.ts';
+import { LIFECYCLE_ACTOR, LifecycleInput, lifecycleStep } from './step.ts';
+
+/** BackupDatabase and DiscardBackup: the backup-tenant run and the delete-tenant run's final backup. */
+const { env, cluster, registry } = stepSetup({ STORAGE_BUCKET: z.string().min(3) });
+const store = new LifecycleStore(cluster);
+const deps = { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
+
+const BackupInput = z.object({
+  ...LifecycleInput.shape,
+  backupId: BackupId,
+  kind: z.enum(['on_demand', 'final']),
+});
+
+/**
+ * Takes the backup and records it in the registry. A final backup (a deletion's) runs on a tenant being deleted,
+ * and is skipped when an earlier attempt of the deletion took one (the tenant has been closed to its roles since)
+ * or when there is no database left to back up (a failed tenant).
+ */
+export const backupDatabase = lifecycleStep(
+  'BackupDatabase',
+  registry,
+  BackupInput,
+  async (tenant, input) => {
+    const final = input.kind === 'final';
+    if (final !== (tenant.status === 'deprovisioning')) {
+      throw new TenantStateError(`Tenant ${tenant.id} is ${tenant.status}: no ${input.kind} backup of it`);
+    }
+    if (final) {
+      const taken = (await store.backups(tenant.id)).find((backup) => backup.kind === 'final');
+      if (taken) return { skipped: 'taken by an earlier attempt', backupId: taken.backupId };
+      if (!(await hasDatabase(cluster, tenant.id))) return { skipped: 'no database' };
+    }
+    const result = await backupTenantDatabase(deps, {
+      tenantId: tenant.id,
+      backupId: input.backupId,
+      kind: input.kind,
+      encryptionLevel: tenant.config.compliance.encryptionLevel,
+    });
+    const operation = await store.get(input.operationId);
+    await store.recordBackup({
+      ...result,
+      tenantId: tenant.id,
+      kind: input.kind,
+      by: operation?.requestedBy ?? LIFECYCLE_ACTOR,
+    });
+    return {
+      backupId: result.backupId,
+      manifest: `s3://${result.bucket}/${result.manifestKey}`,
+      schemaVersion: result.schemaVersion,
+      tables: result.tables,
+      rows: result.rows,
+      bytes: result.bytes,
+    };
+  },
+  { statuses: ['active', 'suspended', 'deprovisioning'] },
+);
+
+/**
+ * Undo of a failed backup: deletes what it wrote under its folder. A backup the registry records as complete is
+ * never deleted here (a retried run whose earlier attempt completed it).
+ */
+export const discardBackup = lifecycleStep(
+  'DiscardBackup',
+  registry,
+  z.object({ ...LifecycleInput.shape, backupId: BackupId }),
+  async (tenant, input) => {
+    if (await store.backup(tenant.id, input.backupId)) return { deleted: 0, kept: 'complete' };
+    return deleteObjectsUnder(deps, backupPrefix(tenant.id, input.backupId));
+  },
+);

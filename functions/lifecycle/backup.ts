@@ -1,0 +1,400 @@
+import { createHash } from 'node:crypto';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+  type ServerSideEncryption,
+} from '@aws-sdk/client-s3';
+import * as z from 'zod';
+import { BACKUP_KINDS, BackupId } from '../../schema/api/lifecycle.ts';
+import { databaseExists } from '../provision/database.ts';
+import type { DataApi } from '../shared/data-api.ts';
+import { BackupCorruptError } from '../shared/errors.ts';
+import { currentVersion } from '../shared/migrations.ts';
+import { databaseName, ident, roleName } from '../shared/names.ts';
+import { taggingHeader } from '../shared/storage.ts';
+
+/**
+ * Logical backups of a tenant database through the Data API: every table as JSON lines (one `row_to_json` text a
+ * row, in primary-key order, read in pages inside one REPEATABLE READ snapshot, so the tables agree with each
+ * other), plus a manifest with the schema version, each table's row count and the sha256 of its data file, under
+ * `backups/<tenantId>/<backupId>/`. The same canonical reading of a restored database must give the same counts and
+ * checksums, which is how a restore is verified.
+ */
+
+export const BACKUP_FORMAT = 'tenant-provisioner-backup/1';
+export const BACKUPS_ROOT = 'backups/';
+export const backupPrefix = (tenantId: string, backupId: string): string =>
+  `${BACKUPS_ROOT}${tenantId}/${backupId}/`;
+export const MANIFEST_NAME = 'manifest.json';
+
+/** Rows a page query reads; a page's answer stays well under the Data API's 1 MiB result limit for usual rows. */
+export const PAGE_ROWS = 500;
+
+const Column = z.object({
+  name: z.string(),
+  type: z.string(),
+  /** An identity column: loaded with OVERRIDING SYSTEM VALUE, its sequence reset after. */
+  identity: z.boolean(),
+  /** A generated (stored) column: computed on load, never inserted. */
+  generated: z.boolean(),
+  /** The column's sequence (identity or serial), if any. */
+  sequence: z.string().nullable(),
+});
+export type Column = z.infer<typeof Column>;
+
+export const TableSpec = z.object({
+  name: z.string(),
+  columns: z.array(Column),
+  /** Primary key columns in key order; empty when the table has none (rows are then ordered by their text). */
+  primaryKey: z.array(z.string()),
+  /** Tables this one references (foreign keys), loaded before it. */
+  references: z.array(z.string()),
+});
+export type TableSpec = z.infer<typeof TableSpec>;
+
+export const ManifestTable = TableSpec.extend({
+  key: z.string(),
+  rows: z.int().min(0),
+  bytes: z.int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ManifestTable = z.infer<typeof ManifestTable>;
+
+export const Manifest = z.object({
+  format: z.literal(BACKUP_FORMAT),
+  tenantId: z.string(),
+  backupId: BackupId,
+  kind: z.enum(BACKUP_KINDS),
+  database: z.string(),
+  schemaVersion: z.int().min(0),
+  completedAt: z.string(),
+  tables: z.array(ManifestTable),
+});
+export type Manifest = z.infer<typeof Manifest>;
+
+const jsonText = <T>(schema: z.ZodType<T>) =>
+  z
+    .string()
+    .nullable()
+    .transform((text) => (text === null ? [] : (JSON.parse(text) as unknown)))
+    .pipe(schema);
+
+const TableRow = z
+  .object({
+    name: z.string(),
+    columns: jsonText(z.array(Column)),
+    primary_key: jsonText(z.array(z.string())),
+    refs: jsonText(z.array(z.string())),
+  })
+  .transform(
+    (row): TableSpec => ({
+      name: row.name,
+      columns: row.columns,
+      primaryKey: row.primary_key,
+      references: row.refs,
+    }),
+  );
+
+/** The tables of the `public` schema but the migration runner's own, with what loading them needs. */
+export async function listTables(db: DataApi): Promise<TableSpec[]> {
+  return db.query(
+    `SELECT c.relname AS name,
+       (SELECT json_agg(json_build_object(
+            'name', a.attname,
+            'type', format_type(a.atttypid, a.atttypmod),
+            'identity', a.attidentity <> '',
+            'generated', a.attgenerated <> '',
+            'sequence', pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
+          ORDER BY a.attnum)::text
+        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+       (SELECT json_agg(a.attname ORDER BY array_position(i.indkey::int2[], a.attnum))::text
+        FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key,
+       (SELECT json_agg(DISTINCT f.relname)::text FROM pg_constraint k JOIN pg_class f ON f.oid = k.confrelid
+        WHERE k.conrelid = c.oid AND k.contype = 'f' AND k.confrelid <> c.oid) AS refs
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND c.relname <> 'schema_migrations'
+     ORDER BY c.relname`,
+    {},
+    TableRow,
+  );
+}
+
+/**
+ * The settings every canonical read runs under, so that a value has one text whoever reads it (a backup on one
+ * cluster, its verification on another): UTC, ISO dates, shortest exact floats, hex bytea.
+ */
+export const CANONICAL_SETTINGS = [
+  "SET LOCAL TimeZone = 'UTC'",
+  "SET LOCAL DateStyle = 'ISO, YMD'",
+  "SET LOCAL IntervalStyle = 'postgres'",
+  'SET LOCAL extra_float_digits = 1',
+  "SET LOCAL bytea_output = 'hex'",
+] as const;
+
+/** Opens a read-only snapshot with the canonical settings; the first statement of the transaction. */
+export async function beginCanonicalSnapshot(tx: DataApi): Promise<void> {
+  await tx.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+  for (const statement of CANONICAL_SETTINGS) await tx.execute(statement);
+}
+
+const PageRow = z.object({ r: z.string(), k: z.string() });
+
+/**
+ * A table's rows as canonical text (`row_to_json`), a page at a time: in primary-key order (keyset pagination:
+ * each page starts after the last key of the previous one), or by the row text for a table without a key.
+ * `tx` is a transaction opened by {@link beginCanonicalSnapshot}.
+ */
+export async function* canonicalRows(
+  tx: DataApi,
+  table: TableSpec,
+  pageRows = PAGE_ROWS,
+): AsyncGenerator<string[]> {
+  const from = `public.${ident(table.name)} AS t`;
+  if (table.primaryKey.length === 0) {
+    for (let offset = 0; ; offset += pageRows) {
+      const page = await tx.query(
+        `SELECT row_to_json(t)::text AS r, '' AS k FROM ${from} ORDER BY 1 LIMIT ${pageRows} OFFSET ${offset}`,
+        {},
+        PageRow,
+      );
+      if (page.length > 0) yield page.map((row) => row.r);
+      if (page.length < pageRows) return;
+    }
+  }
+  const keyColumns = table.primaryKey.map((name) => `t.${ident(name)}`);
+  const keyTypes = table.primaryKey.map((name) => {
+    const type = table.columns.find((column) => column.name === name)?.type;
+    if (!type) throw new Error(`${table.name}: no column ${name} of its primary key`);
+    return type;
+  });
+  let last: string[] | undefined;
+  for (;;) {
+    const after = last
+      ? `WHERE (${keyColumns.join(', ')}) > (${keyTypes.map((type, i) => `CAST(:k${i} AS ${type})`).join(', ')})`
+      : '';
+    const page = await tx.query(
+      `SELECT row_to_json(t)::text AS r, json_build_array(${keyColumns.map((c) => `${c}::text`).join(', ')})::text AS k
+       FROM ${from} ${after} ORDER BY ${keyColumns.join(', ')} LIMIT ${pageRows}`,
+      Object.fromEntries((last ?? []).map((value, i) => [`k${i}`, value])),
+      PageRow,
+    );
+    if (page.length > 0) yield page.map((row) => row.r);
+    const lastRow = page.at(-1);
+    if (page.length < pageRows || !lastRow) return;
+    last = z.array(z.string()).parse(JSON.parse(lastRow.k));
+  }
+}
+
+/** A table's canonical data: its JSON lines (each row and a newline), their count, bytes and sha256. */
+export async function canonicalTable(
+  tx: DataApi,
+  table: TableSpec,
+): Promise<{ data: Buffer; rows: number; sha256: string }> {
+  const chunks: Buffer[] = [];
+  const hash = createHash('sha256');
+  let rows = 0;
+  for await (const page of canonicalRows(tx, table)) {
+    const chunk = Buffer.from(page.map((row) => `${row}\n`).join(''), 'utf8');
+    hash.update(chunk);
+    chunks.push(chunk);
+    rows += page.length;
+  }
+  return { data: Buffer.concat(chunks), rows, sha256: hash.digest('hex') };
+}
+
+export interface BackupDeps {
+  /** The provisioner on any database of the cluster. */
+  readonly cluster: DataApi;
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly stage: string;
+}
+
+export interface BackupRequest {
+  readonly tenantId: string;
+  readonly backupId: string;
+  readonly kind: (typeof BACKUP_KINDS)[number];
+  readonly encryptionLevel: 'standard' | 'enhanced';
+}
+
+/** What a completed backup is: where, and its totals (the manifest holds the rest). */
+export interface BackupResult {
+  readonly backupId: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly manifestKey: string;
+  readonly manifestSha256: string;
+  readonly schemaVersion: number;
+  readonly tables: number;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+const ENCRYPTION: Record<BackupRequest['encryptionLevel'], ServerSideEncryption> = {
+  standard: 'AES256',
+  enhanced: 'aws:kms',
+};
+
+/**
+ * Takes the backup: one read-only snapshot of the tenant database, each table's data file written as it is read,
+ * then the manifest, written last (a folder without a manifest is an incomplete backup, which nothing lists).
+ *
+ * The provisioner owns the template's tables but not those a tenant's admin role may have made: it takes that role's
+ * membership for the backup, so that every table is read, and gives it back.
+ */
+export async function backupTenantDatabase(deps: BackupDeps, request: BackupRequest): Promise<BackupResult> {
+  const name = databaseName(request.tenantId);
+  const db = deps.cluster.on(name);
+  const prefix = backupPrefix(request.tenantId, request.backupId);
+  const put = (key: string, body: Buffer, contentType: string) =>
+    deps.s3.send(
+      new PutObjectCommand({
+        Bucket: deps.bucket,
+        Key: key,
+        Body: body,
+        ContentType: contentType,
+        ServerSideEncryption: ENCRYPTION[request.encryptionLevel],
+        Tagging: taggingHeader([
+          { Key: 'TenantId', Value: request.tenantId },
+          { Key: 'Stage', Value: deps.stage },
+          { Key: 'Backup', Value: request.backupId },
+        ]),
+      }),
+    );
+  const admin = await adminRoleIfAny(deps.cluster, request.tenantId);
+  if (admin) await deps.cluster.execute(`GRANT ${ident(admin)} TO CURRENT_USER`);
+  try {
+    const { schemaVersion, tables } = await db.transaction(async (tx) => {
+      await beginCanonicalSnapshot(tx);
+      const schemaVersion = await currentVersion(tx);
+      const written: ManifestTable[] = [];
+      for (const table of await listTables(tx)) {
+        const { data, rows, sha256 } = await canonicalTable(tx, table);
+        const key = `${prefix}data/${encodeURIComponent(table.name)}.jsonl`;
+        await put(key, data, 'application/x-ndjson');
+        written.push({ ...table, key, rows, bytes: data.length, sha256 });
+      }
+      return { schemaVersion, tables: written };
+    });
+    const manifest: Manifest = {
+      format: BACKUP_FORMAT,
+      tenantId: request.tenantId,
+      backupId: request.backupId,
+      kind: request.kind,
+      database: name,
+      schemaVersion,
+      completedAt: new Date().toISOString(),
+      tables,
+    };
+    const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
+    const manifestKey = `${prefix}${MANIFEST_NAME}`;
+    await put(manifestKey, body, 'application/json');
+    return {
+      backupId: request.backupId,
+      bucket: deps.bucket,
+      prefix,
+      manifestKey,
+      manifestSha256: createHash('sha256').update(body).digest('hex'),
+      schemaVersion,
+      tables: tables.length,
+      rows: tables.reduce((sum, table) => sum + table.rows, 0),
+      bytes: tables.reduce((sum, table) => sum + table.bytes, 0),
+    };
+  } finally {
+    if (admin) await deps.cluster.execute(`REVOKE ${ident(admin)} FROM CURRENT_USER`);
+  }
+}
+
+const found = z.object({ found: z.number() });
+
+/** The tenant's admin role when it exists (a tenant being deleted may have lost it). */
+async function adminRoleIfAny(cluster: DataApi, tenantId: string): Promise<string | undefined> {
+  const admin = roleName(tenantId, 'admin');
+  const rows = await cluster.query(
+    'SELECT 1 AS found FROM pg_roles WHERE rolname = :admin',
+    { admin },
+    found,
+  );
+  return rows.length > 0 ? admin : undefined;
+}
+
+/** Whether the tenant has a database to back up. */
+export const hasDatabase = (cluster: DataApi, tenantId: string): Promise<boolean> =>
+  databaseExists(cluster, databaseName(tenantId));
+
+/** An object's bytes. */
+export async function readObject(s3: S3Client, bucket: string, key: string): Promise<Buffer> {
+  const output = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  if (!output.Body) throw new BackupCorruptError(`s3://${bucket}/${key} has no body`);
+  return Buffer.from(await output.Body.transformToByteArray());
+}
+
+/** A backup's manifest, checked against its schema and against the tenant and backup it should describe. */
+export async function readManifest(
+  deps: Pick<BackupDeps, 's3' | 'bucket'>,
+  tenantId: string,
+  backupId: string,
+): Promise<Manifest> {
+  const key = `${backupPrefix(tenantId, backupId)}${MANIFEST_NAME}`;
+  let text: string;
+  try {
+    text = (await readObject(deps.s3, deps.bucket, key)).toString('utf8');
+  } catch (error) {
+    if (error instanceof Error && error.name === 'NoSuchKey') {
+      throw new BackupCorruptError(`The backup ${backupId} of tenant ${tenantId} has no manifest (${key})`);
+    }
+    throw error;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new BackupCorruptError(`${key} is not JSON`);
+  }
+  const manifest = Manifest.safeParse(parsed);
+  if (!manifest.success) throw new BackupCorruptError(`${key}: ${z.prettifyError(manifest.error)}`);
+  if (manifest.data.tenantId !== tenantId || manifest.data.backupId !== backupId) {
+    throw new BackupCorruptError(`${key} describes another backup`);
+  }
+  const outside = manifest.data.tables.find(
+    (table) => !table.key.startsWith(backupPrefix(tenantId, backupId)),
+  );
+  if (outside) throw new BackupCorruptError(`${key}: the data of ${outside.name} is outside the backup`);
+  return manifest.data;
+}
+
+/** Deletes every object under a prefix, in batches of 1,000; returns how many went. Nothing there is fine. */
+export async function deleteObjectsUnder(
+  deps: Pick<BackupDeps, 's3' | 'bucket'>,
+  prefix: string,
+): Promise<{ deleted: number }> {
+  let deleted = 0;
+  let token: string | undefined;
+  do {
+    const page = await deps.s3.send(
+      new ListObjectsV2Command({ Bucket: deps.bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
+    if (keys.length > 0) {
+      const output = await deps.s3.send(
+        new DeleteObjectsCommand({ Bucket: deps.bucket, Delete: { Objects: keys, Quiet: true } }),
+      );
+      const first = output.Errors?.[0];
+      if (first) {
+        const error = new Error(
+          `S3 kept ${output.Errors?.length} object(s) under ${prefix}, e.g. ${first.Key}`,
+        );
+        error.name = first.Code ?? 'S3DeleteObjectsError';
+        throw error;
+      }
+      deleted += keys.length;
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return { deleted };
+}

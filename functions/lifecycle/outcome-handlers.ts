@@ -1,0 +1,67 @@
+import * as z from 'zod';
+import { CaughtFailure, stepFailure } from '../provision/outcome.ts';
+import { stepSetup } from '../provision/step.ts';
+import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
+import { TENANT_STATUSES } from '../shared/tenants.ts';
+import { LifecycleStore } from './operations.ts';
+import { completeOperation as complete, failOperation as fail } from './outcome.ts';
+import { LifecycleInput, lifecycleTask } from './step.ts';
+
+/** CompleteOperation and FailOperation: the end of every lifecycle run, in the registry and on the event bus. */
+const { env, cluster, registry } = stepSetup({
+  EVENT_BUS_NAME: z.string().min(1),
+  STORAGE_BUCKET: z.string().min(3),
+});
+const store = new LifecycleStore(cluster);
+const deps = {
+  registry,
+  store,
+  events: eventBridgeClient(),
+  busName: env.EVENT_BUS_NAME,
+  scan: {
+    cluster,
+    secrets: secretsManagerClient(),
+    s3: s3Client(),
+    bucket: env.STORAGE_BUCKET,
+    cloudWatch: cloudWatchClient(),
+    stage: env.STAGE,
+  },
+};
+
+export const completeOperation = lifecycleTask('CompleteOperation', LifecycleInput, async (input) => {
+  const operation = await store.get(input.operationId);
+  // A deletion records where its final backup is: the one this run took, or an earlier attempt's.
+  const finalBackup =
+    operation?.operation === 'delete'
+      ? (await store.backups(input.tenantId)).find((backup) => backup.kind === 'final')
+      : undefined;
+  return complete(deps, input.tenantId, input.operationId, {
+    ...(finalBackup
+      ? {
+          finalBackup: {
+            backupId: finalBackup.backupId,
+            bucket: finalBackup.location.bucket,
+            prefix: finalBackup.location.prefix,
+            manifest: finalBackup.location.manifest,
+          },
+        }
+      : {}),
+  });
+});
+
+const FailInput = z.object({
+  ...LifecycleInput.shape,
+  failure: CaughtFailure,
+  rollbackFailure: CaughtFailure.optional(),
+  status: z.enum(TENANT_STATUSES).optional(),
+  scan: z.boolean().default(false),
+});
+
+export const failOperation = lifecycleTask('FailOperation', FailInput, (input) =>
+  fail(deps, input.tenantId, input.operationId, {
+    failure: stepFailure(input.failure),
+    rollbackFailure: input.rollbackFailure ? stepFailure(input.rollbackFailure) : undefined,
+    status: input.status,
+    scan: input.scan,
+  }),
+);

@@ -1,0 +1,277 @@
+import { join } from 'node:path';
+import { SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { migrateChunk, planChunks } from '../../functions/fleet/migrate.ts';
+import { FleetStore, newMigrationId } from '../../functions/fleet/store.ts';
+import { loadMigrations } from '../../functions/shared/migrations.ts';
+import { databaseName } from '../../functions/shared/names.ts';
+import { runCli } from '../cli/cli.ts';
+import { databasesWithTable, FleetSandbox, Run, schemaVersions, waitForRun } from './fleet.ts';
+
+/**
+ * Fleet migrations, in a sandbox of their own (its tenants are all this file's, and its template a copy to which
+ * the tests add migrations): 100 active tenants, 4 provisioned through bulk onboarding and 96 made directly (database
+ * and registry row) for speed.
+ */
+const TEMPLATE_VERSION = 3;
+const NOTES = `CREATE TABLE fleet_notes (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  note text NOT NULL
+);
+CREATE INDEX fleet_notes_note_idx ON fleet_notes (note);
+`;
+
+let sandbox: FleetSandbox;
+let tenants: string[] = [];
+
+interface Fault {
+  service: string;
+  operation: string;
+  match: string;
+  error?: { code: string; statusCode: number; message: string };
+  count?: number;
+  latencyMs?: number;
+}
+
+/** A fault on one tenant's migration transactions (BeginTransaction's subject is the database name). */
+const failMigrationOf = (tenantId: string): Fault => ({
+  service: 'rds-data',
+  operation: 'BeginTransaction',
+  match: databaseName(tenantId),
+  error: { code: 'BadRequestException', statusCode: 400, message: `Injected: ${tenantId} refuses` },
+  count: 100,
+});
+
+async function faults(method: 'PATCH' | 'DELETE', rules: readonly Fault[]): Promise<void> {
+  const response = await fetch(`${sandbox.info.awsEndpoint}/_sandbox/chaos/faults`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(rules),
+  });
+  if (!response.ok) throw new Error(`chaos ${method}: ${response.status}`);
+}
+
+const cli = (args: readonly string[]) =>
+  runCli(args, { apiUrl: sandbox.info.apiUrl, token: sandbox.info.token });
+
+beforeAll(async () => {
+  sandbox = await FleetSandbox.start();
+  const [provisioned, made] = await Promise.all([
+    sandbox.provision(4, 'Fleet'),
+    sandbox.makeTenants(96, 'Fleet made'),
+  ]);
+  tenants = [...provisioned, ...made].sort();
+}, 300_000);
+
+afterAll(async () => {
+  await sandbox?.stop();
+});
+
+describe('a fleet migration', () => {
+  it('has nothing to do while every tenant is at the latest version', async () => {
+    // Act
+    const answer = await sandbox.call('POST', '/migrations', {});
+
+    // Assess
+    expect(answer.status).toBe(200);
+    const run = Run.parse(answer.body);
+    expect(run).toMatchObject({ status: 'succeeded', targetVersion: TEMPLATE_VERSION, executionArn: null });
+    expect(run.summary.tenants).toBe(0);
+  });
+
+  it('applies a new migration to every active tenant, reporting exactly the one made to fail (tenants migrate, piped)', {
+    timeout: 240_000,
+  }, async () => {
+    // Prepare: a new version of the product brings migration 0004; one tenant's database refuses it.
+    await sandbox.addTenantMigration('0004_fleet_notes.sql', NOTES);
+    await sandbox.restart();
+    const failing = tenants[42] ?? '';
+    await faults('PATCH', [failMigrationOf(failing)]);
+
+    // Act
+    const result = await cli(['migrate']);
+
+    // Assess
+    await faults('DELETE', [failMigrationOf(failing)]);
+    expect(result.code).toBe(1);
+    const runId = /migration (m[a-z0-9]{15})/.exec(result.stdout)?.[1] ?? '';
+    const run = await waitForRun(sandbox, runId);
+    expect(run.status).toBe('completed_with_failures');
+    expect(run.summary).toEqual({ tenants: 100, pending: 0, succeeded: 99, failed: 1, skipped: 0 });
+    expect(run.toleratedFailures).toBe(10);
+    expect(run.failures).toEqual([
+      {
+        tenantId: failing,
+        slug: expect.any(String),
+        fromVersion: TEMPLATE_VERSION,
+        error: { error: 'BadRequestException', cause: `Injected: ${failing} refuses` },
+      },
+    ]);
+    const versions = await schemaVersions(sandbox, tenants);
+    expect(tenants.filter((id) => versions.get(id) !== 4)).toEqual([failing]);
+    expect(await databasesWithTable(sandbox, tenants, 'fleet_notes')).toEqual(
+      tenants.filter((id) => id !== failing),
+    );
+    // Not a terminal: plain lines, the failure named, and how to retry it alone.
+    expect(result.stdout).toContain('progress: ');
+    expect(result.stdout).toContain(`failed: ${failing}`);
+    expect(result.stdout).toContain(`retry them alone: tenants migrate --tenant ${failing}`);
+    expect(result.stdout).not.toContain('\x1b[');
+  });
+
+  it('retries the failed tenant alone, and then has nothing left to do', { timeout: 60_000 }, async () => {
+    // Prepare
+    const versions = await schemaVersions(sandbox, tenants);
+    const behind = tenants.filter((id) => versions.get(id) !== 4);
+    expect(behind).toHaveLength(1);
+
+    // Act
+    const retry = await cli(['migrate', '--tenant', behind[0] ?? '', '--json']);
+    const again = await sandbox.call('POST', '/migrations', {});
+    const againCli = await cli(['migrate']);
+
+    // Assess
+    expect(retry.code).toBe(0);
+    const retried = Run.parse(JSON.parse(retry.stdout));
+    expect(retried).toMatchObject({ status: 'succeeded', scope: 'tenants', targetVersion: 4 });
+    expect(retried.summary).toEqual({ tenants: 1, pending: 0, succeeded: 1, failed: 0, skipped: 0 });
+    expect((await schemaVersions(sandbox, behind)).get(behind[0] ?? '')).toBe(4);
+    expect(again.status).toBe(200);
+    expect(Run.parse(again.body)).toMatchObject({ status: 'succeeded', executionArn: null });
+    expect(Run.parse(again.body).summary.tenants).toBe(0);
+    expect(againCli.code).toBe(0);
+    expect(againCli.stdout).toContain('nothing to migrate: every active tenant is at version 4');
+  });
+
+  it('gives new tenants the latest template', { timeout: 60_000 }, async () => {
+    // Act
+    const [created] = await sandbox.provision(1, 'Fleet new');
+
+    // Assess
+    expect((await schemaVersions(sandbox, [created ?? ''])).get(created ?? '')).toBe(4);
+    expect(await databasesWithTable(sandbox, [created ?? ''], 'fleet_notes')).toEqual([created]);
+    tenants = [...tenants, created ?? ''].sort();
+  });
+
+  it('stops starting tenants once more fail than it tolerates, and fails', { timeout: 120_000 }, async () => {
+    // Prepare: migration 0005 (read per run: no restart needed); three tenants of the first chunk refuse it.
+    await sandbox.addTenantMigration(
+      '0005_fleet_note_authors.sql',
+      'ALTER TABLE fleet_notes ADD COLUMN author text;',
+    );
+    const refusing = tenants.slice(0, 3);
+    await faults('PATCH', refusing.map(failMigrationOf));
+
+    // Act
+    let answer: { status: number; body: unknown };
+    let run: Run;
+    try {
+      answer = await sandbox.call('POST', '/migrations', { toleratedFailureCount: 1 });
+      run = await waitForRun(sandbox, Run.parse(answer.body).id);
+    } finally {
+      await faults('DELETE', refusing.map(failMigrationOf));
+    }
+
+    // Assess
+    expect(answer.status).toBe(202);
+    expect(run.status).toBe('failed');
+    expect(run.toleratedFailures).toBe(1);
+    expect(run.error?.error).toBe('ToleratedFailuresExceeded');
+    expect(run.failures.map((failure) => failure.tenantId).sort()).toEqual(refusing);
+    expect(run.summary.tenants).toBe(tenants.length);
+    expect(run.summary.skipped).toBeGreaterThan(0);
+    expect(run.summary.succeeded + run.summary.failed + run.summary.skipped).toBe(tenants.length);
+    const execution = z.string().parse(run.executionArn);
+    expect(execution).toContain(':execution:tenant-provisioner-local-migrate-fleet:');
+  });
+
+  it('leaves the tenants it has no time for to another invocation, then migrates them there', {
+    timeout: 60_000,
+  }, async () => {
+    // Prepare: migration 0006, and a run planned as POST /migrations plans one, run here chunk by chunk.
+    await sandbox.addTenantMigration(
+      '0006_fleet_note_tags.sql',
+      'ALTER TABLE fleet_notes ADD COLUMN tags text[];',
+    );
+    const cluster = sandbox.provisioner();
+    const store = new FleetStore(cluster);
+    const migrations = await loadMigrations(join(sandbox.schemaDir, 'tenant'));
+    const runId = newMigrationId();
+    await store.plan({
+      id: runId,
+      targetVersion: 6,
+      tenantIds: tenants.slice(0, 4),
+      thresholds: {},
+      defaultPercentage: 10,
+      createdBy: 'fleet-test',
+    });
+    const { chunks } = await planChunks(store, runId);
+    const [chunk] = chunks;
+    if (!chunk || chunks.length !== 1) throw new Error(`chunks: ${JSON.stringify(chunks)}`);
+
+    // Act
+    const short = await migrateChunk(
+      { store, cluster, migrations, remainingMs: () => 1_000 },
+      { migrationId: runId, ...chunk },
+    );
+    const next = await migrateChunk(
+      { store, cluster, migrations, remainingMs: () => 600_000 },
+      { migrationId: runId, ...chunk, tenantIds: short.remaining },
+    );
+    const finished = await store.finish(runId);
+
+    // Assess
+    expect(short).toMatchObject({ succeeded: 0, failed: 0, remainingCount: 4 });
+    expect(short.remaining.sort()).toEqual(tenants.slice(0, 4));
+    expect(next).toMatchObject({ succeeded: 4, failed: 0, skipped: 0, remaining: [], remainingCount: 0 });
+    expect(finished.status).toBe('succeeded');
+    const versions = await schemaVersions(sandbox, tenants.slice(0, 4));
+    expect([...versions.values()]).toEqual([6, 6, 6, 6]);
+  });
+
+  it('closes a run whose execution was stopped at the next request, which then runs', {
+    timeout: 90_000,
+  }, async () => {
+    // Prepare: migration 0007, every tenant's migration slowed down so that the run is stopped mid-way.
+    await sandbox.addTenantMigration(
+      '0007_fleet_note_pins.sql',
+      'ALTER TABLE fleet_notes ADD COLUMN pinned boolean;',
+    );
+    const slow: Fault = {
+      service: 'rds-data',
+      operation: 'BeginTransaction',
+      match: 'tenant_',
+      latencyMs: 2_000,
+    };
+    await faults('PATCH', [slow]);
+    let stopped: Run;
+    let next: { status: number; body: unknown };
+    try {
+      const started = Run.parse((await sandbox.call('POST', '/migrations', {})).body);
+      const sfn = new SFNClient({
+        endpoint: sandbox.info.awsEndpoint,
+        region: sandbox.info.region,
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      });
+      await sfn.send(
+        new StopExecutionCommand({ executionArn: started.executionArn ?? '', error: 'Operator.Stopped' }),
+      );
+
+      // Act
+      stopped = Run.parse((await sandbox.call('GET', `/migrations/${started.id}`)).body);
+      next = await sandbox.call('POST', '/migrations', {});
+    } finally {
+      await faults('DELETE', [slow]);
+    }
+
+    // Assess
+    expect(stopped.status).toBe('failed');
+    expect(stopped.error?.error).toBe('Operator.Stopped');
+    expect(next.status).toBe(202);
+    const finished = await waitForRun(sandbox, Run.parse(next.body).id);
+    expect(finished.status).toBe('succeeded');
+    const versions = await schemaVersions(sandbox, tenants);
+    expect(new Set(versions.values())).toEqual(new Set([7]));
+  });
+});

@@ -1,0 +1,121 @@
+import { DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import pg from 'pg';
+import { afterAll, expect } from 'vitest';
+import { z } from 'zod';
+import type { DatabaseRole } from '../../functions/shared/names.ts';
+import { type Answer, type ApiUnderTest, apiUnderTest, call } from '../api/api.ts';
+import { clients, provision, registry, type TenantOptions, waitForExecution } from '../provision/helpers.ts';
+
+export { clients, registry, waitForExecution };
+
+let shared: Promise<ApiUnderTest> | undefined;
+let adminToken: Promise<string> | undefined;
+
+/** The sandbox's API and an admin token, made once per file. */
+export async function api(): Promise<{ api: ApiUnderTest; token: string }> {
+  shared ??= apiUnderTest();
+  const under = await shared;
+  adminToken ??= under.token({ scopes: ['tenants/admin'] });
+  return { api: under, token: await adminToken };
+}
+
+/** An HTTP call to the API as an admin. */
+export async function request(
+  method: string,
+  path: string,
+  options: { body?: unknown; headers?: Record<string, string>; token?: string } = {},
+): Promise<Answer> {
+  const { api: under, token } = await api();
+  return call(under, method, path, { token, ...options });
+}
+
+export const Accepted = z.strictObject({
+  tenantId: z.string(),
+  operationId: z.string(),
+  operation: z.string(),
+  status: z.string(),
+  executionArn: z.string(),
+  backupId: z.string().optional(),
+  links: z.strictObject({ self: z.string() }),
+});
+
+/** Runs a lifecycle operation through the API and waits for its run to end; the answer must be a 202. */
+export async function operate(method: string, path: string, body?: unknown) {
+  const answer = await request(method, path, body === undefined ? {} : { body });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+  const accepted = Accepted.parse(answer.body);
+  const execution = await waitForExecution(accepted.executionArn);
+  return { accepted, execution };
+}
+
+/** An active tenant, provisioned as the API would. */
+export async function activeTenant(options: TenantOptions = {}) {
+  const tenant = await provision(options);
+  expect(tenant.execution.status).toBe('SUCCEEDED');
+  return tenant;
+}
+
+const RoleSecret = z.object({
+  host: z.string(),
+  port: z.number(),
+  username: z.string(),
+  password: z.string(),
+  dbname: z.string(),
+});
+
+/** A direct PostgreSQL session as one of the tenant's roles, with its own secret; closed after the file. */
+export async function connectAs(tenantId: string, role: DatabaseRole): Promise<pg.Client> {
+  const tenant = await registry.require(tenantId);
+  const arn = tenant.resources.secrets?.[role];
+  if (!arn) throw new Error(`Tenant ${tenantId} has no ${role} secret`);
+  const { SecretString } = await clients.secrets.send(new GetSecretValueCommand({ SecretId: arn }));
+  const secret = RoleSecret.parse(JSON.parse(SecretString ?? ''));
+  const client = new pg.Client({
+    host: secret.host,
+    port: secret.port,
+    user: secret.username,
+    password: secret.password,
+    database: secret.dbname,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  opened.push(client);
+  return client;
+}
+const opened: pg.Client[] = [];
+afterAll(async () => {
+  await Promise.all(opened.map((client) => client.end().catch(() => {})));
+});
+
+/** Whether a new session as the role can be opened (and query). */
+export async function canConnect(tenantId: string, role: DatabaseRole): Promise<string> {
+  try {
+    const client = await connectAs(tenantId, role);
+    await client.query('SELECT 1');
+    await client.end();
+    return 'ok';
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** The tenant's alarms with whether their actions are on, by name. */
+export async function alarmActions(tenantId: string): Promise<Record<string, boolean>> {
+  const { MetricAlarms } = await clients.cloudWatch.send(
+    new DescribeAlarmsCommand({ AlarmNamePrefix: `tenant-${tenantId}-` }),
+  );
+  return Object.fromEntries(
+    (MetricAlarms ?? []).map((alarm) => [alarm.AlarmName ?? '', alarm.ActionsEnabled ?? false]),
+  );
+}
+
+/** The tenant's lifecycle operations, as the registry records them. */
+export async function operationsOf(tenantId: string) {
+  const { superuserPool } = await import('../support/sandbox.ts');
+  const { rows } = await superuserPool('control_plane').query(
+    'SELECT operation, status, failure FROM tenant_operations WHERE tenant_id = $1 ORDER BY id',
+    [tenantId],
+  );
+  return z.array(z.object({ operation: z.string(), status: z.string(), failure: z.unknown() })).parse(rows);
+}
