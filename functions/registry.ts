@@ -21,6 +21,18 @@ export interface FunctionDefinition {
    * calls it.
    */
   readonly permissions?: readonly Permission[];
+  /**
+   * Runs the function on a schedule, with an empty event: on AWS an EventBridge Scheduler schedule with this
+   * expression; in the sandbox at startup and then every `SANDBOX_SCHEDULE_SECONDS` (30 by default).
+   */
+  readonly schedule?: FunctionSchedule;
+}
+
+/** When a scheduled function runs. */
+export interface FunctionSchedule {
+  /** An EventBridge Scheduler expression, e.g. `rate(15 minutes)`. */
+  readonly expression: string;
+  readonly description: string;
 }
 
 /** Actions on one of the stack's resources, e.g. `{ actions: ['events:PutEvents'], resource: 'eventBus' }`. */
@@ -73,6 +85,16 @@ export const ENVIRONMENT = {
   EVENT_BUS_NAME: 'Name of the EventBridge bus the product announces on.',
   PROVISION_STATE_MACHINE_ARN: 'ARN of the provision-tenant state machine.',
   SCHEMA_DIR: 'Folder holding the SQL migrations (schema/).',
+  SUSPEND_STATE_MACHINE_ARN: 'ARN of the suspend-tenant state machine.',
+  RESUME_STATE_MACHINE_ARN: 'ARN of the resume-tenant state machine.',
+  CHANGE_PLAN_STATE_MACHINE_ARN: 'ARN of the change-plan state machine.',
+  DELETE_STATE_MACHINE_ARN: 'ARN of the delete-tenant state machine.',
+  BACKUP_STATE_MACHINE_ARN: 'ARN of the backup-tenant state machine.',
+  RESTORE_STATE_MACHINE_ARN: 'ARN of the restore-tenant state machine.',
+  SECRET_RECOVERY_DAYS:
+    "Days a deleted tenant's secrets stay recoverable (Secrets Manager's recovery window, 7 to 30), from the stage config.",
+  BULK_ONBOARD_STATE_MACHINE_ARN: 'ARN of the bulk-onboard state machine.',
+  MIGRATE_FLEET_STATE_MACHINE_ARN: 'ARN of the migrate-fleet state machine.',
 } as const;
 export type EnvName = keyof typeof ENVIRONMENT;
 
@@ -97,6 +119,24 @@ const PROVISIONING_ENV = [
   'PROVISIONER_SECRET_ARN',
   'CONTROL_PLANE_DATABASE',
 ] as const;
+
+/** The lifecycle state machines the API starts (statemachines/<name>.asl.json). */
+const LIFECYCLE_STATE_MACHINES = [
+  'suspend-tenant',
+  'resume-tenant',
+  'change-plan',
+  'delete-tenant',
+  'backup-tenant',
+  'restore-tenant',
+] as const;
+const LIFECYCLE_STATE_MACHINE_ENV = [
+  'SUSPEND_STATE_MACHINE_ARN',
+  'RESUME_STATE_MACHINE_ARN',
+  'CHANGE_PLAN_STATE_MACHINE_ARN',
+  'DELETE_STATE_MACHINE_ARN',
+  'BACKUP_STATE_MACHINE_ARN',
+  'RESTORE_STATE_MACHINE_ARN',
+] as const satisfies readonly EnvName[];
 
 /** Every function of the product. */
 export const functions: readonly FunctionDefinition[] = [
@@ -257,16 +297,342 @@ export const functions: readonly FunctionDefinition[] = [
       { actions: ['cloudwatch:DescribeAlarms'], resource: 'tenantAlarms' },
     ],
   },
+  // ---- the drift reconciler (functions/reconcile), on a schedule
+  {
+    id: 'Reconcile',
+    entry: 'functions/reconcile/handler.ts',
+    description:
+      'Drift reconciler: resumes or rolls back provisionings whose run died, reports resources without a tenant and what active tenants lack, repairs alarms and storage markers',
+    timeoutSeconds: 300,
+    schedule: {
+      expression: 'rate(15 minutes)',
+      description: 'Finds tenants stuck in provisioning and drift between the registry and AWS',
+    },
+    environment: [
+      ...PROVISIONING_ENV,
+      'STORAGE_BUCKET',
+      'ALARM_TOPIC_ARN',
+      'EVENT_BUS_NAME',
+      'PROVISION_STATE_MACHINE_ARN',
+    ],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      {
+        actions: ['states:StartExecution', 'states:ListExecutions'],
+        resource: 'stateMachine:provision-tenant',
+      },
+      {
+        actions: ['states:StartExecution', 'states:ListExecutions'],
+        resource: 'stateMachine:rollback-tenant',
+      },
+      {
+        actions: ['states:DescribeExecution', 'states:GetExecutionHistory'],
+        resource: 'executions:provision-tenant',
+      },
+      {
+        actions: ['states:DescribeExecution', 'states:GetExecutionHistory'],
+        resource: 'executions:rollback-tenant',
+      },
+      // The inventory reads every kind of tenant resource; the repair puts alarms and the storage marker again.
+      { actions: ['secretsmanager:ListSecrets'], resource: 'tenantSecrets' },
+      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
+      { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+      {
+        actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:PutMetricAlarm', 'cloudwatch:TagResource'],
+        resource: 'tenantAlarms',
+      },
+      { actions: ['events:PutEvents'], resource: 'eventBus' },
+    ],
+  },
+  // ---- lifecycle after creation (statemachines/{suspend,resume,delete,restore}-tenant, change-plan, backup-tenant)
+  {
+    id: 'DisableTenantAccess',
+    entry: 'functions/lifecycle/access-handlers.ts',
+    handler: 'disableTenantAccess',
+    description: "Lifecycle: the tenant's roles lose LOGIN and CONNECT, their sessions end (suspend, delete)",
+    environment: PROVISIONING_ENV,
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'EnableTenantAccess',
+    entry: 'functions/lifecycle/access-handlers.ts',
+    handler: 'enableTenantAccess',
+    description: "Lifecycle: LOGIN and CONNECT back for the tenant's roles (resume)",
+    environment: PROVISIONING_ENV,
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'DisableAlarmActions',
+    entry: 'functions/lifecycle/access-handlers.ts',
+    handler: 'disableAlarmActions',
+    description: "Lifecycle: actions of the tenant's alarms off (suspend, delete)",
+    environment: PROVISIONING_ENV,
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:DisableAlarmActions'], resource: 'tenantAlarms' },
+    ],
+  },
+  {
+    id: 'EnableAlarmActions',
+    entry: 'functions/lifecycle/access-handlers.ts',
+    handler: 'enableAlarmActions',
+    description: "Lifecycle: actions of the tenant's alarms on again (resume)",
+    environment: PROVISIONING_ENV,
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:EnableAlarmActions'], resource: 'tenantAlarms' },
+    ],
+  },
+  {
+    id: 'CheckPlanUsage',
+    entry: 'functions/lifecycle/plan-handlers.ts',
+    handler: 'checkPlanUsage',
+    description:
+      "Plan change: refuses a plan the tenant's usage (users, API keys, storage, connections) exceeds",
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'ALARM_TOPIC_ARN'],
+    permissions: [...PROVISIONING_DATA_API, { actions: ['s3:ListBucket'], resource: 'storageBucket' }],
+  },
+  {
+    id: 'ApplyTenantLimits',
+    entry: 'functions/lifecycle/plan-handlers.ts',
+    handler: 'applyTenantLimits',
+    description: "Plan change: the database's connection limit, the roles' shares, the apiAccess quotas",
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'ALARM_TOPIC_ARN'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'ApplyPlanAlarms',
+    entry: 'functions/lifecycle/plan-handlers.ts',
+    handler: 'applyPlanAlarms',
+    description: "Plan change: the plan's alarms and thresholds put again, alarms the plan lacks deleted",
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'ALARM_TOPIC_ARN'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      {
+        actions: [
+          'cloudwatch:PutMetricAlarm',
+          'cloudwatch:TagResource',
+          'cloudwatch:DescribeAlarms',
+          'cloudwatch:DeleteAlarms',
+        ],
+        resource: 'tenantAlarms',
+      },
+    ],
+  },
+  {
+    id: 'RecordPlan',
+    entry: 'functions/lifecycle/plan-handlers.ts',
+    handler: 'recordPlan',
+    description: "Plan change: the registry's plan and limits",
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'ALARM_TOPIC_ARN'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'BackupDatabase',
+    entry: 'functions/lifecycle/backup-handlers.ts',
+    handler: 'backupDatabase',
+    description:
+      'Backup: every table as JSON lines from one snapshot, a manifest with counts and sha256, to S3',
+    timeoutSeconds: 900,
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+    ],
+  },
+  {
+    id: 'DiscardBackup',
+    entry: 'functions/lifecycle/backup-handlers.ts',
+    handler: 'discardBackup',
+    description: 'Backup undo: deletes the objects of an incomplete backup',
+    timeoutSeconds: 300,
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
+      { actions: ['s3:DeleteObject'], resource: 'storageObjects' },
+    ],
+  },
+  {
+    id: 'RestoreSchema',
+    entry: 'functions/lifecycle/restore-handlers.ts',
+    handler: 'restoreSchema',
+    description: "Restore: the new tenant's database at the backup's template version",
+    timeoutSeconds: 120,
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SCHEMA_DIR'],
+    permissions: [...PROVISIONING_DATA_API, { actions: ['s3:GetObject'], resource: 'storageObjects' }],
+  },
+  {
+    id: 'LoadBackup',
+    entry: 'functions/lifecycle/restore-handlers.ts',
+    handler: 'loadBackup',
+    description: "Restore: loads the backup's tables and checks counts and checksums against its manifest",
+    timeoutSeconds: 900,
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SCHEMA_DIR'],
+    permissions: [...PROVISIONING_DATA_API, { actions: ['s3:GetObject'], resource: 'storageObjects' }],
+  },
+  {
+    id: 'RetainStorage',
+    entry: 'functions/lifecycle/retire-handlers.ts',
+    handler: 'retainStorage',
+    description: "Delete: tags the tenant's objects with its retention, for the bucket's lifecycle rules",
+    timeoutSeconds: 300,
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
+      { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+    ],
+  },
+  {
+    id: 'RetireRolesAndSecrets',
+    entry: 'functions/lifecycle/retire-handlers.ts',
+    handler: 'retireRolesAndSecrets',
+    description: "Delete: drops the tenant's roles, schedules its secrets' deletion with the recovery window",
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      // ListSecrets has no resource-level permissions: infra maps it to all secrets.
+      { actions: ['secretsmanager:ListSecrets', 'secretsmanager:DeleteSecret'], resource: 'tenantSecrets' },
+    ],
+  },
+  {
+    id: 'CompleteOperation',
+    entry: 'functions/lifecycle/outcome-handlers.ts',
+    handler: 'completeOperation',
+    description: "Lifecycle: a run's success in the registry (status, operation, audit) and on the event bus",
+    // STORAGE_BUCKET: the module it shares with FailOperation names the bucket at load; this one never reads it.
+    environment: [...PROVISIONING_ENV, 'EVENT_BUS_NAME', 'STORAGE_BUCKET'],
+    permissions: [...PROVISIONING_DATA_API, { actions: ['events:PutEvents'], resource: 'eventBus' }],
+  },
+  {
+    id: 'FailOperation',
+    entry: 'functions/lifecycle/outcome-handlers.ts',
+    handler: 'failOperation',
+    description: "Lifecycle: a run's failure, the status it leaves and what is left (scanned), announced",
+    environment: [...PROVISIONING_ENV, 'EVENT_BUS_NAME', 'STORAGE_BUCKET'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['events:PutEvents'], resource: 'eventBus' },
+      // The leftover scan reads every kind of tenant resource.
+      { actions: ['secretsmanager:ListSecrets'], resource: 'tenantSecrets' },
+      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
+      { actions: ['cloudwatch:DescribeAlarms'], resource: 'tenantAlarms' },
+    ],
+  },
+  // ---- bulk-onboard (statemachines/bulk-onboard.asl.json): one Map iteration per row of a batch
+  {
+    id: 'StartBatchRow',
+    entry: 'functions/bulk/handlers.ts',
+    handler: 'startBatchRow',
+    description:
+      "Bulk onboarding: reserves a row's tenant (its id chosen with the batch) and starts its provisioning",
+    environment: [...PROVISIONING_ENV, 'PROVISION_STATE_MACHINE_ARN'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['states:StartExecution'], resource: 'stateMachine:provision-tenant' },
+    ],
+  },
+  {
+    id: 'AwaitBatchRow',
+    entry: 'functions/bulk/handlers.ts',
+    handler: 'awaitBatchRow',
+    description:
+      "Bulk onboarding: watches a row's tenant for up to 45 s, records the row's outcome when it ends",
+    timeoutSeconds: 60,
+    environment: [...PROVISIONING_ENV, 'PROVISION_STATE_MACHINE_ARN'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['states:DescribeExecution'], resource: 'executions:provision-tenant' },
+    ],
+  },
+  {
+    id: 'RecordBatchRowFailure',
+    entry: 'functions/bulk/handlers.ts',
+    handler: 'recordBatchRowFailure',
+    description:
+      'Bulk onboarding: a row whose task failed beyond its retries, recorded; an unstarted reservation undone',
+    environment: [...PROVISIONING_ENV, 'PROVISION_STATE_MACHINE_ARN'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'FinishTenantBatch',
+    entry: 'functions/bulk/handlers.ts',
+    handler: 'finishTenantBatch',
+    description: "Bulk onboarding: the batch's status from its rows' outcomes",
+    environment: [...PROVISIONING_ENV, 'PROVISION_STATE_MACHINE_ARN'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'FailTenantBatch',
+    entry: 'functions/bulk/handlers.ts',
+    handler: 'failTenantBatch',
+    description: 'Bulk onboarding: a batch whose run failed (not one row), recorded with the error',
+    environment: [...PROVISIONING_ENV, 'PROVISION_STATE_MACHINE_ARN'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  // ---- migrate-fleet (statemachines/migrate-fleet.asl.json): the tenant template's new migrations, fleet-wide
+  {
+    id: 'PlanFleetMigration',
+    entry: 'functions/fleet/handlers.ts',
+    handler: 'planFleetMigration',
+    description: "Fleet migration: the run's pending tenants, cut into chunks",
+    environment: [...PROVISIONING_ENV, 'SCHEMA_DIR'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'MigrateTenants',
+    entry: 'functions/fleet/handlers.ts',
+    handler: 'migrateTenants',
+    description:
+      "Fleet migration: a chunk of tenants, 5 at a time: each database's missing migrations, validated; outcome and schema version recorded",
+    timeoutSeconds: 900,
+    environment: [...PROVISIONING_ENV, 'SCHEMA_DIR'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'RecordFleetChunkFailure',
+    entry: 'functions/fleet/handlers.ts',
+    handler: 'recordFleetChunkFailure',
+    description:
+      'Fleet migration: a chunk whose invocation failed beyond its retries; its pending tenants failed',
+    environment: [...PROVISIONING_ENV, 'SCHEMA_DIR'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'FinishFleetMigration',
+    entry: 'functions/fleet/handlers.ts',
+    handler: 'finishFleetMigration',
+    description: "Fleet migration: the run's status against its tolerated failures",
+    environment: [...PROVISIONING_ENV, 'SCHEMA_DIR'],
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'FailFleetMigration',
+    entry: 'functions/fleet/handlers.ts',
+    handler: 'failFleetMigration',
+    description: 'Fleet migration: a run that failed as a whole, recorded with the error',
+    environment: [...PROVISIONING_ENV, 'SCHEMA_DIR'],
+    permissions: PROVISIONING_DATA_API,
+  },
   {
     id: 'Api',
     entry: 'functions/api/handler.ts',
-    description: 'The HTTPS API behind API Gateway: create, get and list tenants, the OpenAPI document',
+    description:
+      'The HTTPS API behind API Gateway: create, get and list tenants, their lifecycle operations and backups, bulk onboarding, fleet migrations, the OpenAPI document',
     environment: [
       'STAGE',
       'CLUSTER_ARN',
       'PROVISIONER_SECRET_ARN',
       'CONTROL_PLANE_DATABASE',
       'PROVISION_STATE_MACHINE_ARN',
+      ...LIFECYCLE_STATE_MACHINE_ENV,
+      // The plan change's usage check reads the tenant's storage.
+      'STORAGE_BUCKET',
+      'BULK_ONBOARD_STATE_MACHINE_ARN',
+      'MIGRATE_FLEET_STATE_MACHINE_ARN',
+      // The fleet migration's target: the tenant template's latest version.
+      'SCHEMA_DIR',
     ],
     permissions: [
       {
@@ -280,6 +646,17 @@ export const functions: readonly FunctionDefinition[] = [
       },
       { actions: ['secretsmanager:GetSecretValue'], resource: 'provisionerSecret' },
       { actions: ['states:StartExecution'], resource: 'stateMachine:provision-tenant' },
+      // Lifecycle operations: each starts its machine, and looks at a run that ended without closing its operation.
+      ...LIFECYCLE_STATE_MACHINES.flatMap((name): Permission[] => [
+        { actions: ['states:StartExecution'], resource: `stateMachine:${name}` },
+        { actions: ['states:DescribeExecution'], resource: `executions:${name}` },
+      ]),
+      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
+      // Bulk onboarding and fleet migrations: each starts its machine, and looks at a run that ended unclosed.
+      { actions: ['states:StartExecution'], resource: 'stateMachine:bulk-onboard' },
+      { actions: ['states:DescribeExecution'], resource: 'executions:bulk-onboard' },
+      { actions: ['states:StartExecution'], resource: 'stateMachine:migrate-fleet' },
+      { actions: ['states:DescribeExecution'], resource: 'executions:migrate-fleet' },
     ],
   },
   {

@@ -28,9 +28,12 @@ export {
   type RegistryFunctionsProps,
 } from './constructs/function.ts';
 export {
+  type FailureEventsProps,
   Monitoring,
   type MonitoringProps,
   type ProvisioningMonitoringProps,
+  type ScheduledFunctionsMonitoringProps,
+  type StateMachinesMonitoringProps,
 } from './constructs/monitoring.ts';
 export {
   Provisioning,
@@ -38,6 +41,7 @@ export {
   type StateMachineFile,
   stateMachineFiles,
 } from './constructs/provisioning.ts';
+export { type ScheduledFunction, Schedules, type SchedulesProps } from './constructs/schedules.ts';
 export { Storage, type StorageProps } from './constructs/storage.ts';
 export {
   bindResource,
@@ -53,6 +57,7 @@ export {
   API_FUNCTION_ID,
   ControlPlaneStack,
   type ControlPlaneStackProps,
+  FAILURE_DETAIL_TYPES,
   METRICS_NAMESPACE,
   PROVISION_STATE_MACHINE,
   SETUP_FUNCTION_ID,

@@ -1,7 +1,9 @@
 import { ArnFormat, CfnOutput, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { ALL_SCOPES, routes as apiRoutes } from '../functions/api/routes.ts';
+import { OUTCOMES } from '../functions/lifecycle/outcome.ts';
 import { DETAIL_TYPES, EVENT_SOURCE } from '../functions/provision/outcome.ts';
+import { DRIFT_DETAIL_TYPE } from '../functions/reconcile/reconcile.ts';
 import { type EnvName, type FunctionDefinition, functions as registry } from '../functions/registry.ts';
 import type { StageConfig } from './config.ts';
 import { Api, type ApiRoute } from './constructs/api.ts';
@@ -10,6 +12,7 @@ import { Events } from './constructs/events.ts';
 import { RegistryFunctions } from './constructs/function.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { Provisioning, type StateMachineFile, stateMachineFiles } from './constructs/provisioning.ts';
+import { Schedules } from './constructs/schedules.ts';
 import { Storage } from './constructs/storage.ts';
 import type { PermissionTargets } from './permissions.ts';
 
@@ -21,6 +24,16 @@ export const SETUP_FUNCTION_ID = 'SetupControlPlane';
 export const PROVISION_STATE_MACHINE = 'provision-tenant';
 /** CloudWatch namespace of the product's own metrics (the `metrics` permission is limited to it). */
 export const METRICS_NAMESPACE = 'TenantProvisioner';
+/**
+ * The events an operator must hear about (on the alarm topic): every failed operation the product announces and
+ * the drift the reconciler finds. A failed rollback is one too, with a rule and an alarm of its own beside the
+ * provisioning state machine.
+ */
+export const FAILURE_DETAIL_TYPES: readonly string[] = [
+  DETAIL_TYPES.failed,
+  ...Object.values(OUTCOMES).map((outcome) => outcome.failedEvent),
+  DRIFT_DETAIL_TYPE,
+];
 
 export interface ControlPlaneStackProps extends StackProps {
   readonly config: StageConfig;
@@ -47,6 +60,8 @@ export class ControlPlaneStack extends Stack {
   readonly database: Database;
   readonly functions: RegistryFunctions;
   readonly provisioning: Provisioning;
+  /** The EventBridge Scheduler schedules of the registry's functions with a `schedule`. */
+  readonly schedules: Schedules;
   readonly api: Api;
   /** What the registry's `ResourceRef`s name in this stack. */
   readonly permissionTargets: PermissionTargets;
@@ -99,6 +114,15 @@ export class ControlPlaneStack extends Stack {
       ALARM_TOPIC_ARN: this.monitoring.topic.topicArn,
       EVENT_BUS_NAME: this.events.bus.eventBusName,
       PROVISION_STATE_MACHINE_ARN: stateMachineArn(PROVISION_STATE_MACHINE),
+      SUSPEND_STATE_MACHINE_ARN: stateMachineArn('suspend-tenant'),
+      RESUME_STATE_MACHINE_ARN: stateMachineArn('resume-tenant'),
+      CHANGE_PLAN_STATE_MACHINE_ARN: stateMachineArn('change-plan'),
+      DELETE_STATE_MACHINE_ARN: stateMachineArn('delete-tenant'),
+      BACKUP_STATE_MACHINE_ARN: stateMachineArn('backup-tenant'),
+      RESTORE_STATE_MACHINE_ARN: stateMachineArn('restore-tenant'),
+      BULK_ONBOARD_STATE_MACHINE_ARN: stateMachineArn('bulk-onboard'),
+      MIGRATE_FLEET_STATE_MACHINE_ARN: stateMachineArn('migrate-fleet'),
+      SECRET_RECOVERY_DAYS: String(config.secretRecoveryWindow.toDays()),
     };
     const targets: PermissionTargets = {
       stage: config.stage,
@@ -131,6 +155,11 @@ export class ControlPlaneStack extends Stack {
 
     this.database.addSetup(this.functions.get(SETUP_FUNCTION_ID), { logRetention: config.logRetention });
 
+    this.schedules = new Schedules(this, 'Schedules', {
+      prefix,
+      functions: [...this.functions.byId.values()],
+    });
+
     this.api = new Api(this, 'Api', {
       prefix,
       handler: this.functions.get(API_FUNCTION_ID).function,
@@ -152,6 +181,20 @@ export class ControlPlaneStack extends Stack {
         httpApiId: this.api.httpApi.apiId,
       });
     }
+    this.monitoring.watchStateMachines({ stateMachines: this.provisioning.stateMachines });
+    this.monitoring.forwardFailureEvents({
+      bus: this.events.bus,
+      source: EVENT_SOURCE,
+      // Without the provisioning machine's own rollback rule, a failed rollback goes with the other failures.
+      detailTypes: provision ? FAILURE_DETAIL_TYPES : [...FAILURE_DETAIL_TYPES, DETAIL_TYPES.rollbackFailed],
+    });
+    this.monitoring.watchScheduledFunctions({
+      functions: new Map(
+        [...this.functions.byId]
+          .filter(([, fn]) => fn.definition.schedule !== undefined)
+          .map(([fnId, fn]) => [fnId, fn.function]),
+      ),
+    });
 
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.httpApi.apiEndpoint,

@@ -41,6 +41,8 @@ export interface BootstrapOptions {
   readonly superuser: PostgresConnection;
   readonly functions: readonly FunctionDefinition[];
   readonly newPassword: () => string;
+  /** The SQL migrations (`control-plane/`, `tenant/`); the project's `schema/` by default. */
+  readonly schemaDir?: string;
 }
 
 const STATE_MACHINES_DIR = join(PROJECT_ROOT, 'statemachines');
@@ -65,7 +67,17 @@ export async function bootstrap(options: BootstrapOptions): Promise<{
     ALARM_TOPIC_ARN,
     EVENT_BUS_NAME,
     PROVISION_STATE_MACHINE_ARN: stateMachineArn('provision-tenant'),
-    SCHEMA_DIR: join(PROJECT_ROOT, 'schema'),
+    SCHEMA_DIR: options.schemaDir ?? join(PROJECT_ROOT, 'schema'),
+    SUSPEND_STATE_MACHINE_ARN: stateMachineArn('suspend-tenant'),
+    RESUME_STATE_MACHINE_ARN: stateMachineArn('resume-tenant'),
+    CHANGE_PLAN_STATE_MACHINE_ARN: stateMachineArn('change-plan'),
+    DELETE_STATE_MACHINE_ARN: stateMachineArn('delete-tenant'),
+    BACKUP_STATE_MACHINE_ARN: stateMachineArn('backup-tenant'),
+    RESTORE_STATE_MACHINE_ARN: stateMachineArn('restore-tenant'),
+    BULK_ONBOARD_STATE_MACHINE_ARN: stateMachineArn('bulk-onboard'),
+    MIGRATE_FLEET_STATE_MACHINE_ARN: stateMachineArn('migrate-fleet'),
+    // Secrets Manager's shortest recovery window, as the dev stage has.
+    SECRET_RECOVERY_DAYS: '7',
   };
   const rdsData = new RDSDataClient({});
   const s3 = new S3Client({ forcePathStyle: true });

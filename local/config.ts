@@ -7,8 +7,10 @@ import type { SandboxOptions } from './sandbox.ts';
 /**
  * The sandbox's settings, from the environment with LocalStack-like defaults:
  * SANDBOX_DIR (`.local`), SANDBOX_HOST (127.0.0.1), SANDBOX_AWS_PORT (4566), SANDBOX_API_PORT (3000),
- * SANDBOX_POSTGRES_PORT (5433),
- * SANDBOX_EXTRA_FUNCTIONS (a module exporting `testFunctions`, for test fixtures).
+ * SANDBOX_POSTGRES_PORT (5433), SANDBOX_SCHEDULE_SECONDS (30: how often scheduled functions run; 0: at startup only),
+ * SANDBOX_EXTRA_FUNCTIONS (a module exporting `testFunctions`, for test fixtures),
+ * SANDBOX_SCHEMA_DIR (the SQL migrations the functions read, `schema/` by default: a test or benchmark adds a tenant
+ * migration to a copy without touching the product's).
  */
 export async function sandboxOptionsFromEnv(
   env: NodeJS.ProcessEnv,
@@ -22,9 +24,19 @@ export async function sandboxOptionsFromEnv(
     awsPort: port(env, 'SANDBOX_AWS_PORT', 4566),
     apiPort: port(env, 'SANDBOX_API_PORT', 3000),
     postgresPort: port(env, 'SANDBOX_POSTGRES_PORT', 5433),
+    scheduleSeconds: seconds(env, 'SANDBOX_SCHEDULE_SECONDS', 30),
     extraFunctions: extra ? await loadFunctions(pathToFileURL(path(extra)).href) : [],
+    ...(env.SANDBOX_SCHEMA_DIR ? { schemaDir: path(env.SANDBOX_SCHEMA_DIR) } : {}),
     log,
   };
+}
+
+function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0) throw new Error(`${name} is not a number of seconds: ${value}`);
+  return parsed;
 }
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

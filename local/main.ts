@@ -6,25 +6,31 @@ import { startSandbox } from './sandbox.ts';
 const log = (line: string) => console.log(`[sandbox] ${line}`);
 const started = performance.now();
 const options = await sandboxOptionsFromEnv(process.env, log);
-const sandbox = await startSandbox(options);
-log(`API           ${sandbox.info.apiUrl}  (token in sandbox.json; npm run token mints others)`);
-log(`AWS endpoint  ${sandbox.info.awsEndpoint}  (AWS_ENDPOINT_URL)`);
-log(`PostgreSQL    postgresql://${sandbox.info.postgres.user}@127.0.0.1:${sandbox.info.postgres.port}`);
-log(`details       ${sandboxFile(options.dir)}`);
-log(`ready in ${Math.round(performance.now() - started)} ms; Ctrl-C stops it`);
+const starting = startSandbox(options);
 
+// Listening before the sandbox is up: a signal that arrives while it starts (or just after `sandbox.json`
+// appears) still stops it cleanly, once started.
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping`);
-    sandbox.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
+    starting
+      .then((sandbox) => sandbox.stop())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          console.error(error);
+          process.exit(1);
+        },
+      );
   });
 }
+
+const sandbox = await starting;
+log(`API           ${sandbox.info.apiUrl}  (token in sandbox.json; npm run token mints others)`);
+log(`AWS endpoint  ${sandbox.info.awsEndpoint}  (AWS_ENDPOINT_URL)`);
+log(`PostgreSQL    postgresql://${sandbox.info.postgres.user}@127.0.0.1:${sandbox.info.postgres.port}`);
+log(`details       ${sandboxFile(options.dir)}`);
+log(`ready in ${Math.round(performance.now() - started)} ms; Ctrl-C stops it`);

@@ -25,6 +25,7 @@ import {
 } from './constants.ts';
 import { createLambdaRuntime } from './lambda.ts';
 import { startPostgres } from './postgres.ts';
+import { startSchedules } from './schedule.ts';
 
 export interface SandboxOptions {
   /** Where the sandbox keeps its data (`.local/`); `sandbox.json` is written there. */
@@ -34,8 +35,12 @@ export interface SandboxOptions {
   /** The local API Gateway's port. */
   readonly apiPort: number;
   readonly postgresPort: number;
+  /** How often the registry's scheduled functions run (the drift reconciler); 0: at startup only. 30 by default. */
+  readonly scheduleSeconds?: number;
   /** Functions beyond the product's registry, e.g. test fixtures. */
   readonly extraFunctions?: readonly FunctionDefinition[];
+  /** The SQL migrations the functions read (SCHEMA_DIR); the project's `schema/` by default. */
+  readonly schemaDir?: string;
   readonly log: (line: string) => void;
 }
 
@@ -108,6 +113,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const { provisionerSecretArn, environment } = await bootstrap({
       superuser: postgres.connection,
       functions: allFunctions,
+      ...(options.schemaDir !== undefined ? { schemaDir: options.schemaDir } : {}),
       newPassword: () => randomBytes(24).toString('base64url'),
     });
     Object.assign(process.env, environment);
@@ -128,6 +134,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       apiUrl: api.url,
       token: api.devToken,
     };
+    // The drift reconciler at startup finds what a killed sandbox left half done, then runs on its schedule.
+    const schedules = startSchedules({
+      functions: allFunctions,
+      lambda,
+      intervalMs: (options.scheduleSeconds ?? 30) * 1000,
+      log: options.log,
+    });
+    stops.push(schedules.stop);
     // Written whole then renamed, so that a reader never sees half a file.
     await writeFile(`${sandboxFile(options.dir)}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
     await rename(`${sandboxFile(options.dir)}.tmp`, sandboxFile(options.dir));

@@ -74,7 +74,16 @@ export async function createTenant(
       cause: error,
     });
   }
-  await deps.registry.setExecutionArn(tenantId, executionArn, actor);
+  try {
+    await deps.registry.setExecutionArn(tenantId, executionArn, actor);
+  } catch (error) {
+    // The run has started and the tenant exists: the answer is a 202 all the same (a 5xx would make the client
+    // retry into its own slug). The drift reconciler adopts the run by its name, the tenant id.
+    deps.log?.('The execution ARN was not recorded; the reconciler adopts the run', {
+      tenantId,
+      error: error instanceof Error ? error.name : String(error),
+    });
+  }
   return {
     tenantId,
     slug: request.slug,

@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import { z } from 'zod';
+import * as z from 'zod';
 import { openApiDocument } from '../../schema/api/openapi.ts';
 import { CreateTenantRequest, ListTenantsQuery } from '../../schema/api/tenants.ts';
 import { rdsDataClient, sfnClient } from '../shared/clients.ts';
@@ -9,6 +9,7 @@ import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { TenantRegistry } from '../shared/tenants.ts';
+import { batchRoutes } from './batches.ts';
 import { actorOf, createTenant } from './create-tenant.ts';
 import {
   callerOf,
@@ -21,6 +22,8 @@ import {
   requireScopes,
 } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
+import { lifecycleRoutes } from './lifecycle.ts';
+import { migrationRoutes } from './migrations.ts';
 import { getTenant, listTenants } from './read-tenants.ts';
 import { type OperationId, routeKey, routes } from './routes.ts';
 
@@ -44,6 +47,9 @@ const registry = new TenantRegistry(
 const routeByKey = new Map(routes.map((route) => [routeKey(route), route]));
 
 const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>> = {
+  ...lifecycleRoutes(registry, (message, details) => logger.warn(message, details)),
+  ...batchRoutes(registry, (message, details) => logger.warn(message, details)),
+  ...migrationRoutes(registry, (message, details) => logger.warn(message, details)),
   async createTenant(event) {
     const caller = callerOf(event);
     const key = idempotencyKeyOf(event);

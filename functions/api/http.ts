@@ -1,8 +1,9 @@
 import type { MiddlewareObj } from '@middy/core';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ErrorResponse } from '../../schema/api/tenants.ts';
 import {
   ForbiddenError,
+  PlanChangeRefusedError,
   ProvisionerError,
   SlugTakenError,
   UnauthorizedError,
@@ -148,7 +149,10 @@ export function errorResult(error: unknown): HttpResult {
       error: {
         code: error.code,
         message: error.message,
-        details: error instanceof ValidationError ? [...error.details] : [],
+        details:
+          error instanceof ValidationError || error instanceof PlanChangeRefusedError
+            ? [...error.details]
+            : [],
         ...(error instanceof SlugTakenError ? { suggestions: [...error.suggestions] } : {}),
       },
     };
@@ -157,7 +161,35 @@ export function errorResult(error: unknown): HttpResult {
     }
     return jsonResult(error.statusCode, body, error.statusCode === 503 ? { 'retry-after': '5' } : {});
   }
+  if (isTransientAwsError(error)) {
+    return jsonResult(503, UNAVAILABLE, { 'retry-after': '5' });
+  }
   return jsonResult(500, INTERNAL);
+}
+
+const UNAVAILABLE: ErrorResponse = {
+  error: {
+    code: 'service_unavailable',
+    message: 'A service the API depends on is busy or unavailable; retry later',
+    details: [],
+  },
+};
+
+/** AWS errors that mean "later": throttling, an Aurora cluster resuming from pause, a service's own 5xx. */
+const TRANSIENT_AWS_ERRORS = new Set([
+  'DatabaseResumingException',
+  'DatabaseUnavailableException',
+  'ThrottlingException',
+  'Throttling',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'SlowDown',
+]);
+
+/** A dependency's transient failure, which the client may retry (a 503), rather than the API's own fault. */
+function isTransientAwsError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return TRANSIENT_AWS_ERRORS.has(error.name) || ('$fault' in error && error.$fault === 'server');
 }
 
 /** Middy's onError: maps every error to an answer, logging those that are the product's fault. */

@@ -93,6 +93,12 @@ export async function idempotent(
       throw error;
     }
   }
-  await registry.saveIdempotentAnswer(claim.caller, claim.key, result.statusCode, JSON.parse(result.body));
+  const body: unknown = JSON.parse(result.body);
+  // The work is done and the answer stands even when it cannot be kept: a retry with the key then waits as for a
+  // request in progress, and runs again only after the claim goes stale.
+  await registry
+    .saveIdempotentAnswer(claim.caller, claim.key, result.statusCode, body)
+    .catch(() => registry.saveIdempotentAnswer(claim.caller, claim.key, result.statusCode, body))
+    .catch(() => {});
   return result;
 }

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type {
   ListTenantsQuery,
   TenantListResponse,
@@ -23,7 +23,7 @@ export async function getTenant(registry: TenantRegistry, tenantId: string): Pro
 
 /** Only the names and ARNs the API shows: a field a step might add is not answered before it is reviewed. */
 function resourcesResponse(resources: TenantResources): TenantResponse['resources'] {
-  const { database, secrets, invitationSecretArn, storage, alarms } = resources;
+  const { database, secrets, invitationSecretArn, storage, alarms, finalBackup } = resources;
   return {
     ...(database !== undefined ? { database } : {}),
     ...(secrets !== undefined
@@ -39,6 +39,16 @@ function resourcesResponse(resources: TenantResources): TenantResponse['resource
     ...(invitationSecretArn !== undefined ? { invitationSecretArn } : {}),
     ...(storage !== undefined ? { storage: { bucket: storage.bucket, prefix: storage.prefix } } : {}),
     ...(alarms !== undefined ? { alarms: [...alarms] } : {}),
+    ...(finalBackup !== undefined
+      ? {
+          finalBackup: {
+            backupId: finalBackup.backupId,
+            bucket: finalBackup.bucket,
+            prefix: finalBackup.prefix,
+            manifest: finalBackup.manifest,
+          },
+        }
+      : {}),
   };
 }
 

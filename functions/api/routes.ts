@@ -12,10 +12,29 @@ export const SCOPES = {
 export type Scope = (typeof SCOPES)[keyof typeof SCOPES];
 export const ALL_SCOPES: readonly Scope[] = Object.values(SCOPES);
 
-export type OperationId = 'createTenant' | 'getTenant' | 'listTenants' | 'getOpenApi';
+export type OperationId =
+  | 'createTenant'
+  | 'getTenant'
+  | 'listTenants'
+  | 'getOpenApi'
+  | LifecycleOperationId
+  | BulkOperationId;
+
+/** Bulk onboarding (functions/api/batches.ts) and fleet migrations (functions/api/migrations.ts). */
+export type BulkOperationId = 'createTenantBatch' | 'getTenantBatch' | 'startMigration' | 'getMigration';
+
+/** The lifecycle routes (functions/api/lifecycle.ts answers them). */
+export type LifecycleOperationId =
+  | 'suspendTenant'
+  | 'resumeTenant'
+  | 'changePlan'
+  | 'deleteTenant'
+  | 'createBackup'
+  | 'listBackups'
+  | 'restoreTenant';
 
 export interface Route {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** API Gateway's path syntax: `{name}` for a path parameter. */
   readonly path: string;
   readonly operationId: OperationId;
@@ -48,6 +67,87 @@ export const routes: readonly Route[] = [
     path: '/tenants/{tenantId}',
     operationId: 'getTenant',
     summary: 'A tenant: plan, limits, configuration, resources and provisioning progress',
+    scopes: [SCOPES.read, SCOPES.admin],
+  },
+  // ---- Lifecycle (functions/api/lifecycle.ts): each long operation answers 202 with its execution.
+  {
+    method: 'PATCH',
+    path: '/tenants/{tenantId}',
+    operationId: 'changePlan',
+    summary: "Change a tenant's plan and limits; refused with what exceeds when current usage would",
+    scopes: [SCOPES.admin],
+  },
+  {
+    method: 'DELETE',
+    path: '/tenants/{tenantId}',
+    operationId: 'deleteTenant',
+    summary:
+      'Delete a tenant (?confirm=<slug>): suspends it, takes a final backup, then removes its resources',
+    scopes: [SCOPES.admin],
+  },
+  {
+    method: 'POST',
+    path: '/tenants/{tenantId}/suspend',
+    operationId: 'suspendTenant',
+    summary: 'Suspend a tenant: its database refuses its roles, open sessions end, alarm actions stop',
+    scopes: [SCOPES.admin],
+  },
+  {
+    method: 'POST',
+    path: '/tenants/{tenantId}/resume',
+    operationId: 'resumeTenant',
+    summary: 'Resume a suspended tenant: undoes each effect of the suspension',
+    scopes: [SCOPES.admin],
+  },
+  {
+    method: 'POST',
+    path: '/tenants/{tenantId}/backups',
+    operationId: 'createBackup',
+    summary: "Back up the tenant's database to S3 now (every table as data, a manifest with checksums)",
+    scopes: [SCOPES.admin],
+  },
+  {
+    method: 'GET',
+    path: '/tenants/{tenantId}/backups',
+    operationId: 'listBackups',
+    summary: "The tenant's completed backups, newest first",
+    scopes: [SCOPES.read, SCOPES.admin],
+  },
+  {
+    method: 'POST',
+    path: '/tenants/{tenantId}/restore',
+    operationId: 'restoreTenant',
+    summary: "Restore one of the tenant's backups into a new tenant, verified against the backup's manifest",
+    scopes: [SCOPES.admin],
+  },
+  // ---- Bulk onboarding and fleet migrations: long runs answer 202 and are followed with their GET.
+  {
+    method: 'POST',
+    path: '/tenant-batches',
+    operationId: 'createTenantBatch',
+    summary: 'Onboard tenants in bulk (JSON or CSV): validates every row; a dry run creates nothing',
+    scopes: [SCOPES.admin],
+  },
+  {
+    method: 'GET',
+    path: '/tenant-batches/{batchId}',
+    operationId: 'getTenantBatch',
+    summary: "A batch: each row's tenant and outcome",
+    scopes: [SCOPES.read, SCOPES.admin],
+  },
+  {
+    method: 'POST',
+    path: '/migrations',
+    operationId: 'startMigration',
+    summary:
+      "Apply the tenant template's latest migrations to every active tenant behind it (or those named)",
+    scopes: [SCOPES.admin],
+  },
+  {
+    method: 'GET',
+    path: '/migrations/{migrationId}',
+    operationId: 'getMigration',
+    summary: 'A fleet migration run: its counts and every tenant that failed, with why',
     scopes: [SCOPES.read, SCOPES.admin],
   },
   {

@@ -95,3 +95,44 @@ export class SchemaValidationError extends ProvisionerError {
 export class ConfigurationError extends ProvisionerError {
   override readonly name = 'ConfigurationError';
 }
+
+/** Another lifecycle operation runs for the tenant; retry when it has ended. */
+export class OperationInProgressError extends ProvisionerError {
+  override readonly name = 'OperationInProgressError';
+  override readonly statusCode = 409;
+  override readonly code = 'operation_in_progress';
+}
+
+/**
+ * A plan change the tenant's current usage or features would exceed (a downgrade below what it uses):
+ * `details` names each limit or feature and what exceeds it. Also what the change-plan run fails with when
+ * usage grew between the request and the run.
+ */
+export class PlanChangeRefusedError extends ProvisionerError {
+  override readonly name = 'PlanChangeRefusedError';
+  override readonly statusCode = 409;
+  override readonly code = 'plan_change_refused';
+  readonly details: readonly ErrorDetail[];
+
+  constructor(message: string, details: readonly ErrorDetail[]) {
+    super(message);
+    this.details = details;
+  }
+}
+
+/** A restored database does not match its backup's manifest (row counts or checksums); the restore is undone. */
+export class BackupVerificationError extends ProvisionerError {
+  override readonly name = 'BackupVerificationError';
+}
+
+/** A backup's objects are missing or malformed (no manifest, a checksum that does not match its data). */
+export class BackupCorruptError extends ProvisionerError {
+  override readonly name = 'BackupCorruptError';
+}
+
+/** A fleet migration runs already; one runs at a time (the message names it). */
+export class MigrationInProgressError extends ProvisionerError {
+  override readonly name = 'MigrationInProgressError';
+  override readonly statusCode = 409;
+  override readonly code = 'migration_in_progress';
+}

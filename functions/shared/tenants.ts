@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { TENANT_STATUSES, TenantConfig } from '../../schema/api/tenants.ts';
 import { type DataApi, json } from './data-api.ts';
 import { NotFoundError } from './errors.ts';
@@ -7,6 +7,14 @@ import { PLAN_NAMES, type PlanLimits, type PlanName } from './plans.ts';
 
 export { TENANT_STATUSES, TenantConfig };
 export type TenantStatus = (typeof TENANT_STATUSES)[number];
+
+/** Where a deleted tenant's final backup is. */
+export interface FinalBackup {
+  backupId: string;
+  bucket: string;
+  prefix: string;
+  manifest: string;
+}
 
 /** Names and ARNs of what provisioning made for a tenant; never a secret value. */
 export interface TenantResources {
@@ -17,6 +25,8 @@ export interface TenantResources {
   storage?: { bucket: string; prefix: string };
   /** Alarm names. */
   alarms?: string[];
+  /** For a deleted tenant: its final backup (`GET /tenants/{id}/backups` lists every backup). */
+  finalBackup?: FinalBackup;
 }
 
 /** Why provisioning failed: the step (state name), the error name and its cause. */
@@ -134,6 +144,9 @@ const ResourcesRow = z.object({
   invitationSecretArn: z.string().optional(),
   storage: z.object({ bucket: z.string(), prefix: z.string() }).optional(),
   alarms: z.array(z.string()).optional(),
+  finalBackup: z
+    .object({ backupId: z.string(), bucket: z.string(), prefix: z.string(), manifest: z.string() })
+    .optional(),
 });
 
 const FailureRow = z.object({ step: z.string(), error: z.string(), cause: z.string() });
@@ -207,6 +220,56 @@ const StepRow = z
 
 const DURATION_MS = '(extract(epoch FROM now() - tenant_steps.started_at) * 1000)::integer';
 
+/** A tenant row (parsed by TenantRow after) and whether the step's start was recorded. */
+const StepStartedRow = z.looseObject({ step_started: z.boolean() });
+const ChangedRow = z.object({ changed: z.number() });
+const ReservedRow = z.object({ reserved: z.number() });
+
+/**
+ * A step recorded again: its attempts go up; its start stays that of the first attempt so that the duration
+ * covers the retries, unless the step had succeeded (a new run).
+ */
+const STEP_RESTARTED = `ON CONFLICT (tenant_id, step) DO UPDATE SET
+  status = 'running',
+  attempts = tenant_steps.attempts + 1,
+  started_at = CASE WHEN tenant_steps.status = 'succeeded' THEN now() ELSE tenant_steps.started_at END,
+  ended_at = NULL, duration_ms = NULL, error = NULL`;
+
+/** What {@link TenantRegistry.setStatus} may set beside the status; a `null` clears one. */
+export interface StatusExtra {
+  failure?: StepFailure | null;
+  leftovers?: string[] | null;
+  schemaVersion?: number;
+}
+
+/** What a step changes of its tenant, written with its success (see {@link TenantRegistry.stepSucceeded}). */
+export interface StepChange {
+  /** Merged into the tenant's resources, key by top-level key. */
+  readonly resources?: TenantResources;
+  readonly schemaVersion?: number;
+  readonly by: string;
+}
+
+/** The UPDATE of a status change, with its parameters. */
+function statusUpdate(id: string, status: TenantStatus, by: string, extra: StatusExtra) {
+  const sets = ['status = :status', 'updated_at = now()', 'updated_by = :by'];
+  if (extra.failure !== undefined) sets.push('failure = CAST(:failure AS jsonb)');
+  if (extra.leftovers !== undefined) sets.push('leftovers = CAST(:leftovers AS jsonb)');
+  if (extra.schemaVersion !== undefined) sets.push('schema_version = :schemaVersion');
+  return {
+    sql: `UPDATE tenants SET ${sets.join(', ')} WHERE id = :id`,
+    params: {
+      id,
+      status,
+      by,
+      failure: extra.failure === undefined ? undefined : extra.failure === null ? null : json(extra.failure),
+      leftovers:
+        extra.leftovers === undefined ? undefined : extra.leftovers === null ? null : json(extra.leftovers),
+      schemaVersion: extra.schemaVersion,
+    },
+  };
+}
+
 /**
  * The tenant registry in the `control_plane` database: tenants, the progress of their steps, the audit log
  * and the first answers to idempotent requests. The API and every provisioning step go through it.
@@ -239,26 +302,36 @@ export class TenantRegistry {
    * Sets the status and, where `extra` names them, the failure, leftovers and schema version
    * (a `null` clears one). A {@link NotFoundError} when there is no such tenant.
    */
-  async setStatus(
+  async setStatus(id: string, status: TenantStatus, by: string, extra: StatusExtra = {}): Promise<void> {
+    const update = statusUpdate(id, status, by, extra);
+    const changed = await this.#db.execute(update.sql, update.params);
+    if (changed === 0) throw new NotFoundError(`No tenant ${id}`);
+  }
+
+  /**
+   * {@link setStatus}, and an audit entry `action` unless the tenant has one already, in one statement: a rerun
+   * neither fails nor audits twice. A {@link NotFoundError} when there is no such tenant.
+   */
+  async setStatusAuditedOnce(
     id: string,
     status: TenantStatus,
     by: string,
-    extra: { failure?: StepFailure | null; leftovers?: string[] | null; schemaVersion?: number } = {},
+    extra: StatusExtra,
+    audit: { readonly action: string; readonly details: Record<string, unknown> },
   ): Promise<void> {
-    const sets = ['status = :status', 'updated_at = now()', 'updated_by = :by'];
-    if (extra.failure !== undefined) sets.push('failure = CAST(:failure AS jsonb)');
-    if (extra.leftovers !== undefined) sets.push('leftovers = CAST(:leftovers AS jsonb)');
-    if (extra.schemaVersion !== undefined) sets.push('schema_version = :schemaVersion');
-    const changed = await this.#db.execute(`UPDATE tenants SET ${sets.join(', ')} WHERE id = :id`, {
-      id,
-      status,
-      by,
-      failure: extra.failure === undefined ? undefined : extra.failure === null ? null : json(extra.failure),
-      leftovers:
-        extra.leftovers === undefined ? undefined : extra.leftovers === null ? null : json(extra.leftovers),
-      schemaVersion: extra.schemaVersion,
-    });
-    if (changed === 0) throw new NotFoundError(`No tenant ${id}`);
+    const update = statusUpdate(id, status, by, extra);
+    const [row] = await this.#db.query(
+      `WITH changed AS (${update.sql} RETURNING id),
+       audited AS (
+         INSERT INTO audit_log (tenant_id, action, actor, details)
+         SELECT changed.id, :action, :by, CAST(:details AS jsonb) FROM changed
+         WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE tenant_id = :id AND action = :action)
+         RETURNING 1)
+       SELECT (SELECT count(*) FROM changed)::int AS changed`,
+      { ...update.params, action: audit.action, details: json(audit.details) },
+      ChangedRow,
+    );
+    if (!row || row.changed === 0) throw new NotFoundError(`No tenant ${id}`);
   }
 
   /** Merges into the tenant's resources, key by top-level key (a key given replaces the one stored). */
@@ -291,17 +364,70 @@ export class TenantRegistry {
     await this.#db.execute(
       `INSERT INTO tenant_steps (tenant_id, step, status, attempts, started_at)
        VALUES (:id, :step, 'running', 1, now())
-       ON CONFLICT (tenant_id, step) DO UPDATE SET
-         status = 'running',
-         attempts = tenant_steps.attempts + 1,
-         started_at = CASE WHEN tenant_steps.status = 'succeeded' THEN now() ELSE tenant_steps.started_at END,
-         ended_at = NULL, duration_ms = NULL, error = NULL`,
+       ${STEP_RESTARTED}`,
       { id, step },
     );
   }
 
-  async stepSucceeded(id: string, step: string): Promise<void> {
-    await this.#stepEnded(id, step, 'succeeded', null);
+  /**
+   * A step begins, in one statement: the tenant is read and the step recorded started (as {@link stepStarted}),
+   * the start only when the tenant's status is one of `statuses` (any, without them). Returns the tenant as read
+   * (undefined when there is none) and whether the start was recorded.
+   */
+  async beginStep(
+    id: string,
+    step: string,
+    statuses?: readonly TenantStatus[],
+  ): Promise<{ tenant: Tenant | undefined; started: boolean }> {
+    const [row] = await this.#db.query(
+      `WITH tenant AS (SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = :id),
+       started AS (
+         INSERT INTO tenant_steps (tenant_id, step, status, attempts, started_at)
+         SELECT tenant.id, :step, 'running', 1, now() FROM tenant
+         WHERE CAST(:statuses AS jsonb) IS NULL
+           OR tenant.status IN (SELECT jsonb_array_elements_text(CAST(:statuses AS jsonb)))
+         ${STEP_RESTARTED}
+         RETURNING 1)
+       SELECT tenant.*, EXISTS (SELECT 1 FROM started) AS step_started FROM tenant`,
+      { id, step, statuses: statuses ? json(statuses) : null },
+      StepStartedRow,
+    );
+    return { tenant: row ? TenantRow.parse(row) : undefined, started: row?.step_started ?? false };
+  }
+
+  /**
+   * A step succeeded; with `change`, what it changes of the tenant (resources merged key by key, the schema
+   * version) is written in the same statement, so that a step's outcome and its record never part.
+   * A {@link NotFoundError} when a change is given and there is no such tenant.
+   */
+  async stepSucceeded(id: string, step: string, change?: StepChange): Promise<void> {
+    if (!change) {
+      await this.#stepEnded(id, step, 'succeeded', null);
+      return;
+    }
+    const [row] = await this.#db.query(
+      `WITH changed AS (
+         UPDATE tenants SET resources = resources || CAST(:resources AS jsonb),
+           schema_version = coalesce(CAST(:schemaVersion AS integer), schema_version),
+           updated_at = now(), updated_by = :by
+         WHERE id = :id RETURNING id),
+       ended AS (
+         INSERT INTO tenant_steps (tenant_id, step, status, attempts, started_at, ended_at, duration_ms, error)
+         SELECT changed.id, :step, 'succeeded', 1, now(), now(), 0, NULL FROM changed
+         ON CONFLICT (tenant_id, step) DO UPDATE SET
+           status = EXCLUDED.status, ended_at = now(), duration_ms = ${DURATION_MS}, error = EXCLUDED.error
+         RETURNING 1)
+       SELECT (SELECT count(*) FROM changed)::int AS changed`,
+      {
+        id,
+        step,
+        resources: json(change.resources ?? {}),
+        schemaVersion: change.schemaVersion ?? null,
+        by: change.by,
+      },
+      ChangedRow,
+    );
+    if (!row || row.changed === 0) throw new NotFoundError(`No tenant ${id}`);
   }
 
   async stepFailed(id: string, step: string, error: { error: string; cause: string }): Promise<void> {
@@ -370,34 +496,39 @@ export class TenantRegistry {
    * transaction. Returns false, writing nothing, when another tenant has the slug.
    */
   async reserve(tenant: NewTenant, by: string): Promise<boolean> {
-    return this.#db.transaction(async (tx) => {
-      const inserted = await tx.query(
-        `INSERT INTO tenants (id, slug, name, plan, status, limits, config, created_by, updated_by)
+    // One statement, atomic as a transaction and one round trip instead of four: the audit entry is written
+    // only for the tenant the first insert made.
+    const [row] = await this.#db.query(
+      `WITH reserved AS (
+         INSERT INTO tenants (id, slug, name, plan, status, limits, config, created_by, updated_by)
          VALUES (:id, :slug, :name, :plan, 'provisioning', CAST(:limits AS jsonb), CAST(:config AS jsonb), :by, :by)
          ON CONFLICT (slug) DO NOTHING
-         RETURNING id`,
-        {
-          id: tenant.id,
-          slug: tenant.slug,
-          name: tenant.name,
-          plan: tenant.plan,
-          limits: json(tenant.limits),
-          config: json(tenant.config),
-          by,
-        },
-        z.object({ id: z.string() }),
-      );
-      if (inserted.length === 0) return false;
-      await new TenantRegistry(tx).audit(tenant.id, 'TENANT_CREATED', by, {
+         RETURNING id),
+       audited AS (
+         INSERT INTO audit_log (tenant_id, action, actor, details)
+         SELECT id, 'TENANT_CREATED', :by, CAST(:details AS jsonb) FROM reserved
+         RETURNING 1)
+       SELECT count(*)::int AS reserved FROM reserved`,
+      {
+        id: tenant.id,
         slug: tenant.slug,
+        name: tenant.name,
         plan: tenant.plan,
-        limits: tenant.limits,
-        features: tenant.config.features,
-        securityPolicy: tenant.config.securityPolicy,
-        compliance: tenant.config.compliance,
-      });
-      return true;
-    });
+        limits: json(tenant.limits),
+        config: json(tenant.config),
+        by,
+        details: json({
+          slug: tenant.slug,
+          plan: tenant.plan,
+          limits: tenant.limits,
+          features: tenant.config.features,
+          securityPolicy: tenant.config.securityPolicy,
+          compliance: tenant.config.compliance,
+        }),
+      },
+      ReservedRow,
+    );
+    return (row?.reserved ?? 0) > 0;
   }
 
   /**

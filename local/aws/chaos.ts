@@ -21,6 +21,11 @@ export const faultRuleSchema = z.strictObject({
   count: z.number().int().positive().optional(),
   /** The chance that a matching call fails. */
   probability: z.number().min(0).max(1).default(1),
+  /**
+   * Holds the answer of a matching call back this long instead of failing it (LocalStack's latency effect):
+   * the call is carried out, its caller waits. `error` is then unused.
+   */
+  latencyMs: z.number().int().positive().max(600_000).optional(),
 });
 export type FaultRule = z.infer<typeof faultRuleSchema>;
 
@@ -61,13 +66,17 @@ export class Chaos {
     this.#rules = this.#rules.filter(({ rule }) => !gone.has(JSON.stringify(rule)));
   }
 
-  /** Throws the error of the first rule that matches the call, spending one of its count. */
-  check(call: ApiCall): void {
+  /**
+   * Throws the error of the first rule that matches the call, spending one of its count; for a latency rule,
+   * returns how long to hold the call's answer back instead (0: no delay).
+   */
+  check(call: ApiCall): number {
     const index = this.#rules.findIndex(({ rule }) => matches(rule, call));
     const active = this.#rules[index];
-    if (!active || Math.random() >= active.rule.probability) return;
+    if (!active || Math.random() >= active.rule.probability) return 0;
     active.remaining -= 1;
     if (active.remaining <= 0) this.#rules.splice(index, 1);
+    if (active.rule.latencyMs !== undefined) return active.rule.latencyMs;
     const { code, statusCode, message } = active.rule.error;
     throw new AwsError(
       code,

@@ -1,5 +1,7 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { type OperationId, type Route, routes } from '../../functions/api/routes.ts';
+import { bulkOpenApi } from './batches.ts';
+import { lifecycleOpenApi } from './lifecycle.ts';
 import {
   CreateTenantRequest,
   CreateTenantResponse,
@@ -60,7 +62,19 @@ function queryParameters(schema: z.ZodObject): unknown[] {
   });
 }
 
+const lifecycle = lifecycleOpenApi({
+  jsonSchema,
+  ref,
+  json,
+  error,
+  authErrors: AUTH_ERRORS,
+  queryParameters,
+});
+const bulk = bulkOpenApi({ jsonSchema, ref, json, error, authErrors: AUTH_ERRORS });
+
 const operations: Record<OperationId, Record<string, unknown>> = {
+  ...lifecycle.operations,
+  ...bulk.operations,
   createTenant: {
     parameters: [
       {
@@ -169,6 +183,8 @@ export function openApiDocument(options: OpenApiOptions = {}): Record<string, un
         TenantList: jsonSchema(TenantListResponse, 'output'),
         Error: jsonSchema(ErrorResponse, 'output'),
         GatewayError: GATEWAY_ERROR,
+        ...lifecycle.schemas,
+        ...bulk.schemas,
       },
     },
   };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   AUTH_METHODS,
   FEATURE_FLAGS,
@@ -348,6 +348,10 @@ export const TenantResourcesSchema = z.strictObject({
   invitationSecretArn: z.string().optional(),
   storage: z.strictObject({ bucket: z.string(), prefix: z.string() }).optional(),
   alarms: z.array(z.string()).optional().meta({ description: 'Alarm names.' }),
+  finalBackup: z
+    .strictObject({ backupId: z.string(), bucket: z.string(), prefix: z.string(), manifest: z.string() })
+    .optional()
+    .meta({ description: 'For a deleted tenant: where its final backup is.' }),
 });
 
 export const StepFailureSchema = z.strictObject({ step: z.string(), error: z.string(), cause: z.string() });

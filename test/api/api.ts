@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { z } from 'zod';
-import { stateMachineArn } from '../../local/constants.ts';
+import { STORAGE_BUCKET, stateMachineArn } from '../../local/constants.ts';
 import { clientConfig, sandbox, superuserPool, uniqueName } from '../support/sandbox.ts';
 
 /**
@@ -40,6 +40,16 @@ export function setFunctionEnvironment(overrides: Record<string, string> = {}): 
     PROVISIONER_SECRET_ARN: sandbox.provisionerSecretArn,
     CONTROL_PLANE_DATABASE: 'control_plane',
     PROVISION_STATE_MACHINE_ARN: PROVISION_STATE_MACHINE,
+    STORAGE_BUCKET,
+    SUSPEND_STATE_MACHINE_ARN: stateMachineArn('suspend-tenant'),
+    RESUME_STATE_MACHINE_ARN: stateMachineArn('resume-tenant'),
+    CHANGE_PLAN_STATE_MACHINE_ARN: stateMachineArn('change-plan'),
+    DELETE_STATE_MACHINE_ARN: stateMachineArn('delete-tenant'),
+    BACKUP_STATE_MACHINE_ARN: stateMachineArn('backup-tenant'),
+    RESTORE_STATE_MACHINE_ARN: stateMachineArn('restore-tenant'),
+    BULK_ONBOARD_STATE_MACHINE_ARN: stateMachineArn('bulk-onboard'),
+    MIGRATE_FLEET_STATE_MACHINE_ARN: stateMachineArn('migrate-fleet'),
+    SCHEMA_DIR: join(import.meta.dirname, '../../schema'),
     POWERTOOLS_LOG_LEVEL: 'CRITICAL',
     ...overrides,
   });

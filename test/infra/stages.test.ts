@@ -1,10 +1,12 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { routeKey, routes } from '../../functions/api/routes.ts';
+import { OUTCOMES } from '../../functions/lifecycle/outcome.ts';
 import { DETAIL_TYPES, EVENT_SOURCE } from '../../functions/provision/outcome.ts';
+import { DRIFT_DETAIL_TYPE } from '../../functions/reconcile/reconcile.ts';
 import {
   arnSubstitutionKey,
   DEFAULT_TIMEOUT_SECONDS,
@@ -21,6 +23,45 @@ import { onlyResourceOf, resourceOf, resourcesOf, synthStage } from './synth.ts'
 const getAtt = z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.string()]) });
 const ref = z.object({ Ref: z.string() });
 const asList = (value: unknown): unknown[] => (Array.isArray(value) ? value : [value]);
+const statementSchema = z.object({
+  Effect: z.string(),
+  Action: z.unknown(),
+  // Absent from trust policies.
+  Resource: z.unknown().optional(),
+  Principal: z.unknown().optional(),
+  Condition: z.unknown().optional(),
+});
+const alarmMetricsSchema = z.array(
+  z.object({
+    Id: z.string(),
+    Expression: z.string().optional(),
+    MetricStat: z
+      .object({
+        Metric: z.object({
+          MetricName: z.string(),
+          Namespace: z.string(),
+          Dimensions: z.array(z.object({ Name: z.string(), Value: z.unknown() })).optional(),
+        }),
+      })
+      .optional(),
+  }),
+);
+
+/** Every `'Tenant … Failed'` and `'Tenant … Detected'` literal in functions/: the events a person must hear about. */
+function alertingDetailTypesInSource(dir = join(PROJECT_ROOT, 'functions')): Set<string> {
+  const found = new Set<string>();
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) for (const type of alertingDetailTypesInSource(path)) found.add(type);
+    else if (entry.name.endsWith('.ts')) {
+      for (const match of readFileSync(path, 'utf8').matchAll(
+        /['"`](Tenant [A-Z][A-Za-z ]* (?:Failed|Detected))['"`]/g,
+      ))
+        if (match[1]) found.add(match[1]);
+    }
+  }
+  return found;
+}
 const environmentOf = (properties: Record<string, unknown>): Record<string, unknown> =>
   z
     .object({ Variables: z.record(z.string(), z.unknown()) })
@@ -202,6 +243,25 @@ describe.each(STAGES)('the %s stack', (stage) => {
     );
 
     it.each(files.map((file) => [file.name, file] as const))(
+      '%s calls functions only, each by its substitution, so that its role needs lambda:InvokeFunction alone',
+      (_, file) => {
+        const resources: unknown[] = [];
+        const visit = (node: unknown): void => {
+          if (Array.isArray(node)) for (const item of node) visit(item);
+          else if (typeof node === 'object' && node !== null) {
+            for (const [key, value] of Object.entries(node)) {
+              if (key === 'Resource') resources.push(value);
+              else visit(value);
+            }
+          }
+        };
+        visit(JSON.parse(readFileSync(file.path, 'utf8')));
+        expect(resources.length).toBeGreaterThan(0);
+        for (const resource of resources) expect(resource).toMatch(/^\$\{[A-Za-z0-9]+FunctionArn\}$/);
+      },
+    );
+
+    it.each(files.map((file) => [file.name, file] as const))(
       '%s is Standard, logs every event, traces with X-Ray and bounds a run',
       (name, file) => {
         template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
@@ -212,6 +272,52 @@ describe.each(STAGES)('the %s stack', (stage) => {
           TracingConfiguration: { Enabled: true },
         });
         expect(file.timeoutSeconds, `${name}.asl.json needs a top-level TimeoutSeconds`).toBeGreaterThan(0);
+      },
+    );
+  });
+
+  describe('schedules', () => {
+    const schedules = Object.entries(resourcesOf(template, 'AWS::Scheduler::Schedule'));
+    const scheduled = functions.filter((fn) => fn.schedule !== undefined);
+
+    it('exist for exactly the registry functions with a schedule', () => {
+      expect(scheduled.map((fn) => fn.id)).toContain('Reconcile');
+      expect(schedules.map(([, schedule]) => String(schedule.Properties?.Name)).sort()).toEqual(
+        scheduled.map((fn) => `${prefix}-${fn.id}`).sort(),
+      );
+    });
+
+    it.each(scheduled.map((fn) => [fn.id, fn] as const))(
+      '%s is invoked with {} on its expression, through a role that may invoke it and nothing else',
+      (id, definition) => {
+        const [, schedule] = schedules.find(
+          ([, resource]) => resource.Properties?.Name === `${prefix}-${id}`,
+        ) ?? ['', undefined];
+        const properties = schedule?.Properties ?? {};
+        expect(properties.ScheduleExpression).toBe(definition.schedule?.expression);
+        expect(properties.State).toBe('ENABLED');
+        const target = z
+          .object({ Arn: z.unknown(), Input: z.string(), RoleArn: z.unknown() })
+          .parse(properties.Target);
+        const fnArn = { 'Fn::GetAtt': [lambdaIdOf(id), 'Arn'] };
+        expect(target.Arn).toEqual(fnArn);
+        expect(JSON.parse(target.Input)).toEqual({});
+
+        const roleId = getAtt.parse(target.RoleArn)['Fn::GetAtt'][0];
+        const role = resourceOf(template, roleId).Properties ?? {};
+        expect(role.ManagedPolicyArns).toBeUndefined();
+        expect(role.Policies).toBeUndefined();
+        const trust = z.object({ Statement: z.array(statementSchema) }).parse(role.AssumeRolePolicyDocument);
+        expect(trust.Statement).toHaveLength(1);
+        expect(trust.Statement[0]?.Principal).toEqual({ Service: 'scheduler.amazonaws.com' });
+        expect(JSON.stringify(trust.Statement[0]?.Condition)).toContain('aws:SourceAccount');
+        const statements = statementsOfRole(roleId);
+        expect(statements).toEqual([{ Action: 'lambda:InvokeFunction', Resource: fnArn }]);
+        // Nothing else may invoke it: no resource policy on the function.
+        const permissions = Object.values(resourcesOf(template, 'AWS::Lambda::Permission')).filter(
+          (permission) => JSON.stringify(permission.Properties?.FunctionName).includes(lambdaIdOf(id)),
+        );
+        expect(permissions).toEqual([]);
       },
     );
   });
@@ -338,6 +444,42 @@ describe.each(STAGES)('the %s stack', (stage) => {
 
   describe('monitoring and events', () => {
     const [topicId] = onlyResourceOf(template, 'AWS::SNS::Topic');
+    const [busId] = onlyResourceOf(template, 'AWS::Events::EventBus');
+    const alarms = Object.entries(resourcesOf(template, 'AWS::CloudWatch::Alarm'));
+    const machineIdByName = new Map(
+      Object.entries(resourcesOf(template, 'AWS::StepFunctions::StateMachine')).map(([id, resource]) => [
+        String(resource.Properties?.StateMachineName),
+        id,
+      ]),
+    );
+    /** The alarms with a metric of that name on that dimension value. */
+    const alarmsOn = (metricName: string, dimension: string, value: unknown) =>
+      alarms.filter(([, alarm]) =>
+        alarmMetricsSchema
+          .parse(alarm.Properties?.Metrics ?? [])
+          .some(
+            (metric) =>
+              metric.MetricStat?.Metric.MetricName === metricName &&
+              (metric.MetricStat.Metric.Dimensions ?? []).some(
+                (dim) => dim.Name === dimension && JSON.stringify(dim.Value) === JSON.stringify(value),
+              ),
+          ),
+      );
+    const rulesToTopic = Object.entries(resourcesOf(template, 'AWS::Events::Rule')).filter(([, rule]) =>
+      z
+        .array(z.object({ Arn: z.unknown() }))
+        .parse(rule.Properties?.Targets ?? [])
+        .some((target) => JSON.stringify(target.Arn) === JSON.stringify({ Ref: topicId })),
+    );
+    const topicStatements = Object.values(resourcesOf(template, 'AWS::SNS::TopicPolicy'))
+      .filter((policy) =>
+        asList(policy.Properties?.Topics).some((topic) => ref.safeParse(topic).data?.Ref === topicId),
+      )
+      .flatMap(
+        (policy) =>
+          z.object({ Statement: z.array(statementSchema) }).parse(policy.Properties?.PolicyDocument)
+            .Statement,
+      );
 
     it('alarms on failed and rollback_failed provisionings into the alarm topic', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -349,6 +491,7 @@ describe.each(STAGES)('the %s stack', (stage) => {
           }),
         ]),
       });
+      // A custom bus's rule metrics carry EventBusName beside RuleName; without it the alarm would never fire.
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         AlarmName: `${prefix}-rollback-failed`,
         AlarmActions: [{ Ref: topicId }],
@@ -356,7 +499,12 @@ describe.each(STAGES)('the %s stack', (stage) => {
           Match.objectLike({
             MetricStat: Match.objectLike({
               Metric: Match.objectLike({
-                Dimensions: [{ Name: 'RuleName', Value: `${prefix}-rollback-failed` }],
+                Namespace: 'AWS/Events',
+                MetricName: 'TriggeredRules',
+                Dimensions: Match.arrayEquals([
+                  { Name: 'EventBusName', Value: { Ref: busId } },
+                  { Name: 'RuleName', Value: `${prefix}-rollback-failed` },
+                ]),
               }),
             }),
           }),
@@ -364,14 +512,117 @@ describe.each(STAGES)('the %s stack', (stage) => {
       });
       template.hasResourceProperties('AWS::Events::Rule', {
         Name: `${prefix}-rollback-failed`,
+        EventBusName: { Ref: busId },
         EventPattern: { source: [EVENT_SOURCE], 'detail-type': [DETAIL_TYPES.rollbackFailed] },
         Targets: [Match.objectLike({ Arn: { Ref: topicId } })],
       });
       template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     });
 
+    it.each(stateMachineFiles().map((file) => [file.name] as const))(
+      '%s: one alarm on its failed, timed-out and aborted runs, into the alarm topic',
+      (name) => {
+        const machine = { Ref: machineIdByName.get(`${prefix}-${name}`) };
+        const failed = alarmsOn('ExecutionsFailed', 'StateMachineArn', machine);
+        expect(failed, `one alarm on ${name}'s failed runs`).toHaveLength(1);
+        const [alarmId, alarm] = failed[0] ?? ['', undefined];
+        expect(alarmsOn('ExecutionsTimedOut', 'StateMachineArn', machine).map(([id]) => id)).toEqual([
+          alarmId,
+        ]);
+        expect(alarmsOn('ExecutionsAborted', 'StateMachineArn', machine).map(([id]) => id)).toEqual([
+          alarmId,
+        ]);
+        const properties = alarm?.Properties ?? {};
+        expect(properties.AlarmName).toBe(
+          name === 'provision-tenant' ? `${prefix}-provisioning-failed` : `${prefix}-${name}-failed`,
+        );
+        expect(properties.AlarmActions).toEqual([{ Ref: topicId }]);
+        expect(properties.Threshold).toBe(1);
+        expect(properties.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
+        expect(properties.TreatMissingData).toBe('notBreaching');
+        const expression = alarmMetricsSchema.parse(properties.Metrics).find((metric) => metric.Expression);
+        expect(expression?.Expression?.replace(/\s/g, '').split('+').sort()).toEqual(
+          alarmMetricsSchema
+            .parse(properties.Metrics)
+            .filter((metric) => metric.MetricStat)
+            .map((metric) => metric.Id)
+            .sort(),
+        );
+      },
+    );
+
+    it('sends every failure and drift event the product announces to the alarm topic, and no success', () => {
+      // Prepare: what the code announces, found in the source so that a new failure event cannot be forgotten here.
+      const alerting = alertingDetailTypesInSource();
+      const expected = [
+        DETAIL_TYPES.failed,
+        DETAIL_TYPES.rollbackFailed,
+        DRIFT_DETAIL_TYPE,
+        ...Object.values(OUTCOMES).map((outcome) => outcome.failedEvent),
+      ];
+      for (const type of expected) expect(alerting, 'the source scan finds the known events').toContain(type);
+      const successes = [
+        DETAIL_TYPES.provisioned,
+        ...Object.values(OUTCOMES).map((outcome) => outcome.doneEvent),
+      ];
+
+      // Act
+      const routed = rulesToTopic.flatMap(([, rule]) => {
+        const pattern = z
+          .object({ source: z.array(z.string()), 'detail-type': z.array(z.string()) })
+          .parse(rule.Properties?.EventPattern);
+        expect(pattern.source).toEqual([EVENT_SOURCE]);
+        expect(rule.Properties?.EventBusName).toEqual({ Ref: busId });
+        return pattern['detail-type'];
+      });
+
+      // Assess: each exactly once (one mail per event), successes never.
+      expect([...routed].sort()).toEqual([...alerting].sort());
+      for (const type of successes) expect(routed).not.toContain(type);
+    });
+
+    it('lets EventBridge publish to the topic for its own rules only', () => {
+      const publishers = topicStatements.filter(
+        (statement) =>
+          JSON.stringify(statement.Principal) === JSON.stringify({ Service: 'events.amazonaws.com' }),
+      );
+      expect(rulesToTopic.length).toBeGreaterThanOrEqual(2);
+      expect(publishers).toHaveLength(rulesToTopic.length);
+      for (const statement of publishers) {
+        expect(statement.Effect).toBe('Allow');
+        expect(asList(statement.Action)).toEqual(['sns:Publish']);
+        expect(statement.Resource).toEqual({ Ref: topicId });
+      }
+      expect(new Set(publishers.map((statement) => JSON.stringify(statement.Condition)))).toEqual(
+        new Set(
+          rulesToTopic.map(([ruleId]) =>
+            JSON.stringify({ ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [ruleId, 'Arn'] } } }),
+          ),
+        ),
+      );
+    });
+
+    it.each(functions.filter((fn) => fn.schedule).map((fn) => [fn.id] as const))(
+      'alarms on errors of the scheduled %s',
+      (id) => {
+        const errors = alarmsOn('Errors', 'FunctionName', { Ref: lambdaIdOf(id) });
+        expect(errors).toHaveLength(1);
+        expect(errors[0]?.[1].Properties?.AlarmActions).toEqual([{ Ref: topicId }]);
+      },
+    );
+
+    it('shows every alarm, every state machine and the failure events on the dashboard', () => {
+      const [, dashboard] = onlyResourceOf(template, 'AWS::CloudWatch::Dashboard');
+      const body = JSON.stringify(dashboard.Properties?.DashboardBody);
+      expect(alarms.length).toBeGreaterThan(stateMachineFiles().length);
+      for (const [alarmId] of alarms)
+        expect(body).toContain(JSON.stringify({ 'Fn::GetAtt': [alarmId, 'Arn'] }));
+      for (const machineId of machineIdByName.values())
+        expect(body).toContain(JSON.stringify({ Ref: machineId }));
+      expect(body).toContain(`${prefix}-failure-events`);
+    });
+
     it('gives the functions the topic, the bus and the bucket the stack made', () => {
-      const [busId] = onlyResourceOf(template, 'AWS::Events::EventBus');
       for (const fn of functions) {
         const variables = environmentOf(resourceOf(template, lambdaIdOf(fn.id)).Properties ?? {});
         if (fn.environment?.includes('ALARM_TOPIC_ARN'))
