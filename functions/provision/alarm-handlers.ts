@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { cloudWatchClient } from '../shared/clients.ts';
 import { type AlarmDeps, configureTenantAlarms, removeTenantAlarms } from './alarms.ts';
 import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
@@ -10,9 +10,9 @@ const deps: AlarmDeps = { cloudWatch: cloudWatchClient(), topicArn: env.ALARM_TO
 export const configureAlarms = provisioningStep(
   'ConfigureAlarms',
   registry,
-  async (tenant) => {
+  async (tenant, step) => {
     const alarms = await configureTenantAlarms(deps, tenant.id, tenant.plan, tenant.limits);
-    await registry.mergeResources(tenant.id, { alarms }, ACTOR);
+    step.record({ resources: { alarms } });
     return { alarms };
   },
   { statuses: PROVISIONING },

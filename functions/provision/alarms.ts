@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import { alarmName, alarmPrefix } from '../shared/names.ts';
 import { PLANS, type PlanLimits, type PlanName } from '../shared/plans.ts';
+import { settleAll } from './secrets.ts';
 
 /** Where the product's per-tenant metrics are published (by the SaaS's API and a usage collector). */
 export const TENANT_METRICS_NAMESPACE = 'TenantProvisioner/Tenants';
@@ -109,27 +110,35 @@ export interface AlarmDeps {
   readonly stage: string;
 }
 
-/** Puts the tenant's alarms, notifying the stage's topic, tagged; PutMetricAlarm replaces, so it is idempotent. */
+/**
+ * Puts the tenant's alarms (those named in `only`, when given), notifying the stage's topic, tagged;
+ * PutMetricAlarm replaces, so it is idempotent.
+ */
 export async function configureTenantAlarms(
   deps: AlarmDeps,
   tenantId: string,
   plan: PlanName,
   limits: PlanLimits,
+  only?: ReadonlySet<string>,
 ): Promise<string[]> {
-  const alarms = tenantAlarms(tenantId, plan, limits);
-  for (const alarm of alarms) {
-    await deps.cloudWatch.send(
-      new PutMetricAlarmCommand({
-        ...alarm,
-        AlarmActions: [deps.topicArn],
-        OKActions: [deps.topicArn],
-        Tags: [
-          { Key: 'TenantId', Value: tenantId },
-          { Key: 'Stage', Value: deps.stage },
-        ],
-      }),
-    );
-  }
+  const alarms = tenantAlarms(tenantId, plan, limits).filter((alarm) => !only || only.has(alarm.AlarmName));
+  // At once, each alarm independent of the others; every call settles before a failure is reported, so that the
+  // undo never runs beside a put still in flight.
+  await settleAll(
+    alarms.map((alarm) =>
+      deps.cloudWatch.send(
+        new PutMetricAlarmCommand({
+          ...alarm,
+          AlarmActions: [deps.topicArn],
+          OKActions: [deps.topicArn],
+          Tags: [
+            { Key: 'TenantId', Value: tenantId },
+            { Key: 'Stage', Value: deps.stage },
+          ],
+        }),
+      ),
+    ),
+  );
   return alarms.map((alarm) => alarm.AlarmName);
 }
 

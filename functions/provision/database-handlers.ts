@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { loadMigrations } from '../shared/migrations.ts';
 import { createTenantDatabase, dropTenantDatabase, migrateTenantDatabase } from './database.ts';
 import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
@@ -14,10 +14,15 @@ migrations.catch(() => {});
 export const createDatabase = provisioningStep(
   'CreateDatabase',
   registry,
-  async (tenant) => {
-    const database = await createTenantDatabase(cluster, tenant.id, tenant.limits.maxConnections);
-    await registry.mergeResources(tenant.id, { database: database.name }, ACTOR);
-    return database;
+  async (tenant, step) => {
+    const database = await createTenantDatabase(
+      cluster,
+      tenant.id,
+      tenant.limits.maxConnections,
+      await migrations,
+    );
+    step.record({ resources: { database: database.name } });
+    return { name: database.name };
   },
   { statuses: PROVISIONING },
 );
@@ -25,9 +30,9 @@ export const createDatabase = provisioningStep(
 export const applyMigrations = provisioningStep(
   'ApplyMigrations',
   registry,
-  async (tenant) => {
+  async (tenant, step) => {
     const { version, applied } = await migrateTenantDatabase(cluster, tenant.id, await migrations);
-    await registry.setStatus(tenant.id, tenant.status, ACTOR, { schemaVersion: version });
+    step.record({ schemaVersion: version });
     return { version, applied };
   },
   { statuses: PROVISIONING },

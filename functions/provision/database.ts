@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import { createHash, randomBytes } from 'node:crypto';
+import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { SchemaValidationError } from '../shared/errors.ts';
 import { applyMigrations, type Migration } from '../shared/migrations.ts';
@@ -6,6 +7,13 @@ import { databaseName, ident } from '../shared/names.ts';
 
 /** SQLSTATE 42P04, duplicate_database, as the Data API reports it in the message. */
 const DUPLICATE_DATABASE = 'SQLState: 42P04';
+/** SQLSTATE 3D000, invalid_catalog_name: CREATE DATABASE's template does not exist. */
+const MISSING_DATABASE = 'SQLState: 3D000';
+/** SQLSTATE 42P01, undefined_table. */
+const UNDEFINED_TABLE = 'SQLState: 42P01';
+
+const hasState = (error: unknown, state: string): boolean =>
+  error instanceof Error && error.message.includes(state);
 
 const exists = z.object({ found: z.number() });
 
@@ -19,34 +27,152 @@ export async function databaseExists(cluster: DataApi, name: string): Promise<bo
   return rows.length > 0;
 }
 
+/** Every template database's name starts so; not `tenant_`, which is the tenants' (and the reconciler's). */
+export const TEMPLATE_PREFIX = 'template_tenant_';
+
 /**
- * Creates `tenant_<id>` with the plan's connection limit, owned by the provisioner (who runs the migrations and so
- * owns every object of the template), and closes it to PUBLIC: no CONNECT or TEMPORARY on the database, nothing on
- * its `public` schema. Each tenant role gets exactly its grants later. Idempotent: an existing database gets the
- * limit and the revocations again. `cluster` is the provisioner on any database; CREATE DATABASE runs outside a
- * transaction, as the Data API runs a statement without a transaction id.
+ * The template database of a migration set: `template_tenant_v<version>_<hash of every statement>`. The name says
+ * which set a template holds, so finding it by name is finding the right one, and a changed set gets a new one.
+ */
+export function templateName(migrations: readonly Migration[]): string {
+  const hash = createHash('sha256');
+  for (const migration of migrations) {
+    hash.update(`${migration.version}\0${migration.name}\0${migration.statements.join('\0')}\0`);
+  }
+  return `${TEMPLATE_PREFIX}v${migrations.at(-1)?.version ?? 0}_${hash.digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * Creates `tenant_<id>` as a copy of the migration set's template database (made on first use, see
+ * {@link buildTemplate}) with the plan's connection limit, owned by the provisioner (who owns every object of the
+ * template), and closes it to PUBLIC: no CONNECT or TEMPORARY on the database, nothing on its `public` schema
+ * (revoked in the template, so in the copy). Copying a template that is migrated once is what PostgreSQL's
+ * CREATE DATABASE does anyway (from `template1` by default); it saves each tenant the template's DDL, dozens of
+ * statements. Each tenant role gets exactly its grants later.
+ *
+ * Idempotent: an existing database gets the limit and the revocations again. `cluster` is the provisioner on any
+ * database; CREATE DATABASE runs outside a transaction, as the Data API runs a statement without a transaction id.
  */
 export async function createTenantDatabase(
   cluster: DataApi,
   tenantId: string,
   connectionLimit: number,
-): Promise<{ name: string }> {
+  migrations: readonly Migration[],
+): Promise<{ name: string; template: string }> {
   const name = databaseName(tenantId);
   const limit = z.int().min(1).parse(connectionLimit);
-  if (await databaseExists(cluster, name)) {
+  const template = templateName(migrations);
+  const create = () =>
+    cluster.execute(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(template)} CONNECTION LIMIT ${limit}`);
+  let existed = false;
+  try {
+    await create().catch(async (error: unknown) => {
+      if (!hasState(error, MISSING_DATABASE)) throw error;
+      await buildTemplateOnce(cluster, template, migrations, create);
+    });
+  } catch (error) {
+    // Made by an earlier attempt (a retry whose answer was lost, a rerun): it gets the limit and revocations again.
+    if (!hasState(error, DUPLICATE_DATABASE)) throw error;
+    existed = true;
     await cluster.execute(`ALTER DATABASE ${ident(name)} CONNECTION LIMIT ${limit}`);
-  } else {
-    await cluster
-      .execute(`CREATE DATABASE ${ident(name)} CONNECTION LIMIT ${limit}`)
-      .catch(async (error: unknown) => {
-        // Created by an earlier attempt whose answer was lost between our check and here.
-        if (!(error instanceof Error && error.message.includes(DUPLICATE_DATABASE))) throw error;
-        await cluster.execute(`ALTER DATABASE ${ident(name)} CONNECTION LIMIT ${limit}`);
-      });
   }
   await cluster.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(name)} FROM PUBLIC`);
-  await cluster.on(name).execute('REVOKE ALL ON SCHEMA public FROM PUBLIC');
-  return { name };
+  // An existing database may not be a copy of the template (made before templates, or by hand).
+  if (existed) await cluster.on(name).execute('REVOKE ALL ON SCHEMA public FROM PUBLIC');
+  return { name, template };
+}
+
+/** How long a provisioning waits for a template another one is building (a build takes about a second). */
+const TEMPLATE_WAIT_MS = 10_000;
+const TEMPLATE_POLL_MS = 250;
+
+const lockTaken = z.object({ taken: z.boolean() });
+
+/**
+ * The first tenants after a deploy arrive together and all find the template missing: one builds it, holding a
+ * transaction-scoped advisory lock on the registry database for the length of the build, and the others retry
+ * `create` until the template is there. A builder that died releases its lock (its transaction ends); a waiter
+ * that waited TEMPLATE_WAIT_MS builds the template itself (racing builds are safe, see {@link buildTemplate}).
+ */
+async function buildTemplateOnce(
+  cluster: DataApi,
+  template: string,
+  migrations: readonly Migration[],
+  create: () => Promise<unknown>,
+): Promise<void> {
+  const key = Number.parseInt(createHash('sha256').update(template).digest('hex').slice(0, 12), 16);
+  const built = await cluster.transaction(async (tx) => {
+    const [lock] = await tx.query('SELECT pg_try_advisory_xact_lock(:key) AS taken', { key }, lockTaken);
+    if (!lock?.taken) return false;
+    await buildTemplate(cluster, template, migrations);
+    return true;
+  });
+  if (!built) {
+    for (let waited = 0; waited < TEMPLATE_WAIT_MS; waited += TEMPLATE_POLL_MS) {
+      await new Promise((resolve) => setTimeout(resolve, TEMPLATE_POLL_MS));
+      try {
+        await create();
+        return;
+      } catch (error) {
+        if (!hasState(error, MISSING_DATABASE)) throw error;
+      }
+    }
+    await buildTemplate(cluster, template, migrations);
+  }
+  await create();
+}
+
+/**
+ * Builds the migration set's template database, as the provisioner: a database under a temporary name, PUBLIC's
+ * rights on its `public` schema revoked, the migrations applied and checked; then closed to every connection
+ * (a template must have none while it is copied), marked a template (which DROP DATABASE refuses) and renamed to
+ * its final name in one step, so that no half-made template is ever copied. Builds racing each other (the first
+ * tenants after a deploy) each make their own; the first rename wins and the others drop theirs. Templates of
+ * other migration sets are dropped once this one is in place; a build that died half-way leaves a
+ * `<template>_build_<hex>` database behind, never copied.
+ */
+export async function buildTemplate(
+  cluster: DataApi,
+  template: string,
+  migrations: readonly Migration[],
+): Promise<void> {
+  const building = `${template}_build_${randomBytes(4).toString('hex')}`;
+  await cluster.execute(`CREATE DATABASE ${ident(building)}`);
+  try {
+    const db = cluster.on(building);
+    await db.execute('REVOKE ALL ON SCHEMA public FROM PUBLIC');
+    await applyMigrations(db, migrations);
+    await validateTenantSchema(db, expectedObjects(migrations));
+    await cluster.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(building)} FROM PUBLIC`);
+    await cluster.execute(`ALTER DATABASE ${ident(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true`);
+    // The build's own sessions (the Data API keeps its connections) would block the rename and every copy.
+    await cluster.execute(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :building AND pid <> pg_backend_pid()',
+      { building },
+    );
+    await cluster.execute(`ALTER DATABASE ${ident(building)} RENAME TO ${ident(template)}`);
+  } catch (error) {
+    await dropTemplate(cluster, building).catch(() => {
+      // Left behind under its build name, which nothing copies; the error worth reporting is the build's.
+    });
+    if (hasState(error, DUPLICATE_DATABASE)) return; // another build renamed first: theirs is as good
+    throw error;
+  }
+  const others = await cluster.query(
+    `SELECT datname FROM pg_database
+     WHERE starts_with(datname, :prefix) AND datname <> :template AND datname NOT LIKE '%\\_build\\_%'
+       AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)`,
+    { prefix: TEMPLATE_PREFIX, template },
+    z.object({ datname: z.string() }),
+  );
+  for (const { datname } of others) await dropTemplate(cluster, datname);
+}
+
+async function dropTemplate(cluster: DataApi, name: string): Promise<void> {
+  await cluster.execute(`ALTER DATABASE ${ident(name)} WITH IS_TEMPLATE false`).catch((error: unknown) => {
+    if (!hasState(error, MISSING_DATABASE)) throw error;
+  });
+  await cluster.execute(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
 }
 
 /**
@@ -96,16 +222,12 @@ export function expectedObjects(migrations: readonly Migration[]): SchemaObjects
 
 const schemaObject = z.object({ kind: z.enum(['table', 'index']), name: z.string() });
 
-/** Seed 002's validate step: throws {@link SchemaValidationError} naming every promised table or index missing. */
-export async function validateTenantSchema(db: DataApi, expected: SchemaObjects): Promise<void> {
-  const rows = await db.query(
-    `SELECT 'table' AS kind, tablename AS name FROM pg_tables WHERE schemaname = 'public'
-     UNION ALL
-     SELECT 'index' AS kind, indexname AS name FROM pg_indexes WHERE schemaname = 'public'`,
-    {},
-    schemaObject,
-  );
-  const present = new Set(rows.map((row) => `${row.kind} ${row.name}`));
+const SCHEMA_OBJECTS = `SELECT 'table' AS kind, tablename AS name FROM pg_tables WHERE schemaname = 'public'
+  UNION ALL
+  SELECT 'index' AS kind, indexname AS name FROM pg_indexes WHERE schemaname = 'public'`;
+
+/** Throws {@link SchemaValidationError} naming every promised table or index not among `present`. */
+function checkSchema(expected: SchemaObjects, present: ReadonlySet<string>): void {
   const missing = [
     ...expected.tables.map((name) => `table ${name}`),
     ...expected.indexes.map((name) => `index ${name}`),
@@ -115,10 +237,41 @@ export async function validateTenantSchema(db: DataApi, expected: SchemaObjects)
   }
 }
 
+/** Seed 002's validate step: throws {@link SchemaValidationError} naming every promised table or index missing. */
+export async function validateTenantSchema(db: DataApi, expected: SchemaObjects): Promise<void> {
+  const rows = await db.query(SCHEMA_OBJECTS, {}, schemaObject);
+  checkSchema(expected, new Set(rows.map((row) => `${row.kind} ${row.name}`)));
+}
+
+const inspected = z.object({ kind: z.enum(['table', 'index', 'version']), name: z.string() });
+
+/**
+ * The database's schema version and tables and indexes, in one query; undefined when it has no
+ * `schema_migrations` (never migrated).
+ */
+async function inspectSchema(db: DataApi): Promise<{ version: number; present: Set<string> } | undefined> {
+  let rows: z.infer<typeof inspected>[];
+  try {
+    rows = await db.query(
+      `${SCHEMA_OBJECTS}
+       UNION ALL
+       SELECT 'version' AS kind, coalesce(max(version), 0)::text AS name FROM schema_migrations`,
+      {},
+      inspected,
+    );
+  } catch (error) {
+    if (hasState(error, UNDEFINED_TABLE)) return undefined;
+    throw error;
+  }
+  const version = Number(rows.find((row) => row.kind === 'version')?.name ?? 0);
+  return { version, present: new Set(rows.map((row) => `${row.kind} ${row.name}`)) };
+}
+
 /**
  * Brings the tenant database to the template's latest version (each migration in its own transaction, its version
  * recorded in the database's `schema_migrations`), checks that every promised table and index exists, and notes
- * the tenant and version on the database itself, for a person looking at it (`\l+` in psql).
+ * the tenant and version on the database itself, for a person looking at it (`\l+` in psql). A database already
+ * at the latest version (a copy of the template, a tenant migrated before) is checked with one query.
  */
 export async function migrateTenantDatabase(
   cluster: DataApi,
@@ -127,12 +280,21 @@ export async function migrateTenantDatabase(
 ): Promise<{ version: number; applied: number[] }> {
   const name = databaseName(tenantId);
   const db = cluster.on(name);
-  const { version, applied } = await applyMigrations(db, migrations);
-  await validateTenantSchema(db, expectedObjects(migrations));
+  const expected = expectedObjects(migrations);
+  const latest = migrations.at(-1)?.version ?? 0;
+  const current = await inspectSchema(db);
+  let result: { version: number; applied: number[] };
+  if (current && current.version >= latest) {
+    checkSchema(expected, current.present);
+    result = { version: current.version, applied: [] };
+  } else {
+    result = await applyMigrations(db, migrations, current ? { version: current.version } : {});
+    await validateTenantSchema(db, expected);
+  }
   await db.execute(
-    `COMMENT ON DATABASE ${ident(name)} IS ${literal(`Tenant ${tenantId}, template version ${version}`)}`,
+    `COMMENT ON DATABASE ${ident(name)} IS ${literal(`Tenant ${tenantId}, template version ${result.version}`)}`,
   );
-  return { version, applied };
+  return result;
 }
 
 /** An SQL string literal; utility statements (COMMENT, CREATE ROLE) take no bind parameters. */

@@ -2,7 +2,7 @@ import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { databaseName, secretPrefix, storagePrefix } from '../shared/names.ts';
 import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
@@ -72,14 +72,17 @@ export interface ActivateDeps extends Announcer {
 export async function activateTenant(deps: ActivateDeps, tenant: Tenant): Promise<{ status: 'active' }> {
   await openTenantDatabase(deps.cluster, tenant.id);
   const { resources } = tenant;
-  await deps.registry.setStatus(tenant.id, 'active', deps.actor, { failure: null, leftovers: null });
-  if (!(await audited(deps.registry, tenant.id, 'TENANT_PROVISIONED'))) {
-    await deps.registry.audit(tenant.id, 'TENANT_PROVISIONED', deps.actor, {
-      plan: tenant.plan,
-      database: resources.database,
-      schemaVersion: tenant.schemaVersion,
-    });
-  }
+  // Active and audited (once: a rerun does not repeat the entry) in one statement.
+  await deps.registry.setStatusAuditedOnce(
+    tenant.id,
+    'active',
+    deps.actor,
+    { failure: null, leftovers: null },
+    {
+      action: 'TENANT_PROVISIONED',
+      details: { plan: tenant.plan, database: resources.database, schemaVersion: tenant.schemaVersion },
+    },
+  );
   const secretArns = [...Object.values(resources.secrets ?? {}), resources.invitationSecretArn].flatMap(
     (arn) => (arn ? [arn] : []),
   );
@@ -100,11 +103,6 @@ export async function activateTenant(deps: ActivateDeps, tenant: Tenant): Promis
     secretArns,
   );
   return { status: 'active' };
-}
-
-/** Whether the tenant's audit log has the action already: a tenant is provisioned once, audited once. */
-async function audited(registry: TenantRegistry, tenantId: string, action: string): Promise<boolean> {
-  return (await registry.auditLog(tenantId)).some((entry) => entry.action === action);
 }
 
 /** What Step Functions hands a Catch: `Error`, and `Cause` (for a Lambda error, its JSON error payload). */

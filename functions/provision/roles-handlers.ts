@@ -15,9 +15,9 @@ const deps: RoleDeps = {
 export const createRoles = provisioningStep(
   'CreateRoles',
   registry,
-  async (tenant) => {
+  async (tenant, step) => {
     const secrets = await createTenantRoles(deps, tenant.id, tenant.limits.maxConnections);
-    await registry.mergeResources(tenant.id, { secrets }, ACTOR);
+    step.record({ resources: { secrets } });
     return { secrets };
   },
   { statuses: PROVISIONING },

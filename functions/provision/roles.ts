@@ -1,5 +1,5 @@
 import type { SecretsManagerClient, Tag } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import {
   DATABASE_ROLES,
@@ -64,8 +64,7 @@ export async function createTenantRoles(
   tenantId: string,
   maxConnections: number,
 ): Promise<Record<DatabaseRole, string>> {
-  const endpoint = await readSecret(deps.secrets, deps.provisionerSecretArn, Endpoint);
-  if (!endpoint) throw new Error('The provisioner secret does not exist');
+  const endpoint = await clusterEndpoint(deps);
   const dbname = databaseName(tenantId);
   const limits = roleConnectionLimits(maxConnections);
   const clusterIdentifier = deps.clusterArn.split(':').at(-1);
@@ -80,8 +79,8 @@ export async function createTenantRoles(
         schema: RoleSecret,
         create: (): RoleSecret => ({
           engine: 'postgres',
-          host: endpoint.value.host,
-          port: endpoint.value.port,
+          host: endpoint.host,
+          port: endpoint.port,
           username,
           password: generatePassword(),
           dbname,
@@ -96,8 +95,28 @@ export async function createTenantRoles(
   return Object.fromEntries(arns) as Record<DatabaseRole, string>;
 }
 
-const found = z.object({ found: z.number() });
+/** The cluster's host and port, read from the provisioner's secret once per container: they do not change. */
+const endpoints = new Map<string, Promise<z.infer<typeof Endpoint>>>();
 
+function clusterEndpoint(deps: RoleDeps): Promise<z.infer<typeof Endpoint>> {
+  let endpoint = endpoints.get(deps.provisionerSecretArn);
+  if (!endpoint) {
+    endpoint = readSecret(deps.secrets, deps.provisionerSecretArn, Endpoint).then((secret) => {
+      if (!secret) throw new Error('The provisioner secret does not exist');
+      return secret.value;
+    });
+    endpoints.set(deps.provisionerSecretArn, endpoint);
+    // A failed read is not kept: the next attempt reads again.
+    endpoint.catch(() => endpoints.delete(deps.provisionerSecretArn));
+  }
+  return endpoint;
+}
+
+/**
+ * The login role with the password and limit: created, or, when it exists (an earlier attempt made it; 42710
+ * duplicate_object), set to match. Creating first costs one statement in the usual case, where a role does
+ * not exist yet.
+ */
 async function ensureLoginRole(
   cluster: DataApi,
   name: string,
@@ -105,25 +124,17 @@ async function ensureLoginRole(
   limit: number,
 ): Promise<void> {
   // Only the SCRAM verifier goes into the SQL text; a fresh salt each time is fine.
-  const alter = `ALTER ROLE ${ident(name)} WITH LOGIN CONNECTION LIMIT ${limit} PASSWORD ${literal(scramVerifier(password))}`;
-  const exists = await cluster.query(
-    'SELECT 1 AS found FROM pg_roles WHERE rolname = :name',
-    { name },
-    found,
-  );
-  if (exists.length > 0) {
-    await cluster.execute(alter);
-    return;
-  }
+  const verifier = literal(await scramVerifier(password));
   await cluster
     .execute(
       `CREATE ROLE ${ident(name)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT ` +
-        `CONNECTION LIMIT ${limit} PASSWORD ${literal(scramVerifier(password))}`,
+        `CONNECTION LIMIT ${limit} PASSWORD ${verifier}`,
     )
     .catch(async (error: unknown) => {
-      // 42710 duplicate_object: made by an earlier attempt whose answer was lost.
       if (!(error instanceof Error && error.message.includes('SQLState: 42710'))) throw error;
-      await cluster.execute(alter);
+      await cluster.execute(
+        `ALTER ROLE ${ident(name)} WITH LOGIN CONNECTION LIMIT ${limit} PASSWORD ${verifier}`,
+      );
     });
 }
 

@@ -22,14 +22,13 @@ export interface SecretSpec<Value> {
 
 /**
  * The secret by name, created when missing. An existing secret keeps its value (the source of truth on a rerun);
- * a secret made by a concurrent attempt between our read and our create wins over ours.
+ * a secret made by a concurrent attempt wins over ours. Creating first costs one call in the usual case, where
+ * the secret does not exist yet; an existing one is read after CreateSecret says so.
  */
 export async function ensureSecret<Value>(
   client: SecretsManagerClient,
   spec: SecretSpec<Value>,
 ): Promise<{ arn: string; value: Value; created: boolean }> {
-  const existing = await readSecret(client, spec.name, spec.schema);
-  if (existing) return { ...existing, created: false };
   const value = spec.create();
   try {
     const made = await client.send(
@@ -44,9 +43,9 @@ export async function ensureSecret<Value>(
     return { arn: made.ARN, value, created: true };
   } catch (error) {
     if (!(error instanceof ResourceExistsException)) throw error;
-    const raced = await readSecret(client, spec.name, spec.schema);
-    if (!raced) throw error;
-    return { ...raced, created: false };
+    const existing = await readSecret(client, spec.name, spec.schema);
+    if (!existing) throw error;
+    return { ...existing, created: false };
   }
 }
 

@@ -9,7 +9,7 @@ const { env, cluster, registry } = stepSetup({});
 export const seedDefaults = provisioningStep(
   'SeedDefaults',
   registry,
-  async (tenant) => {
+  async (tenant, step) => {
     const { invitationSecretArn } = await seedTenantDefaults(
       {
         db: cluster.on(databaseName(tenant.id)),
@@ -19,7 +19,7 @@ export const seedDefaults = provisioningStep(
       },
       { tenantId: tenant.id, name: tenant.name, limits: tenant.limits, config: tenant.config },
     );
-    await registry.mergeResources(tenant.id, { invitationSecretArn }, ACTOR);
+    step.record({ resources: { invitationSecretArn } });
     return { invitationSecretArn };
   },
   { statuses: PROVISIONING },

@@ -1,5 +1,5 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { json } from '../shared/data-api.ts';
 import { invitationSecretName } from '../shared/names.ts';
@@ -69,8 +69,8 @@ export interface SeedRequest {
 }
 
 /**
- * The tenant's default data, in one transaction: the application roles, the security policy and feature flags of
- * the request, the four email templates, and the admin as an invited user. The invitation's one-time token lives
+ * The tenant's default data, in one statement (so atomically): the application roles, the security policy and
+ * feature flags of the request, the four email templates, and the admin as an invited user. The invitation's one-time token lives
  * only in Secrets Manager (`tenants/<stage>/<id>/invitation/admin`), for whatever sends the welcome email; the
  * database keeps its SHA-256. Idempotent: existing rows are left as they are, and an existing invitation secret
  * is reused. Returns the invitation secret's ARN.
@@ -108,69 +108,73 @@ export async function seedTenantDefaults(
     { key: 'storage', enabled: config.features.storage, config: {} },
     { key: 'email', enabled: config.features.email, config: {} },
   ];
-  await deps.db.transaction(async (tx) => {
-    await tx.execute(
-      `INSERT INTO app_roles (name, description, scopes, is_system)
+  // One statement, so one round trip and atomic like the transaction it replaces: each insert a data-modifying
+  // WITH query, the admin's role and user taken from what this statement inserts (RETURNING) or, on a rerun,
+  // from what exists. ON CONFLICT DO NOTHING and NOT EXISTS keep a rerun from adding anything.
+  await deps.db.execute(
+    `WITH roles AS (
+       INSERT INTO app_roles (name, description, scopes, is_system)
        SELECT r.name, r.description, ARRAY(SELECT jsonb_array_elements_text(r.scopes)), true
        FROM jsonb_to_recordset(CAST(:roles AS jsonb)) AS r(name text, description text, scopes jsonb)
-       ON CONFLICT (name) DO NOTHING`,
-      { roles: json(DEFAULT_APP_ROLES) },
-    );
-    await tx.execute(
-      `INSERT INTO security_policy (password_policy, session, mfa_required, auth_methods, allowed_ip_ranges, updated_by)
+       ON CONFLICT (name) DO NOTHING
+       RETURNING id, name),
+     policy AS (
+       INSERT INTO security_policy (password_policy, session, mfa_required, auth_methods, allowed_ip_ranges, updated_by)
        VALUES (CAST(:passwordPolicy AS jsonb), CAST(:session AS jsonb), :mfaRequired,
          ARRAY(SELECT jsonb_array_elements_text(CAST(:authMethods AS jsonb))),
          ARRAY(SELECT CAST(jsonb_array_elements_text(CAST(:allowedIpRanges AS jsonb)) AS cidr)), :actor)
-       ON CONFLICT (singleton) DO NOTHING`,
-      {
-        passwordPolicy: json(policy.passwordPolicy),
-        session: json(policy.session),
-        mfaRequired: policy.mfaRequired,
-        authMethods: json(config.features.auth),
-        allowedIpRanges: json(policy.allowedIpRanges),
-        actor: deps.actor,
-      },
-    );
-    await tx.execute(
-      `INSERT INTO email_templates (key, subject, body_text)
+       ON CONFLICT (singleton) DO NOTHING
+       RETURNING 1),
+     templates AS (
+       INSERT INTO email_templates (key, subject, body_text)
        SELECT t.key, t.subject, t.body FROM jsonb_to_recordset(CAST(:templates AS jsonb)) AS t(key text, subject text, body text)
-       ON CONFLICT (key, locale) DO NOTHING`,
-      { templates: json(defaultEmailTemplates(request.name)) },
-    );
-    await tx.execute(
-      `INSERT INTO feature_flags (key, enabled, config)
+       ON CONFLICT (key, locale) DO NOTHING
+       RETURNING 1),
+     flags AS (
+       INSERT INTO feature_flags (key, enabled, config)
        SELECT f.key, f.enabled, f.config FROM jsonb_to_recordset(CAST(:flags AS jsonb)) AS f(key text, enabled boolean, config jsonb)
-       ON CONFLICT (key) DO NOTHING`,
-      { flags: json(flags) },
-    );
-    await tx.execute(
-      `INSERT INTO users (email, status, role_id, first_name, last_name)
-       SELECT :email, 'invited', id, :firstName, :lastName FROM app_roles WHERE name = 'Admin'
-       ON CONFLICT ((lower(email))) DO NOTHING`,
-      { email: admin.email, firstName: admin.firstName ?? null, lastName: admin.lastName ?? null },
-    );
-    await tx.execute(
-      `INSERT INTO invitations (user_id, token_hash, expires_at, created_by)
-       SELECT id, :tokenHash, CAST(:expiresAt AS timestamptz), :actor FROM users WHERE lower(email) = lower(:email)
-       ON CONFLICT (token_hash) DO NOTHING`,
-      {
-        tokenHash: sha256Hex(invitation.value.token),
-        expiresAt: invitation.value.expiresAt,
-        actor: deps.actor,
-        email: admin.email,
-      },
-    );
-    await tx.execute(
-      `INSERT INTO activity_log (actor, action, resource_type, resource_id, details)
-       SELECT :actor, 'user.invited', 'user', u.id::text, CAST(:details AS jsonb) FROM users u
-       WHERE lower(u.email) = lower(:email)
-         AND NOT EXISTS (SELECT 1 FROM activity_log a WHERE a.action = 'user.invited' AND a.resource_id = u.id::text)`,
-      {
-        actor: deps.actor,
-        email: admin.email,
-        details: json({ role: 'Admin', reason: 'tenant provisioned' }),
-      },
-    );
-  });
+       ON CONFLICT (key) DO NOTHING
+       RETURNING 1),
+     admin_role AS (
+       SELECT id FROM roles WHERE name = 'Admin'
+       UNION ALL
+       SELECT id FROM app_roles WHERE name = 'Admin'
+       LIMIT 1),
+     new_user AS (
+       INSERT INTO users (email, status, role_id, first_name, last_name)
+       SELECT :email, 'invited', admin_role.id, :firstName, :lastName FROM admin_role
+       ON CONFLICT ((lower(email))) DO NOTHING
+       RETURNING id),
+     admin AS (
+       SELECT id FROM new_user
+       UNION ALL
+       SELECT id FROM users WHERE lower(email) = lower(:email)
+       LIMIT 1),
+     invitation AS (
+       INSERT INTO invitations (user_id, token_hash, expires_at, created_by)
+       SELECT admin.id, :tokenHash, CAST(:expiresAt AS timestamptz), :actor FROM admin
+       ON CONFLICT (token_hash) DO NOTHING
+       RETURNING 1)
+     INSERT INTO activity_log (actor, action, resource_type, resource_id, details)
+     SELECT :actor, 'user.invited', 'user', admin.id::text, CAST(:details AS jsonb) FROM admin
+     WHERE NOT EXISTS (SELECT 1 FROM activity_log a WHERE a.action = 'user.invited' AND a.resource_id = admin.id::text)`,
+    {
+      roles: json(DEFAULT_APP_ROLES),
+      passwordPolicy: json(policy.passwordPolicy),
+      session: json(policy.session),
+      mfaRequired: policy.mfaRequired,
+      authMethods: json(config.features.auth),
+      allowedIpRanges: json(policy.allowedIpRanges),
+      templates: json(defaultEmailTemplates(request.name)),
+      flags: json(flags),
+      email: admin.email,
+      firstName: admin.firstName ?? null,
+      lastName: admin.lastName ?? null,
+      tokenHash: sha256Hex(invitation.value.token),
+      expiresAt: invitation.value.expiresAt,
+      actor: deps.actor,
+      details: json({ role: 'Admin', reason: 'tenant provisioned' }),
+    },
+  );
   return { invitationSecretArn: invitation.arn };
 }

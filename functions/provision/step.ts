@@ -1,13 +1,19 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import { z } from 'zod';
+import * as z from 'zod';
 import { rdsDataClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
-import { TenantStateError } from '../shared/errors.ts';
+import { NotFoundError, TenantStateError } from '../shared/errors.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
-import { type Tenant, TenantRegistry, type TenantStatus } from '../shared/tenants.ts';
+import {
+  type StepChange,
+  type Tenant,
+  TenantRegistry,
+  type TenantResources,
+  type TenantStatus,
+} from '../shared/tenants.ts';
 
 /** Who the provisioning steps write to the registry and the tenant database as. */
 export const ACTOR = 'provision-tenant';
@@ -48,11 +54,21 @@ export function describeError(error: unknown): { error: string; cause: string } 
   return { error: 'Error', cause: String(error) };
 }
 
+/** What a step's work hands back to be written with its success (see {@link provisioningStep}). */
+export interface StepRecorder {
+  /** Stages a change of the tenant's record: resources merged key by key, the schema version. */
+  record(change: { readonly resources?: TenantResources; readonly schemaVersion?: number }): void;
+}
+
 /**
  * A state machine task as a Lambda handler: parses `{ tenantId }`, reads the tenant, records the step's progress
  * in the registry (started, succeeded, or failed with the error) and returns what `work` returns, which the state
  * machine keeps in the state (so: small, and never a secret). Errors are rethrown unchanged: their `name` (an AWS
  * SDK error's code, such as `DatabaseResumingException`) is what the state's Retry and Catch match.
+ *
+ * What `work` records of the tenant through `step.record` (the resources it made, the schema version) is written
+ * with the step's success, in one statement: two registry writes a step, its start and its end. A step that fails
+ * records nothing of the kind; the undo steps find what exists by the names the id gives.
  *
  * With `statuses`, a tenant in another status is refused with a {@link TenantStateError} before anything is
  * touched or recorded: a stray or repeated execution must not provision, nor then undo, an active tenant.
@@ -60,23 +76,35 @@ export function describeError(error: unknown): { error: string; cause: string } 
 export function provisioningStep<Result>(
   step: string,
   registry: TenantRegistry,
-  work: (tenant: Tenant) => Promise<Result>,
+  work: (tenant: Tenant, step: StepRecorder) => Promise<Result>,
   options: { readonly statuses?: readonly TenantStatus[] } = {},
 ) {
   return middy(async (event: unknown): Promise<Result> => {
     const { tenantId } = StepInput.parse(event);
     logger.appendKeys({ tenantId, step });
-    const tenant = await registry.require(tenantId);
-    if (options.statuses && !options.statuses.includes(tenant.status)) {
+    // Read and start in one round trip; the start is recorded only for a tenant in one of `statuses`.
+    const begun = await registry.beginStep(tenantId, step, options.statuses);
+    const { tenant } = begun;
+    if (!tenant) throw new NotFoundError(`No tenant ${tenantId}`);
+    if (!begun.started) {
       throw new TenantStateError(
-        `Tenant ${tenantId} is ${tenant.status}: ${step} runs only for ${options.statuses.join(' or ')}`,
+        `Tenant ${tenantId} is ${tenant.status}: ${step} runs only for ${options.statuses?.join(' or ')}`,
       );
     }
     const started = Date.now();
-    await registry.stepStarted(tenantId, step);
+    let change: StepChange | undefined;
+    const recorder: StepRecorder = {
+      record: ({ resources, schemaVersion }) => {
+        change = {
+          by: ACTOR,
+          resources: { ...change?.resources, ...resources },
+          schemaVersion: schemaVersion ?? change?.schemaVersion,
+        };
+      },
+    };
     let result: Result;
     try {
-      result = await work(tenant);
+      result = await work(tenant, recorder);
     } catch (error) {
       const failure = describeError(error);
       logger.warn('Step failed', { ...failure, durationMs: Date.now() - started });
@@ -86,7 +114,7 @@ export function provisioningStep<Result>(
       });
       throw error;
     }
-    await registry.stepSucceeded(tenantId, step);
+    await registry.stepSucceeded(tenantId, step, change);
     logger.info('Step succeeded', { durationMs: Date.now() - started });
     return result;
   }).use(injectLambdaContext(logger, { resetKeys: true }));

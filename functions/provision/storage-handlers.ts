@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { s3Client } from '../shared/clients.ts';
 import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
 import { configureTenantStorage, removeTenantStorage, type StorageDeps } from './storage.ts';
@@ -10,7 +10,7 @@ const deps: StorageDeps = { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: e
 export const configureStorage = provisioningStep(
   'ConfigureStorage',
   registry,
-  async (tenant) => {
+  async (tenant, step) => {
     // A tenant without the storage feature gets no area; the undo still looks under the prefix.
     if (!tenant.config.features.storage) return { enabled: false };
     const storage = await configureTenantStorage(deps, {
@@ -19,7 +19,7 @@ export const configureStorage = provisioningStep(
       retentionDays: tenant.config.compliance.retentionDays,
       encryptionLevel: tenant.config.compliance.encryptionLevel,
     });
-    await registry.mergeResources(tenant.id, { storage }, ACTOR);
+    step.record({ resources: { storage } });
     return { enabled: true, ...storage };
   },
   { statuses: PROVISIONING },

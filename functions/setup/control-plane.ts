@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { applyMigrations, loadMigrations } from '../shared/migrations.ts';
 import { ident } from '../shared/names.ts';

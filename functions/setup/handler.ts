@@ -1,5 +1,5 @@
 import middy from '@middy/core';
-import { z } from 'zod';
+import * as z from 'zod';
 import { rdsDataClient, secretsManagerClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';

@@ -1,5 +1,5 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import { ident } from '../shared/names.ts';

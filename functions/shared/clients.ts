@@ -17,12 +17,14 @@ function once<T>(make: () => T): () => T {
   };
 }
 
-export const rdsDataClient = once(() => new RDSDataClient({}));
-export const secretsManagerClient = once(() => new SecretsManagerClient({}));
+// `@__PURE__`: a bundle drops the clients its function never calls, and with them their SDK packages
+// (an S3 client alone is ~120 KB minified), which every function's cold start would otherwise load.
+export const rdsDataClient = /* @__PURE__ */ once(() => new RDSDataClient({}));
+export const secretsManagerClient = /* @__PURE__ */ once(() => new SecretsManagerClient({}));
 // Path-style keeps object URLs valid for any endpoint; the SDK computes checksums only where S3 requires them.
-export const s3Client = once(
+export const s3Client = /* @__PURE__ */ once(
   () => new S3Client({ forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' }),
 );
-export const cloudWatchClient = once(() => new CloudWatchClient({}));
-export const sfnClient = once(() => new SFNClient({}));
-export const eventBridgeClient = once(() => new EventBridgeClient({}));
+export const cloudWatchClient = /* @__PURE__ */ once(() => new CloudWatchClient({}));
+export const sfnClient = /* @__PURE__ */ once(() => new SFNClient({}));
+export const eventBridgeClient = /* @__PURE__ */ once(() => new EventBridgeClient({}));

@@ -6,7 +6,7 @@ import {
   RollbackTransactionCommand,
   type SqlParameter,
 } from '@aws-sdk/client-rds-data';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A value bound to a `:name` parameter. Objects and arrays are sent as JSON. */
 export type SqlValue = string | number | boolean | null | Date | Uint8Array | SqlJson | SqlUuid;
@@ -64,7 +64,7 @@ export class DataApi {
     const output = await this.#client.send(
       new ExecuteStatementCommand({ ...this.#request(sql, params), formatRecordsAs: 'JSON' }),
     );
-    return z.array(row).parse(JSON.parse(output.formattedRecords ?? '[]'));
+    return rowsOf(row).parse(JSON.parse(output.formattedRecords ?? '[]'));
   }
 
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
@@ -87,7 +87,14 @@ export class DataApi {
       });
       throw error;
     }
-    await this.#client.send(new CommitTransactionCommand(ids));
+    try {
+      await this.#client.send(new CommitTransactionCommand(ids));
+    } catch (error) {
+      // A commit that failed leaves the transaction open, holding its locks (a reserved slug) until the Data
+      // API times it out, minutes later: end it now. When the commit did go through, there is nothing to end.
+      await this.#client.send(new RollbackTransactionCommand(ids)).catch(() => {});
+      throw error;
+    }
     return result;
   }
 
@@ -101,6 +108,19 @@ export class DataApi {
       ...(this.#transactionId ? { transactionId: this.#transactionId } : {}),
     };
   }
+}
+
+// A query's row schema is usually a module constant: its array schema is made once, not on every query.
+const arrays = new WeakMap<z.ZodType, z.ZodType>();
+
+function rowsOf<Row>(row: z.ZodType<Row>): z.ZodType<Row[]> {
+  let rows = arrays.get(row);
+  if (!rows) {
+    rows = z.array(row);
+    arrays.set(row, rows);
+  }
+  // The map holds each row schema's own array schema.
+  return rows as z.ZodType<Row[]>;
 }
 
 /** Named values as Data API parameters, with the type hints PostgreSQL needs to read them. */

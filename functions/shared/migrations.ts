@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DataApi } from './data-api.ts';
 
 /** One numbered, forward-only migration: `schema/<set>/NNNN_name.sql`. */
@@ -32,45 +32,109 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
 }
 
 const LOCK_KEY = 7_100_001;
+/** SQLSTATE 42P01, undefined_table, as the Data API reports it in the message. */
+const UNDEFINED_TABLE = 'SQLState: 42P01';
 
 /**
  * Applies the migrations a database lacks, each in its own transaction with its version recorded in
  * `schema_migrations`. Runners racing on one database serialise on an advisory lock, so each version is
- * applied once. Returns the versions applied and the version the database is at.
+ * applied once. Returns the versions applied and the version the database is at. `version`, when the caller
+ * has just read it, saves reading it again.
+ *
+ * A migration's statements go as one: a DO block that takes the lock, checks the version, runs them and records
+ * the version, in the migration's transaction (BeginTransaction, the block, CommitTransaction): three Data API
+ * calls whatever the migration's length, instead of four and one a statement. A migration too long for one call
+ * goes statement by statement.
  */
 export async function applyMigrations(
   db: DataApi,
   migrations: readonly Migration[],
+  options: { readonly version?: number } = {},
 ): Promise<{ applied: number[]; version: number }> {
-  await db.execute(
-    `CREATE TABLE IF NOT EXISTS schema_migrations (
-       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-  );
   const applied: number[] = [];
-  let version = await currentVersion(db);
+  // The table is made the first time only: a database that has it (nearly always) costs one query here, not two.
+  let version =
+    options.version ??
+    (await currentVersion(db).catch(async (error: unknown) => {
+      if (!(error instanceof Error && error.message.includes(UNDEFINED_TABLE))) throw error;
+      await db.execute(
+        `CREATE TABLE IF NOT EXISTS schema_migrations (
+           version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      return 0;
+    }));
   for (const migration of migrations) {
     if (migration.version <= version) continue;
-    const done = await db.transaction(async (tx) => {
-      await tx.execute('SELECT pg_advisory_xact_lock(:key)', { key: LOCK_KEY });
-      if ((await currentVersion(tx)) >= migration.version) return false;
-      for (const statement of migration.statements) await tx.execute(statement);
-      await tx.execute('INSERT INTO schema_migrations (version, name) VALUES (:version, :name)', {
-        version: migration.version,
-        name: migration.name,
-      });
-      return true;
-    });
-    if (done) applied.push(migration.version);
+    if (await applyMigration(db, migration)) applied.push(migration.version);
     version = migration.version;
   }
   return { applied, version };
 }
 
+/** Raised by a migration's DO block when the database has the version already (a racing runner applied it). */
+const ALREADY_APPLIED = 'tenant-provisioner: migration already applied';
+/** Room left for the Data API's other parameters under its 64 KB SQL limit. */
+const MAX_BLOCK_LENGTH = 60_000;
+
+/** Applies one migration unless the database has it; says whether this call applied it. */
+async function applyMigration(db: DataApi, migration: Migration): Promise<boolean> {
+  const block = migrationBlock(migration);
+  if (block !== undefined && block.length <= MAX_BLOCK_LENGTH) {
+    try {
+      return await db.transaction(async (tx) => {
+        await tx.execute(block);
+        return true;
+      });
+    } catch (error) {
+      // Rolled back: a racing runner had applied it.
+      if (error instanceof Error && error.message.includes(ALREADY_APPLIED)) return false;
+      throw error;
+    }
+  }
+  return db.transaction(async (tx) => {
+    await tx.execute('SELECT pg_advisory_xact_lock(:key)', { key: LOCK_KEY });
+    if ((await currentVersion(tx)) >= migration.version) return false;
+    for (const statement of migration.statements) await tx.execute(statement);
+    await tx.execute('INSERT INTO schema_migrations (version, name) VALUES (:version, :name)', {
+      version: migration.version,
+      name: migration.name,
+    });
+    return true;
+  });
+}
+
+/**
+ * The migration as one DO block: each statement run by EXECUTE from a dollar-quoted string (so that any SQL, even
+ * one with dollar quotes of its own, goes as written), under a tag no statement contains. Undefined when no such
+ * tag is found (not in practice).
+ */
+export function migrationBlock(migration: Migration): string | undefined {
+  const text = migration.statements.join('\n');
+  const tag = ['$migration$', ...Array.from({ length: 8 }, (_, i) => `$migration_${i}$`)].find(
+    (candidate) => !text.includes(candidate),
+  );
+  const outer = '$block$';
+  if (!tag || text.includes(outer)) return undefined;
+  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  return [
+    `DO ${outer} BEGIN`,
+    `  PERFORM pg_advisory_xact_lock(${LOCK_KEY});`,
+    `  IF (SELECT coalesce(max(version), 0) FROM schema_migrations) >= ${migration.version} THEN`,
+    `    RAISE EXCEPTION ${literal(ALREADY_APPLIED)};`,
+    '  END IF;',
+    ...migration.statements.map((statement) => `  EXECUTE ${tag}${statement}${tag};`),
+    `  INSERT INTO schema_migrations (version, name) VALUES (${migration.version}, ${literal(migration.name)});`,
+    `END ${outer}`,
+  ].join('\n');
+}
+
+const VersionRow = z.object({ version: z.number() });
+
 export async function currentVersion(db: DataApi): Promise<number> {
   const [row] = await db.query(
     'SELECT coalesce(max(version), 0)::int AS version FROM schema_migrations',
     {},
-    z.object({ version: z.number() }),
+    VersionRow,
   );
   return row?.version ?? 0;
 }

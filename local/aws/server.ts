@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { type Chaos, faultRulesSchema } from './chaos.ts';
@@ -21,6 +22,8 @@ export interface RecordedCall extends ApiCall {
   readonly at: string;
   /** The error code a chaos rule made the call fail with. */
   readonly fault?: string;
+  /** How long a chaos latency rule held the call's answer back. */
+  readonly latencyMs?: number;
 }
 
 /** Every API call the endpoint answered, in order; tests and benchmarks count and replay them. */
@@ -28,9 +31,15 @@ export class CallLog {
   #calls: RecordedCall[] = [];
   #seq = 0;
 
-  record(call: ApiCall, fault?: string): void {
+  record(call: ApiCall, fault?: string, latencyMs?: number): void {
     this.#seq += 1;
-    this.#calls.push({ ...call, seq: this.#seq, at: new Date().toISOString(), ...(fault ? { fault } : {}) });
+    this.#calls.push({
+      ...call,
+      seq: this.#seq,
+      at: new Date().toISOString(),
+      ...(fault ? { fault } : {}),
+      ...(latencyMs ? { latencyMs } : {}),
+    });
     if (this.#calls.length > 200_000) this.#calls.splice(0, 100_000);
   }
 
@@ -65,17 +74,20 @@ export async function startAwsEndpoint(options: AwsEndpointOptions): Promise<Aws
   const bySigningName = new Map(options.services.map((service) => [service.signingName, service]));
   const routes: Record<string, SandboxRoute> = chaosRoutes(options.chaos, options.calls);
   for (const service of options.services) Object.assign(routes, service.routes);
-  const context: CallContext = {
+  /** One request's context: `held` collects the delay a chaos latency rule asks of its answer. */
+  const contextFor = (held: { ms: number }): CallContext => ({
     admit(call) {
+      let latencyMs: number;
       try {
-        options.chaos.check(call);
+        latencyMs = options.chaos.check(call);
       } catch (error) {
         options.calls.record(call, error instanceof AwsError ? error.code : 'Error');
         throw error;
       }
-      options.calls.record(call);
+      options.calls.record(call, undefined, latencyMs);
+      held.ms = Math.max(held.ms, latencyMs);
     },
-  };
+  });
 
   const server = createServer((req, res) => {
     void answer(req, res);
@@ -90,9 +102,11 @@ export async function startAwsEndpoint(options: AwsEndpointOptions): Promise<Aws
         response = route ? await route(request) : json(404, { error: `No sandbox route ${request.path}` });
       } else {
         const service = bySigningName.get(signingNameOf(request) ?? 's3');
+        const held = { ms: 0 };
         response = service
-          ? await service.handle(request, context)
+          ? await service.handle(request, contextFor(held))
           : json(400, { message: `The sandbox does not serve ${signingNameOf(request)}` });
+        if (held.ms > 0) await sleep(held.ms);
       }
     } catch (error) {
       response = json(500, { message: error instanceof Error ? error.message : String(error) });

@@ -99,6 +99,17 @@ export class Collection<T> {
     );
   }
 
+  /** Writes the items, replacing any with their keys, in one statement. */
+  async putMany(items: readonly Item<T>[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.#pool.query(
+      `INSERT INTO item (service, kind, key, doc)
+       SELECT $1, $2, key, doc FROM unnest($3::text[], $4::jsonb[]) AS batch(key, doc)
+       ON CONFLICT (service, kind, key) DO UPDATE SET doc = excluded.doc, body = NULL`,
+      [...this.#scope, items.map((item) => item.key), items.map((item) => JSON.stringify(item.doc))],
+    );
+  }
+
   /** Writes the item unless one with that key exists; says whether it wrote. Atomic under concurrency. */
   async insert(key: string, doc: T, body?: Buffer): Promise<boolean> {
     const { rowCount } = await this.#pool.query(

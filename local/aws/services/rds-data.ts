@@ -31,6 +31,8 @@ const TRANSACTION_IDLE_MS = 3 * 60_000;
 // over a benchmark, so only the most recently used pools are kept, and idle connections close quickly.
 const MAX_POOLS = 40;
 const POOL_SIZE = 10;
+/** Connections per login for transactions: each holds one from BeginTransaction to its end. */
+const TRANSACTION_POOL_SIZE = 50;
 const POOL_IDLE_MS = 5_000;
 const DRAIN_WAIT_MS = 2_000;
 const MAX_SQL_LENGTH = 65_536;
@@ -154,7 +156,7 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
       // own idle pooled connections sit in it, which Aurora's Data API would not leave behind: close them, retry.
       const busy = error instanceof pg.DatabaseError && error.code === '55006' && busyDatabase(error.message);
       if (!busy) throw error;
-      await pools.drain(busy);
+      await Promise.all([pools.drain(busy), transactions.drain(busy)]);
       return pools.run(who, work);
     }
   };
@@ -166,7 +168,7 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
     const json = input.formatRecordsAs === 'JSON';
     // Likewise for DROP DATABASE, before it spends PostgreSQL's five-second wait for other sessions to leave.
     const dropped = input.transactionId ? undefined : droppedDatabase(input.sql);
-    if (dropped) await pools.drain(dropped);
+    if (dropped) await Promise.all([pools.drain(dropped), transactions.drain(dropped)]);
     const { result, metadata } = await withClient(input, async (client) => {
       const result = await runQuery(client, prepared.text, values);
       const metadata =
@@ -427,9 +429,16 @@ interface PoolEntry {
 class Pools {
   readonly #server: { host: string; port: number };
   readonly #pools = new Map<string, PoolEntry>();
+  readonly #size: number;
 
-  constructor(server: { host: string; port: number }) {
+  constructor(server: { host: string; port: number }, size = POOL_SIZE) {
     this.#server = server;
+    this.#size = size;
+  }
+
+  /** A connection of the login's pool, for the caller to release. */
+  checkout(who: Login): Promise<pg.PoolClient> {
+    return this.#pool(who).connect();
   }
 
   async run<T>(who: Login, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
@@ -474,7 +483,7 @@ class Pools {
     }
     const pool = new pg.Pool({
       ...connectionConfig(this.#server, who),
-      max: POOL_SIZE,
+      max: this.#size,
       idleTimeoutMillis: POOL_IDLE_MS,
       allowExitOnIdle: true,
     });
@@ -497,29 +506,47 @@ function isIdle(pool: pg.Pool): boolean {
 }
 
 interface Transaction {
-  readonly client: pg.Client;
+  readonly client: pg.PoolClient;
   readonly resourceArn: string;
   readonly timer: NodeJS.Timeout;
+  /** Gives the connection back (destroyed when `broken`); once. */
+  readonly release: (broken?: Error) => void;
 }
 
-/** Open transactions, each on a dedicated connection; the live connections are the state, so they stay in memory. */
+/**
+ * Open transactions, each holding a connection for its life; the live connections are the state, so they stay in
+ * memory. The connections come from pools of their own (not the autocommit statements'), so that transactions
+ * waiting on an autocommit statement can never hold every connection it needs; a connection is reused by the next
+ * transaction instead of being opened (a backend started, a SCRAM exchange) for each.
+ */
 class Transactions {
-  readonly #server: { host: string; port: number };
+  readonly #pools: Pools;
   readonly #open = new Map<string, Transaction>();
 
   constructor(server: { host: string; port: number }) {
-    this.#server = server;
+    this.#pools = new Pools(server, TRANSACTION_POOL_SIZE);
   }
 
   async begin(resourceArn: string, who: Login): Promise<string> {
     const id = randomBytes(48).toString('base64');
-    const client = new pg.Client(connectionConfig(this.#server, who));
-    client.on('error', () => this.#forget(id));
-    await client.connect();
+    const client = await this.#pools.checkout(who);
+    let released = false;
+    const release = (broken?: Error) => {
+      if (released) return;
+      released = true;
+      client.off('error', onError);
+      client.release(broken);
+    };
+    // A connection lost while the transaction is open ends it: Aurora would roll it back.
+    const onError = (error: Error) => {
+      this.#forget(id);
+      release(error);
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
     } catch (error) {
-      await client.end().catch(() => {});
+      release(error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
     const timer = setTimeout(
@@ -527,8 +554,13 @@ class Transactions {
       TRANSACTION_IDLE_MS,
     );
     timer.unref();
-    this.#open.set(id, { client, resourceArn, timer });
+    this.#open.set(id, { client, resourceArn, timer, release });
     return id;
+  }
+
+  /** Closes the idle connections to a database, so that it can be dropped or copied. */
+  drain(database: string): Promise<void> {
+    return this.#pools.drain(database);
   }
 
   /** Runs a statement in the transaction; an error leaves it open but aborted, as on Aurora. */
@@ -545,11 +577,18 @@ class Transactions {
   async end(id: string, resourceArn: string, command: 'COMMIT' | 'ROLLBACK'): Promise<void> {
     const transaction = this.#get(id, resourceArn);
     this.#forget(id);
+    let broken: Error | undefined;
     try {
       // COMMIT of an aborted transaction rolls it back without an error, as through Aurora's JDBC driver.
       await transaction.client.query(command);
+    } catch (error) {
+      // An SQL error leaves the connection usable (the transaction is over); anything else does not.
+      if (!(error instanceof pg.DatabaseError && error.severity === 'ERROR')) {
+        broken = error instanceof Error ? error : new Error(String(error));
+      }
+      throw error;
     } finally {
-      await transaction.client.end().catch(() => {});
+      transaction.release(broken);
     }
   }
 
@@ -557,8 +596,9 @@ class Transactions {
     const open = [...this.#open.values()];
     for (const transaction of open) clearTimeout(transaction.timer);
     this.#open.clear();
-    // Ending the connection rolls the transaction back.
-    await Promise.allSettled(open.map((transaction) => transaction.client.end()));
+    // Destroying the connection rolls the transaction back.
+    for (const transaction of open) transaction.release(new Error('The sandbox is stopping'));
+    await this.#pools.close();
   }
 
   #get(id: string, resourceArn: string): Transaction {

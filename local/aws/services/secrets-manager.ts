@@ -159,7 +159,36 @@ function nameOf(secretId: string): string {
  * stand-in, and KMS keys are accepted and reported but not used.
  */
 export function createSecretsManager({ store, region, accountId }: ServiceDeps): SecretsManagerService {
-  const secrets = store.collection<Secret>('secretsmanager', 'secret');
+  const stored = store.collection<Secret>('secretsmanager', 'secret');
+  // The Data API resolves a secret on every statement: the values it resolved are kept until their secret is
+  // written. A write bumps the generation, so that a resolution that read before the write keeps nothing.
+  const resolved = new Map<string, { readonly name: string; readonly value: string }>();
+  let generation = 0;
+  const written = (name: string) => {
+    generation += 1;
+    for (const [secretId, entry] of resolved) if (entry.name === name) resolved.delete(secretId);
+  };
+  const secrets: Pick<typeof stored, 'get' | 'list' | 'put' | 'insert' | 'delete'> = {
+    get: (name) => stored.get(name),
+    list: (options) => stored.list(options),
+    put: async (name, doc) => {
+      written(name);
+      await stored.put(name, doc);
+      written(name);
+    },
+    insert: async (name, doc) => {
+      written(name);
+      const inserted = await stored.insert(name, doc);
+      written(name);
+      return inserted;
+    },
+    delete: async (name) => {
+      written(name);
+      const deleted = await stored.delete(name);
+      written(name);
+      return deleted;
+    },
+  };
   const lock = new KeyedLock();
   const arnPrefix = `arn:aws:secretsmanager:${region}:${accountId}:secret:`;
 
@@ -423,9 +452,14 @@ export function createSecretsManager({ store, region, accountId }: ServiceDeps):
   return {
     ...handler,
     async resolveSecret(secretId) {
+      const hit = resolved.get(secretId);
+      if (hit) return hit.value;
+      const before = generation;
       const secret = await find(secretId);
       if (!secret || secret.deleted !== undefined) return undefined;
-      return secret.versions.find((version) => version.stages.includes(CURRENT))?.string;
+      const value = secret.versions.find((version) => version.stages.includes(CURRENT))?.string;
+      if (value !== undefined && generation === before) resolved.set(secretId, { name: secret.name, value });
+      return value;
     },
   };
 }

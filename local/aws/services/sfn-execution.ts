@@ -31,6 +31,9 @@ export interface HistoryEvent {
   readonly [details: string]: unknown;
 }
 
+/** How long history events wait to be written together. */
+const BATCH_MS = 50;
+
 /** The key of an execution's history events: they list in id order under `<execution key>/`. */
 const historyKey = (executionKey: string, id: number): string =>
   `${executionKey}/${String(id).padStart(8, '0')}`;
@@ -98,6 +101,13 @@ export class ExecutionRun {
   /** Whether the execution has reached its end (its last event is recorded, maybe not yet written). */
   get closed(): boolean {
     return this.#outcome !== undefined;
+  }
+
+  /** Writes the history events still pending, so that a reader sees every event recorded so far. */
+  async flushHistory(): Promise<void> {
+    await this.#events.flush().catch(() => {
+      // A failed write is the run's to report, when it closes the execution.
+    });
   }
 
   /** StopExecution: aborts the run; resolves once the execution is recorded ABORTED. */
@@ -332,8 +342,10 @@ export class ExecutionRun {
 }
 
 /**
- * Writes an execution's history events in the background, in batches, in order of their ids.
- * A failed write is kept and reported by `flush`, so that no rejection goes unhandled meanwhile.
+ * Writes an execution's history events in the background, in batches, in order of their ids: the events of
+ * up to BATCH_MS go in one statement, rather than one statement per event or two. `flush` writes what is
+ * pending at once (a reader of the history calls it first, so it never misses an event). A failed write is
+ * kept and reported by `flush`, so that no rejection goes unhandled meanwhile.
  */
 export class HistoryWriter {
   readonly #collection: Collection<HistoryEvent>;
@@ -341,6 +353,7 @@ export class HistoryWriter {
   #lastId: number;
   #pending: HistoryEvent[] = [];
   #writing: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
   #failure: unknown;
 
   constructor(collection: Collection<HistoryEvent>, executionKey: string, lastId = 0) {
@@ -353,24 +366,31 @@ export class HistoryWriter {
     const id = this.#lastId + 1;
     this.#lastId = id;
     this.#pending.push({ ...details, id, previousEventId: id - 1, timestamp: Date.now(), type });
-    if (this.#pending.length === 1) {
-      this.#writing = this.#writing
-        .then(() => this.#write())
-        .catch((error: unknown) => {
-          this.#failure ??= error;
-        });
-    }
+    this.#timer ??= setTimeout(() => this.#schedule(), BATCH_MS);
   }
 
   async flush(): Promise<void> {
+    this.#schedule();
     await this.#writing;
     if (this.#failure !== undefined) throw this.#failure;
   }
 
+  /** Queues a write of what is pending behind the writes already queued (ids stay in order). */
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#pending.length === 0) return;
+    this.#writing = this.#writing
+      .then(() => this.#write())
+      .catch((error: unknown) => {
+        this.#failure ??= error;
+      });
+  }
+
   async #write(): Promise<void> {
     const batch = this.#pending.splice(0);
-    await Promise.all(
-      batch.map((event) => this.#collection.put(historyKey(this.#executionKey, event.id), event)),
+    await this.#collection.putMany(
+      batch.map((event) => ({ key: historyKey(this.#executionKey, event.id), doc: event })),
     );
   }
 }

@@ -306,6 +306,7 @@ export function createStepFunctions(deps: StepFunctionsDeps): StepFunctionsServi
 
   async function getExecutionHistory(input: z.infer<typeof historySchema>) {
     const { key } = await getExecution(input.executionArn);
+    await runs.get(key)?.flushHistory();
     const events = (await history.list({ prefix: `${key}/` })).map(({ doc }) => doc);
     const { items, token } = (input.reverseOrder ? pageNewestFirst : page)(
       events,

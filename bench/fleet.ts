@@ -1,0 +1,89 @@
+import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { FleetSandbox, Run, waitForRun } from '../test/fleet/fleet.ts';
+
+/**
+ * `npm run bench:fleet` (`-- --quick`, `-- --tenants 1000`): a fleet migration in a sandbox of its own, over
+ * TENANTS active tenants (200 by default; 20 with --quick) at the template's current version: the time from
+ * `POST /migrations` to the run's end with a new migration (a table, an index, a column on an existing table),
+ * then the time of the same request once every tenant is at the latest version ("nothing to migrate").
+ * The tenants are made directly (database with the template, registry row), not provisioned: a fleet migration
+ * touches only their databases and the registry, and provisioning hundreds would dominate the run.
+ * Run by `npm run bench` (bench/external.ts): its figures go to BENCH_RESULT_FILE when that is set.
+ */
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, tenants: { type: 'string' } },
+});
+const count = Number(values.tenants ?? (values.quick ? 20 : 200));
+if (!Number.isInteger(count) || count < 1) throw new Error(`--tenants: ${values.tenants}`);
+
+const MIGRATION = `CREATE TABLE bench_notes (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  user_id uuid REFERENCES users (id),
+  note text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX bench_notes_user_idx ON bench_notes (user_id);
+ALTER TABLE users ADD COLUMN locale text;
+`;
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+const sandbox = await FleetSandbox.start();
+try {
+  let started = performance.now();
+  await sandbox.makeTenants(count, 'Bench fleet');
+  const fixtureMs = performance.now() - started;
+  console.log(`fleet: ${count} tenants made in ${seconds(fixtureMs)}`);
+
+  await sandbox.addTenantMigration('0004_bench_notes.sql', MIGRATION);
+  started = performance.now();
+  const answer = await sandbox.call('POST', '/migrations', {});
+  if (answer.status !== 202)
+    throw new Error(`POST /migrations: ${answer.status} ${JSON.stringify(answer.body)}`);
+  const run = await waitForRun(sandbox, Run.parse(answer.body).id, 30 * 60_000);
+  const migrateMs = performance.now() - started;
+  if (run.status !== 'succeeded' || run.summary.succeeded !== count) {
+    throw new Error(
+      `the run ended ${run.status}: ${JSON.stringify(run.summary)} ${JSON.stringify(run.failures.slice(0, 3))}`,
+    );
+  }
+  console.log(`fleet: ${count} tenants migrated in ${seconds(migrateMs)} (run ${run.id})`);
+
+  await sleep(100);
+  started = performance.now();
+  const again = await sandbox.call('POST', '/migrations', {});
+  const noopMs = performance.now() - started;
+  const noop = Run.parse(again.body);
+  if (again.status !== 200 || noop.summary.tenants !== 0)
+    throw new Error(`not a no-op: ${JSON.stringify(again.body)}`);
+  console.log(`fleet: nothing to migrate over ${count} tenants answered in ${Math.round(noopMs)} ms`);
+
+  const rate = count / (migrateMs / 1000);
+  const projected = (1000 / rate) * 1000;
+  const figures = [
+    {
+      label: `fleet migration, ${count} tenants`,
+      value: `${seconds(migrateMs)} (${rate.toFixed(1)} tenants/s)`,
+      beside: `1,000 tenants ≈ ${seconds(projected)} at this rate`,
+      goal: { text: '1,000 tenants < 60 s (projected)', met: projected < 60_000 },
+    },
+    {
+      label: `nothing to migrate, ${count} tenants`,
+      value: `${Math.round(noopMs)} ms`,
+      goal: { text: '< 10 s', met: noopMs < 10_000 },
+    },
+  ];
+  const result = {
+    figures,
+    details: { tenants: count, fixtureMs, migrateMs, noopMs, runId: run.id, durationMs: run.durationMs },
+  };
+  if (process.env.BENCH_RESULT_FILE)
+    await writeFile(process.env.BENCH_RESULT_FILE, JSON.stringify(result, null, 2));
+  console.table(
+    figures.map(({ label, value, beside }) => ({ figure: label, measured: value, beside: beside ?? '' })),
+  );
+} finally {
+  await sandbox.stop();
+}
