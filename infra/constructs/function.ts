@@ -17,6 +17,9 @@ import { grantsOf, type PermissionTargets, statementOf } from '../permissions.ts
 /** The project root: entries, the lock file and `schema/` are found from here, whatever the cwd. */
 export const PROJECT_ROOT = join(import.meta.dirname, '..', '..');
 
+/** What the bundles carry instead of the SDK's default credential chain (see the file). */
+export const LAMBDA_CREDENTIALS = join(PROJECT_ROOT, 'infra', 'bundling', 'lambda-credentials.ts');
+
 /** Where the SQL migrations sit inside a function's bundle (`SCHEMA_DIR`). */
 export const BUNDLED_SCHEMA_DIR = '/var/task/schema';
 
@@ -118,6 +121,8 @@ export class ControlPlaneFunction extends Construct {
         sourcesContent: false,
         // The code is tested against the SDK versions in the lock file, not the ones the runtime happens to carry.
         bundleAwsSDK: true,
+        // In Lambda the credentials are always in the environment: the rest of the SDK's chain is dead weight.
+        esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': LAMBDA_CREDENTIALS },
         mainFields: ['module', 'main'],
         // Some dependencies are CommonJS and call require(); ESM bundles have none unless given one.
         banner:

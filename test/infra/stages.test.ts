@@ -637,6 +637,22 @@ describe.each(STAGES)('the %s stack', (stage) => {
 });
 
 describe('bundles', () => {
+  it("replaces the SDK's credential chain with the environment in every bundle", () => {
+    const { template, outdir } = synthStage('dev');
+    const prefix = stageConfig('dev').prefix;
+    for (const fn of functions) {
+      const [, lambda] = Object.entries(resourcesOf(template, 'AWS::Lambda::Function')).find(
+        ([, resource]) => resource.Properties?.FunctionName === functionName(prefix, fn),
+      ) ?? ['', undefined];
+      const key = z.object({ S3Key: z.string() }).parse(lambda?.Properties?.Code).S3Key;
+      const code = readFileSync(join(outdir, `asset.${key.replace(/\.zip$/, '')}`, 'index.mjs'), 'utf8');
+      // The real chain's debug strings, and the message of infra/bundling/lambda-credentials.ts.
+      expect(code, fn.id).not.toContain('defaultProvider::fromSSO');
+      expect(code, fn.id).not.toContain('credential-provider-web-identity');
+      expect(code, fn.id).toContain('which Lambda sets');
+    }
+  });
+
   it('ships schema/ in the bundle of every function that reads SCHEMA_DIR', () => {
     const { template, outdir } = synthStage('dev');
     const prefix = stageConfig('dev').prefix;

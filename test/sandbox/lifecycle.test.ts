@@ -73,7 +73,7 @@ describe('the sandbox process', () => {
     const { rows } = await db.query('SELECT 1 AS up');
     await db.end();
     expect(rows).toEqual([{ up: 1 }]);
-    expect(await restarted.stop()).toBe(0);
+    expect(await restarted.stop(), restarted.output()).toBe(0);
     expect(await runningPostgresPid(`${dir}/postgres`)).toBeUndefined();
   });
 });
