@@ -1,21 +1,11 @@
 import { availableParallelism } from 'node:os';
+import { PROVISIONING_STEPS } from '../functions/provision/step.ts';
 import { type Figure, ms, type SectionResult } from './lib/report.ts';
 import type { BenchSandbox } from './lib/sandbox.ts';
 import { round, summarize } from './lib/stats.ts';
 
 /** Goal of the issue: at concurrency 16, at least 5 tenants a second on 2 cores. */
 export const THROUGHPUT_GOAL = { concurrency: 16, tenantsPerSecond: 5 } as const;
-
-/** The forward steps, in the order they run. */
-const STEPS = [
-  'CreateDatabase',
-  'ApplyMigrations',
-  'CreateRoles',
-  'ConfigureStorage',
-  'ConfigureAlarms',
-  'SeedDefaults',
-  'Activate',
-];
 
 interface Level {
   readonly concurrency: number;
@@ -84,7 +74,7 @@ async function runLevel(sandbox: BenchSandbox, tenants: number, concurrency: num
   const steps = await sandbox.stepDurations(ids);
   const whereTheTimeGoesMs: Record<string, number> = {};
   let inSteps = 0;
-  for (const step of STEPS) {
+  for (const step of PROVISIONING_STEPS) {
     const mean = summarize(steps.get(step) ?? []).mean;
     whereTheTimeGoesMs[step] = mean;
     inSteps += mean;

@@ -7,30 +7,12 @@ import {
   type RowOutcome,
 } from '../../schema/api/batches.ts';
 import { TENANT_STATUSES } from '../../schema/api/tenants.ts';
-import { type DataApi, json } from '../shared/data-api.ts';
+import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { newTenantId } from '../shared/names.ts';
 
 /** A new batch id: `b` and 15 of `[a-z0-9]`, as random as a tenant id. */
 export const newBatchId = (): string => `b${newTenantId().slice(1)}`;
-
-/** ISO 8601 in UTC, formatted by PostgreSQL (the Data API would drop a timestamptz's offset). */
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-/** A json/jsonb column (text over the Data API), parsed, then checked. */
-function jsonText<T>(schema: z.ZodType<T>) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'Not JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-}
 
 const StoredRowError = z.object({ step: z.string().nullable(), error: z.string(), cause: z.string() });
 const StoredError = z.object({ error: z.string(), cause: z.string() });
@@ -147,8 +129,8 @@ const RowWithTenant = z
     }),
   );
 
-const BATCH_COLUMNS = `id, status, source, row_count, execution_arn, error::text AS error, ${iso('created_at')} AS created_at,
-  created_by, ${iso('ended_at')} AS ended_at`;
+const BATCH_COLUMNS = `id, status, source, row_count, execution_arn, error::text AS error, ${isoText('created_at')} AS created_at,
+  created_by, ${isoText('ended_at')} AS ended_at`;
 
 /**
  * Batches and their rows in the `control_plane` database (`tenant_batches`, `tenant_batch_rows`): what the API

@@ -1,28 +1,12 @@
 import * as z from 'zod';
 import { MIGRATION_STATUSES, type MigrationStatus } from '../../schema/api/fleet.ts';
 import { TENANT_STATUSES } from '../../schema/api/tenants.ts';
-import { type DataApi, json } from '../shared/data-api.ts';
+import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { newTenantId } from '../shared/names.ts';
 import type { TenantStatus } from '../shared/tenants.ts';
 
 /** A new migration run id: `m` and 15 of `[a-z0-9]`. */
 export const newMigrationId = (): string => `m${newTenantId().slice(1)}`;
-
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-function jsonText<T>(schema: z.ZodType<T>) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'Not JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-}
 
 const ErrorJson = z.object({ error: z.string(), cause: z.string() });
 export type RunError = z.infer<typeof ErrorJson>;
@@ -75,7 +59,7 @@ const MigrationRow = z
   );
 
 const MIGRATION_COLUMNS = `id, status, scope, target_version, tenant_count, tolerated_failures, execution_arn,
-  error::text AS error, ${iso('created_at')} AS created_at, created_by, ${iso('ended_at')} AS ended_at,
+  error::text AS error, ${isoText('created_at')} AS created_at, created_by, ${isoText('ended_at')} AS ended_at,
   (extract(epoch FROM ended_at - created_at) * 1000)::integer AS duration_ms`;
 
 export interface MigrationCounts {

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { BACKUP_KINDS, type BackupSummary, type LifecycleOperation } from '../../schema/api/lifecycle.ts';
-import { type DataApi, json } from '../shared/data-api.ts';
+import { type DataApi, isoText, json } from '../shared/data-api.ts';
 import { OperationInProgressError, TenantStateError } from '../shared/errors.ts';
 import type { PlanLimits, PlanName } from '../shared/plans.ts';
 import {
@@ -40,8 +40,6 @@ export interface OperationClaim {
 
 /** SQLSTATE 23505 unique_violation, as the Data API words it: a second running operation for the tenant. */
 const UNIQUE_VIOLATION = 'SQLState: 23505';
-
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 const jsonObject = z
   .string()
@@ -276,7 +274,7 @@ export class LifecycleStore {
   async backup(tenantId: string, backupId: string): Promise<BackupSummary | undefined> {
     const [row] = await this.#db.query(
       `SELECT tenant_id, backup_id, kind, bucket, prefix, manifest_key, schema_version, tables, rows, bytes,
-         ${iso('created_at')} AS created_at
+         ${isoText('created_at')} AS created_at
        FROM tenant_backups WHERE tenant_id = :tenantId AND backup_id = :backupId`,
       { tenantId, backupId },
       BackupRow,
@@ -288,7 +286,7 @@ export class LifecycleStore {
   async backups(tenantId: string): Promise<BackupSummary[]> {
     return this.#db.query(
       `SELECT tenant_id, backup_id, kind, bucket, prefix, manifest_key, schema_version, tables, rows, bytes,
-         ${iso('created_at')} AS created_at
+         ${isoText('created_at')} AS created_at
        FROM tenant_backups WHERE tenant_id = :tenantId ORDER BY backup_id DESC`,
       { tenantId },
       BackupRow,

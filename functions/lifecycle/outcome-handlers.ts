@@ -1,11 +1,11 @@
 import * as z from 'zod';
 import { CaughtFailure, stepFailure } from '../provision/outcome.ts';
-import { stepSetup } from '../provision/step.ts';
+import { bookkeepingTask, stepSetup } from '../provision/step.ts';
 import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
 import { TENANT_STATUSES } from '../shared/tenants.ts';
 import { LifecycleStore } from './operations.ts';
 import { completeOperation as complete, failOperation as fail } from './outcome.ts';
-import { LifecycleInput, lifecycleTask } from './step.ts';
+import { LifecycleInput } from './step.ts';
 
 /** CompleteOperation and FailOperation: the end of every lifecycle run, in the registry and on the event bus. */
 const { env, cluster, registry } = stepSetup({
@@ -28,7 +28,7 @@ const deps = {
   },
 };
 
-export const completeOperation = lifecycleTask('CompleteOperation', LifecycleInput, async (input) => {
+export const completeOperation = bookkeepingTask('CompleteOperation', LifecycleInput, async (input) => {
   const operation = await store.get(input.operationId);
   // A deletion records where its final backup is: the one this run took, or an earlier attempt's.
   const finalBackup =
@@ -57,7 +57,7 @@ const FailInput = z.object({
   scan: z.boolean().default(false),
 });
 
-export const failOperation = lifecycleTask('FailOperation', FailInput, (input) =>
+export const failOperation = bookkeepingTask('FailOperation', FailInput, (input) =>
   fail(deps, input.tenantId, input.operationId, {
     failure: stepFailure(input.failure),
     rollbackFailure: input.rollbackFailure ? stepFailure(input.rollbackFailure) : undefined,

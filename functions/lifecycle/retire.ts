@@ -4,12 +4,11 @@ import {
   ResourceNotFoundException,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { databaseExists, literal } from '../provision/database.ts';
-import { existingTenantRoles } from '../provision/roles.ts';
+import { dropTenantRoles } from '../provision/roles.ts';
 import { listSecretsUnder, settleAll } from '../provision/secrets.ts';
 import { tenantObjectPages } from '../provision/storage.ts';
 import type { DataApi } from '../shared/data-api.ts';
-import { databaseName, ident, secretPrefix, storagePrefix } from '../shared/names.ts';
+import { secretPrefix, storagePrefix } from '../shared/names.ts';
 import { MARKER_NAME, type RetentionDays, taggingHeader, tenantObjectTags } from '../shared/storage.ts';
 
 /** How many objects are tagged at once. */
@@ -80,21 +79,7 @@ export async function retireRolesAndSecrets(
   },
   tenantId: string,
 ): Promise<{ roles: string[]; secrets: string[] }> {
-  const roles = await existingTenantRoles(deps.cluster, tenantId);
-  if (roles.length > 0) {
-    const name = databaseName(tenantId);
-    const inDatabase = await databaseExists(deps.cluster, name);
-    const list = roles.map(ident).join(', ');
-    const statements = [
-      `GRANT ${list} TO CURRENT_USER`,
-      ...roles.map((role) => `ALTER ROLE ${ident(role)} NOLOGIN`),
-      `PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (${roles.map(literal).join(', ')})`,
-      `DROP OWNED BY ${list}`,
-      `DROP ROLE ${list}`,
-    ];
-    const block = `DO $retire$ BEGIN\n${statements.map((s) => `  ${s};`).join('\n')}\nEND $retire$`;
-    await (inDatabase ? deps.cluster.on(name) : deps.cluster).execute(block);
-  }
+  const roles = await dropTenantRoles(deps.cluster, tenantId);
   const secrets = (await listSecretsUnder(deps.secrets, secretPrefix(deps.stage, tenantId))).filter(
     (secret) => secret.deletedDate === undefined,
   );

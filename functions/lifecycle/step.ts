@@ -56,16 +56,3 @@ export function lifecycleStep<Input extends LifecycleInput, Result>(
     return result;
   }).use(injectLambdaContext(logger, { resetKeys: true }));
 }
-
-/** A bookkeeping task (the outcome of a run): parsed input, logged, errors rethrown, no progress row. */
-export function lifecycleTask<Input extends { tenantId: string }, Result>(
-  name: string,
-  input: z.ZodType<Input>,
-  work: (input: Input) => Promise<Result>,
-) {
-  return middy(async (event: unknown): Promise<Result> => {
-    const parsed = input.parse(event);
-    logger.appendKeys({ tenantId: parsed.tenantId, step: name });
-    return work(parsed);
-  }).use(injectLambdaContext(logger, { resetKeys: true }));
-}

@@ -200,24 +200,32 @@ export async function removeTenantRoles(
   deps: Pick<RoleDeps, 'cluster' | 'secrets' | 'stage'>,
   tenantId: string,
 ): Promise<{ roles: string[]; secrets: string[] }> {
-  const roles = await existingTenantRoles(deps.cluster, tenantId);
-  if (roles.length > 0) {
-    const dbname = databaseName(tenantId);
-    const inDatabase = await databaseExists(deps.cluster, dbname);
-    const list = roles.map(ident).join(', ');
-    const statements = [
-      `GRANT ${list} TO CURRENT_USER`,
-      ...roles.map((role) => `ALTER ROLE ${ident(role)} NOLOGIN`),
-      `PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (${roles.map(literal).join(', ')})`,
-      // Objects the roles made and their privileges, in the tenant database, and on shared objects.
-      `DROP OWNED BY ${list}`,
-      `DROP ROLE ${list}`,
-    ];
-    const block = `DO $remove$ BEGIN\n${statements.map((statement) => `  ${statement};`).join('\n')}\nEND $remove$`;
-    await (inDatabase ? deps.cluster.on(dbname) : deps.cluster).execute(block);
-  }
+  const roles = await dropTenantRoles(deps.cluster, tenantId);
   const secrets = await deleteSecretsUnder(deps.secrets, secretPrefix(deps.stage, tenantId));
   return { roles, secrets };
+}
+
+/**
+ * Drops the tenant's roles that exist, in one block: login refused, sessions ended, what they own and were
+ * granted dropped (in the tenant database when it still exists), then the roles. Returns the roles dropped.
+ */
+export async function dropTenantRoles(cluster: DataApi, tenantId: string): Promise<string[]> {
+  const roles = await existingTenantRoles(cluster, tenantId);
+  if (roles.length === 0) return roles;
+  const dbname = databaseName(tenantId);
+  const inDatabase = await databaseExists(cluster, dbname);
+  const list = roles.map(ident).join(', ');
+  const statements = [
+    `GRANT ${list} TO CURRENT_USER`,
+    ...roles.map((role) => `ALTER ROLE ${ident(role)} NOLOGIN`),
+    `PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (${roles.map(literal).join(', ')})`,
+    // Objects the roles made and their privileges, in the tenant database, and on shared objects.
+    `DROP OWNED BY ${list}`,
+    `DROP ROLE ${list}`,
+  ];
+  const block = `DO $remove$ BEGIN\n${statements.map((statement) => `  ${statement};`).join('\n')}\nEND $remove$`;
+  await (inDatabase ? cluster.on(dbname) : cluster).execute(block);
+  return roles;
 }
 
 /** The tags of everything made for a tenant, plus any given. */

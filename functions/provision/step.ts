@@ -18,6 +18,17 @@ import {
 /** Who the provisioning steps write to the registry and the tenant database as. */
 export const ACTOR = 'provision-tenant';
 
+/** The forward steps of provision-tenant, in the order they run (test/provision/happy-path holds them to it). */
+export const PROVISIONING_STEPS: readonly string[] = [
+  'CreateDatabase',
+  'ApplyMigrations',
+  'CreateRoles',
+  'ConfigureStorage',
+  'ConfigureAlarms',
+  'SeedDefaults',
+  'Activate',
+];
+
 /** Every state's Lambda input: the tenant id only; the rest is read from the registry. */
 export const StepInput = z.object({ tenantId: z.string().regex(TENANT_ID_PATTERN) });
 export type StepInput = z.infer<typeof StepInput>;

@@ -11,18 +11,11 @@ import {
 import * as z from 'zod';
 import type { Announcer } from '../provision/outcome.ts';
 import { CaughtFailure, markTenantRollbackFailed, type ScanDeps } from '../provision/outcome.ts';
+import { PROVISIONING_STEPS } from '../provision/step.ts';
 import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
 
 /** The forward states of provision-tenant: a run that died in one of them can be run again from the start. */
-export const FORWARD_STATES: readonly string[] = [
-  'CreateDatabase',
-  'ApplyMigrations',
-  'CreateRoles',
-  'ConfigureStorage',
-  'ConfigureAlarms',
-  'SeedDefaults',
-  'Activate',
-];
+export const FORWARD_STATES = PROVISIONING_STEPS;
 
 export interface StuckDeps extends ScanDeps, Announcer {
   readonly registry: TenantRegistry;

@@ -20,6 +20,25 @@ export interface SqlUuid {
 export const json = (value: unknown): SqlJson => ({ json: value });
 export const uuid = (value: string): SqlUuid => ({ uuid: value });
 
+/** ISO 8601 in UTC, formatted by PostgreSQL: the Data API would drop the offset of a timestamptz. */
+export const isoText = (column: string): string =>
+  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** A json/jsonb column, which the Data API returns as text, parsed and then checked against `schema`. */
+export function jsonText<T>(schema: z.ZodType<T>) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'Not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
 export type SqlParams = Readonly<Record<string, SqlValue | undefined>>;
 
 export interface DataApiTarget {

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { TENANT_STATUSES, TenantConfig } from '../../schema/api/tenants.ts';
-import { type DataApi, json } from './data-api.ts';
+import { type DataApi, isoText, json, jsonText } from './data-api.ts';
 import { NotFoundError } from './errors.ts';
 import type { DatabaseRole } from './names.ts';
 import { PLAN_NAMES, type PlanLimits, type PlanName } from './plans.ts';
@@ -104,24 +104,6 @@ export const IDEMPOTENCY_TTL_HOURS = 24;
  */
 export const IDEMPOTENCY_STALE_SECONDS = 120;
 
-/** ISO 8601 in UTC, formatted by PostgreSQL: the Data API would drop the offset of a timestamptz. */
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-/** A json/jsonb column, which the Data API returns as text, parsed and then checked against `schema`. */
-function jsonText<T>(schema: z.ZodType<T>) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'Not JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-}
-
 const LimitsRow = z.object({
   maxUsers: z.number(),
   storageQuotaGb: z.number(),
@@ -153,8 +135,8 @@ const FailureRow = z.object({ step: z.string(), error: z.string(), cause: z.stri
 
 const TENANT_COLUMNS = `id, slug, name, plan, status, limits::text AS limits, config::text AS config,
   resources::text AS resources, failure::text AS failure, leftovers::text AS leftovers,
-  execution_arn, schema_version, ${iso('created_at')} AS created_at, created_by,
-  ${iso('updated_at')} AS updated_at, updated_by`;
+  execution_arn, schema_version, ${isoText('created_at')} AS created_at, created_by,
+  ${isoText('updated_at')} AS updated_at, updated_by`;
 
 const TenantRow = z
   .object({
@@ -453,7 +435,7 @@ export class TenantRegistry {
   /** The tenant's steps, in the order they started. */
   async steps(id: string): Promise<StepRecord[]> {
     return this.#db.query(
-      `SELECT step, status, ${iso('started_at')} AS started_at, ${iso('ended_at')} AS ended_at, duration_ms,
+      `SELECT step, status, ${isoText('started_at')} AS started_at, ${isoText('ended_at')} AS ended_at, duration_ms,
          attempts, error::text AS error
        FROM tenant_steps WHERE tenant_id = :id ORDER BY started_at, step`,
       { id },
@@ -479,7 +461,7 @@ export class TenantRegistry {
     id: string,
   ): Promise<{ action: string; actor: string; details: Record<string, unknown>; at: string }[]> {
     return this.#db.query(
-      `SELECT action, actor, details::text AS details, ${iso('at')} AS at FROM audit_log
+      `SELECT action, actor, details::text AS details, ${isoText('at')} AS at FROM audit_log
        WHERE tenant_id = :id ORDER BY at, id`,
       { id },
       z.object({

@@ -222,17 +222,19 @@ function stringClaims(claims: Claims): Record<string, string> {
   return result;
 }
 
-/** The body, or undefined when it exceeds API Gateway's limit. */
+/**
+ * The body, or undefined when it exceeds API Gateway's limit. An oversized body is still read to its end, and
+ * dropped: leaving the loop early would destroy the socket, and the client would see a reset instead of the 413.
+ */
 async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
     size += buffer.length;
-    if (size > MAX_PAYLOAD_BYTES) return undefined;
-    chunks.push(buffer);
+    if (size <= MAX_PAYLOAD_BYTES) chunks.push(buffer);
   }
-  return Buffer.concat(chunks);
+  return size > MAX_PAYLOAD_BYTES ? undefined : Buffer.concat(chunks);
 }
 
 const TEXT_TYPES =

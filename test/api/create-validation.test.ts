@@ -237,6 +237,23 @@ describe('POST /tenants refuses an invalid body with 400, naming each problem, a
     }
   });
 
+  it('answers 413 to a body above 10 MB, as API Gateway does, without resetting the connection', async () => {
+    // Act: several at once, so that the answer racing the upload shows
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        call(api, 'POST', '/tenants', {
+          token: admin,
+          rawBody: 'x'.repeat(11 * 1024 * 1024),
+          headers: { 'content-type': 'application/json' },
+        }),
+      ),
+    );
+
+    // Assess
+    expect(answers.map((answer) => answer.status)).toEqual([413, 413, 413, 413]);
+    expect(answers[0]?.body).toEqual({ message: 'Request Entity Too Large' });
+  });
+
   it('refuses a malformed Idempotency-Key', async () => {
     // Act
     const answer = await call(api, 'POST', '/tenants', {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { main } from '../../cli/tenants.ts';
+import { PROVISIONING_STEPS } from '../../functions/provision/step.ts';
 import { PROJECT_ROOT } from '../../local/constants.ts';
 import { type ApiUnderTest, apiUnderTest } from '../api/api.ts';
 import { registry } from '../provision/helpers.ts';
@@ -26,16 +27,6 @@ afterAll(async () => {
 
 const tenants = (args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
   runCli(args, { apiUrl: api.url, token, env, cwd: dir });
-
-const PROVISIONING_STEPS = [
-  'CreateDatabase',
-  'ApplyMigrations',
-  'CreateRoles',
-  'ConfigureStorage',
-  'ConfigureAlarms',
-  'SeedDefaults',
-  'Activate',
-];
 
 const lines = (run: CliRun) => run.stdout.split('\n').filter((line) => line !== '');
 

@@ -8,6 +8,7 @@ import { GetObjectCommand, GetObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { PROVISIONING_STEPS } from '../../functions/provision/step.ts';
 import { DATABASE_ROLES, type DatabaseRole, databaseName, roleName } from '../../functions/shared/names.ts';
 import { PLANS } from '../../functions/shared/plans.ts';
 import type { Tenant } from '../../functions/shared/tenants.ts';
@@ -15,15 +16,6 @@ import { ALARM_TOPIC_ARN, STAGE, STORAGE_BUCKET } from '../../local/constants.ts
 import { superuserPool } from '../support/sandbox.ts';
 import { asRole, clients, eventsFor, outcome, provision, provisioner, registry } from './helpers.ts';
 
-const FORWARD_STEPS = [
-  'CreateDatabase',
-  'ApplyMigrations',
-  'CreateRoles',
-  'ConfigureStorage',
-  'ConfigureAlarms',
-  'SeedDefaults',
-  'Activate',
-];
 const TEMPLATE_TABLES = [
   'activity_log',
   'api_keys',
@@ -96,7 +88,7 @@ describe('provisioning a tenant', () => {
     expect(tenant.failure).toBeNull();
     expect(tenant.schemaVersion).toBe(3);
     const steps = await registry.steps(tenant.id);
-    expect(steps.map((step) => step.step)).toEqual(FORWARD_STEPS);
+    expect(steps.map((step) => step.step)).toEqual(PROVISIONING_STEPS);
     expect(steps.every((step) => step.status === 'succeeded' && step.endedAt !== null)).toBe(true);
     const audit = await registry.auditLog(tenant.id);
     expect(audit.map((entry) => entry.action)).toEqual(['TENANT_CREATED', 'TENANT_PROVISIONED']);
