@@ -42,9 +42,9 @@ const UNDEFINED_TABLE = 'SQLState: 42P01';
  * has just read it, saves reading it again.
  *
  * A migration's statements go as one: a DO block that takes the lock, checks the version, runs them and records
- * the version, in the migration's transaction (BeginTransaction, the block, CommitTransaction): three Data API
- * calls whatever the migration's length, instead of four and one a statement. A migration too long for one call
- * goes statement by statement.
+ * the version. One statement is one transaction, so the block is sent alone, without BeginTransaction: one Data
+ * API call whatever the migration's length, instead of four and one a statement (and no second connection for a
+ * transaction). A migration too long for one call goes statement by statement in a transaction.
  */
 export async function applyMigrations(
   db: DataApi,
@@ -80,11 +80,11 @@ const MAX_BLOCK_LENGTH = 60_000;
 async function applyMigration(db: DataApi, migration: Migration): Promise<boolean> {
   const block = migrationBlock(migration);
   if (block !== undefined && block.length <= MAX_BLOCK_LENGTH) {
+    // One statement, so one transaction of its own without a transactionId (the Data API autocommits each
+    // statement): all of the migration and its schema_migrations row, or none of it. One call, not three.
     try {
-      return await db.transaction(async (tx) => {
-        await tx.execute(block);
-        return true;
-      });
+      await db.execute(block);
+      return true;
     } catch (error) {
       // Rolled back: a racing runner had applied it.
       if (error instanceof Error && error.message.includes(ALREADY_APPLIED)) return false;

@@ -25,23 +25,13 @@ CREATE INDEX fleet_notes_note_idx ON fleet_notes (note);
 let sandbox: FleetSandbox;
 let tenants: string[] = [];
 
+/** A chaos rule of the sandbox (local/aws/chaos.ts). */
 interface Fault {
   service: string;
   operation: string;
   match: string;
-  error?: { code: string; statusCode: number; message: string };
-  count?: number;
-  latencyMs?: number;
+  latencyMs: number;
 }
-
-/** A fault on one tenant's migration transactions (BeginTransaction's subject is the database name). */
-const failMigrationOf = (tenantId: string): Fault => ({
-  service: 'rds-data',
-  operation: 'BeginTransaction',
-  match: databaseName(tenantId),
-  error: { code: 'BadRequestException', statusCode: 400, message: `Injected: ${tenantId} refuses` },
-  count: 100,
-});
 
 async function faults(method: 'PATCH' | 'DELETE', rules: readonly Fault[]): Promise<void> {
   const response = await fetch(`${sandbox.info.awsEndpoint}/_sandbox/chaos/faults`, {
@@ -50,6 +40,21 @@ async function faults(method: 'PATCH' | 'DELETE', rules: readonly Fault[]): Prom
     body: JSON.stringify(rules),
   });
   if (!response.ok) throw new Error(`chaos ${method}: ${response.status}`);
+}
+
+/**
+ * Makes a tenant's database refuse a migration as a drifted database would (an object already named as the
+ * migration names its own), or undoes that, as the superuser.
+ */
+async function drift(tenantIds: readonly string[], sql: string): Promise<void> {
+  for (const id of tenantIds) {
+    const db = await sandbox.superuser(databaseName(id));
+    try {
+      await db.query(sql);
+    } finally {
+      await db.end();
+    }
+  }
 }
 
 const cli = (args: readonly string[]) =>
@@ -83,17 +88,21 @@ describe('a fleet migration', () => {
   it('applies a new migration to every active tenant, reporting exactly the one made to fail (tenants migrate, piped)', {
     timeout: 240_000,
   }, async () => {
-    // Prepare: a new version of the product brings migration 0004; one tenant's database refuses it.
+    // Prepare: a new version of the product brings migration 0004; one tenant's database has drifted and refuses it.
     await sandbox.addTenantMigration('0004_fleet_notes.sql', NOTES);
     await sandbox.restart();
     const failing = tenants[42] ?? '';
-    await faults('PATCH', [failMigrationOf(failing)]);
+    await drift([failing], 'CREATE SEQUENCE fleet_notes_note_idx');
 
     // Act
-    const result = await cli(['migrate']);
+    let result: Awaited<ReturnType<typeof cli>>;
+    try {
+      result = await cli(['migrate']);
+    } finally {
+      await drift([failing], 'DROP SEQUENCE fleet_notes_note_idx');
+    }
 
     // Assess
-    await faults('DELETE', [failMigrationOf(failing)]);
     expect(result.code).toBe(1);
     const runId = /migration (m[a-z0-9]{15})/.exec(result.stdout)?.[1] ?? '';
     const run = await waitForRun(sandbox, runId);
@@ -105,7 +114,10 @@ describe('a fleet migration', () => {
         tenantId: failing,
         slug: expect.any(String),
         fromVersion: TEMPLATE_VERSION,
-        error: { error: 'BadRequestException', cause: `Injected: ${failing} refuses` },
+        error: {
+          error: 'DatabaseErrorException',
+          cause: expect.stringContaining('relation "fleet_notes_note_idx" already exists'),
+        },
       },
     ]);
     const versions = await schemaVersions(sandbox, tenants);
@@ -155,13 +167,13 @@ describe('a fleet migration', () => {
   });
 
   it('stops starting tenants once more fail than it tolerates, and fails', { timeout: 120_000 }, async () => {
-    // Prepare: migration 0005 (read per run: no restart needed); three tenants of the first chunk refuse it.
+    // Prepare: migration 0005 (read per run: no restart needed); three tenants of the first chunk have drifted and refuse it.
     await sandbox.addTenantMigration(
       '0005_fleet_note_authors.sql',
       'ALTER TABLE fleet_notes ADD COLUMN author text;',
     );
     const refusing = tenants.slice(0, 3);
-    await faults('PATCH', refusing.map(failMigrationOf));
+    await drift(refusing, 'ALTER TABLE fleet_notes ADD COLUMN author text');
 
     // Act
     let answer: { status: number; body: unknown };
@@ -170,7 +182,7 @@ describe('a fleet migration', () => {
       answer = await sandbox.call('POST', '/migrations', { toleratedFailureCount: 1 });
       run = await waitForRun(sandbox, Run.parse(answer.body).id);
     } finally {
-      await faults('DELETE', refusing.map(failMigrationOf));
+      await drift(refusing, 'ALTER TABLE fleet_notes DROP COLUMN author');
     }
 
     // Assess
@@ -238,10 +250,11 @@ describe('a fleet migration', () => {
       '0007_fleet_note_pins.sql',
       'ALTER TABLE fleet_notes ADD COLUMN pinned boolean;',
     );
+    // Each tenant's migration is one statement, a DO block that carries the migration's SQL.
     const slow: Fault = {
       service: 'rds-data',
-      operation: 'BeginTransaction',
-      match: 'tenant_',
+      operation: 'ExecuteStatement',
+      match: 'ADD COLUMN pinned',
       latencyMs: 2_000,
     };
     await faults('PATCH', [slow]);
