@@ -40,6 +40,11 @@ export class FleetSandbox {
     return this.#process.info;
   }
 
+  /** What the sandbox process has printed: its log, and the functions' JSON log lines. */
+  output(): string {
+    return this.#process.output();
+  }
+
   /** Adds `schema/tenant/<file>` to the copy, as a new version of the product would bring it. */
   async addTenantMigration(file: string, sql: string): Promise<void> {
     await writeFile(join(this.schemaDir, 'tenant', file), sql);
@@ -202,12 +207,17 @@ export const Run = z.looseObject({
 });
 export type Run = z.infer<typeof Run>;
 
-/** Waits for a fleet migration run to leave `running`. */
+/** Waits for a fleet migration run to leave `running`; a 503 is retried, as its `Retry-After` asks. */
 export async function waitForRun(sandbox: FleetSandbox, id: string, timeoutMs = 180_000): Promise<Run> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const answer = await sandbox.call('GET', `/migrations/${id}`);
-    if (answer.status !== 200) throw new Error(`GET /migrations/${id}: ${answer.status}`);
+    if (answer.status === 503 && Date.now() < deadline) {
+      await sleep(1_000);
+      continue;
+    }
+    if (answer.status !== 200)
+      throw new Error(`GET /migrations/${id}: ${answer.status} ${JSON.stringify(answer.body)}`);
     const run = Run.parse(answer.body);
     if (run.status !== 'running') return run;
     if (Date.now() > deadline) throw new Error(`run ${id} still running: ${JSON.stringify(run.summary)}`);
