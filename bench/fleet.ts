@@ -44,7 +44,8 @@ try {
     throw new Error(`POST /migrations: ${answer.status} ${JSON.stringify(answer.body)}`);
   const run = await waitForRun(sandbox, Run.parse(answer.body).id, 30 * 60_000);
   const unavailable = sandbox.output().match(/.*"statusCode":503.*|.*service_unavailable.*/g) ?? [];
-  if (unavailable.length > 0) console.log(`fleet: 503s while polling:\n${unavailable.slice(0, 3).join('\n')}`);
+  if (unavailable.length > 0)
+    console.log(`fleet: 503s while polling:\n${unavailable.slice(0, 3).join('\n')}`);
   const migrateMs = performance.now() - started;
   if (run.status !== 'succeeded' || run.summary.succeeded !== count) {
     throw new Error(

@@ -11,6 +11,8 @@ export interface Figure {
 export interface ScenarioResult {
   readonly figures: Figure[];
   readonly problems: string[];
+  /** What a reader of the figures wants named (the faults not reached), not a problem. */
+  readonly notes?: string[];
 }
 
 export const figure = (

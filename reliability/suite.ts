@@ -18,6 +18,7 @@ export const sweepSandboxes = (): number => Math.max(1, Number(process.env.SWEEP
 const merge = (results: readonly ScenarioResult[]): ScenarioResult => ({
   figures: results.flatMap((result) => result.figures),
   problems: results.flatMap((result) => result.problems),
+  notes: results.flatMap((result) => result.notes ?? []),
 });
 
 /**

@@ -10,6 +10,7 @@ const [sweep, product] = await Promise.all([faultSweep(), productScenarios()]);
 const figures = [...sweep.figures, ...product.figures];
 const problems = [...sweep.problems, ...product.problems];
 console.log(formatTable(figures));
+for (const note of [...(sweep.notes ?? []), ...(product.notes ?? [])]) console.log(note);
 console.log(
   `\n${figures.filter((f) => f.met).length}/${figures.length} figures at their goal, in ${Math.round((performance.now() - started) / 1000)} s`,
 );
