@@ -98,6 +98,27 @@ export const ENVIRONMENT = {
 } as const;
 export type EnvName = keyof typeof ENVIRONMENT;
 
+/** The variable that names each state machine a function starts, and its file (`statemachines/<name>.asl.json`). */
+export const STATE_MACHINE_VARIABLES = {
+  PROVISION_STATE_MACHINE_ARN: 'provision-tenant',
+  SUSPEND_STATE_MACHINE_ARN: 'suspend-tenant',
+  RESUME_STATE_MACHINE_ARN: 'resume-tenant',
+  CHANGE_PLAN_STATE_MACHINE_ARN: 'change-plan',
+  DELETE_STATE_MACHINE_ARN: 'delete-tenant',
+  BACKUP_STATE_MACHINE_ARN: 'backup-tenant',
+  RESTORE_STATE_MACHINE_ARN: 'restore-tenant',
+  BULK_ONBOARD_STATE_MACHINE_ARN: 'bulk-onboard',
+  MIGRATE_FLEET_STATE_MACHINE_ARN: 'migrate-fleet',
+} as const satisfies Partial<Record<EnvName, string>>;
+
+/** Each state machine variable with the ARN `arnOf` gives its state machine (CDK's, the sandbox's). */
+export function stateMachineVariables(
+  arnOf: (name: string) => string,
+): Record<keyof typeof STATE_MACHINE_VARIABLES, string> {
+  const entries = Object.entries(STATE_MACHINE_VARIABLES).map(([variable, name]) => [variable, arnOf(name)]);
+  return Object.fromEntries(entries) as Record<keyof typeof STATE_MACHINE_VARIABLES, string>;
+}
+
 export const DEFAULT_TIMEOUT_SECONDS = 30;
 
 /** What every provisioning step needs: the Data API as the provisioner (registry and tenant databases). */

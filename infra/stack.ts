@@ -4,7 +4,12 @@ import { ALL_SCOPES, routes as apiRoutes } from '../functions/api/routes.ts';
 import { OUTCOMES } from '../functions/lifecycle/outcome.ts';
 import { DETAIL_TYPES, EVENT_SOURCE } from '../functions/provision/outcome.ts';
 import { DRIFT_DETAIL_TYPE } from '../functions/reconcile/reconcile.ts';
-import { type EnvName, type FunctionDefinition, functions as registry } from '../functions/registry.ts';
+import {
+  type EnvName,
+  type FunctionDefinition,
+  functions as registry,
+  stateMachineVariables,
+} from '../functions/registry.ts';
 import type { StageConfig } from './config.ts';
 import { Api, type ApiRoute } from './constructs/api.ts';
 import { CONTROL_PLANE_DATABASE, Database } from './constructs/database.ts';
@@ -113,15 +118,7 @@ export class ControlPlaneStack extends Stack {
       STORAGE_BUCKET: this.storage.bucket.bucketName,
       ALARM_TOPIC_ARN: this.monitoring.topic.topicArn,
       EVENT_BUS_NAME: this.events.bus.eventBusName,
-      PROVISION_STATE_MACHINE_ARN: stateMachineArn(PROVISION_STATE_MACHINE),
-      SUSPEND_STATE_MACHINE_ARN: stateMachineArn('suspend-tenant'),
-      RESUME_STATE_MACHINE_ARN: stateMachineArn('resume-tenant'),
-      CHANGE_PLAN_STATE_MACHINE_ARN: stateMachineArn('change-plan'),
-      DELETE_STATE_MACHINE_ARN: stateMachineArn('delete-tenant'),
-      BACKUP_STATE_MACHINE_ARN: stateMachineArn('backup-tenant'),
-      RESTORE_STATE_MACHINE_ARN: stateMachineArn('restore-tenant'),
-      BULK_ONBOARD_STATE_MACHINE_ARN: stateMachineArn('bulk-onboard'),
-      MIGRATE_FLEET_STATE_MACHINE_ARN: stateMachineArn('migrate-fleet'),
+      ...stateMachineVariables(stateMachineArn),
       SECRET_RECOVERY_DAYS: String(config.secretRecoveryWindow.toDays()),
     };
     const targets: PermissionTargets = {

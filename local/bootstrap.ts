@@ -16,7 +16,12 @@ import {
 import { CreateStateMachineCommand, SFNClient, UpdateStateMachineCommand } from '@aws-sdk/client-sfn';
 import pg from 'pg';
 import { z } from 'zod';
-import { arnSubstitutionKey, type EnvName, type FunctionDefinition } from '../functions/registry.ts';
+import {
+  arnSubstitutionKey,
+  type EnvName,
+  type FunctionDefinition,
+  stateMachineVariables,
+} from '../functions/registry.ts';
 import { setupControlPlane } from '../functions/setup/control-plane.ts';
 import { DataApi } from '../functions/shared/data-api.ts';
 import { retentionLifecycleRules } from '../functions/shared/storage.ts';
@@ -66,16 +71,8 @@ export async function bootstrap(options: BootstrapOptions): Promise<{
     STORAGE_BUCKET,
     ALARM_TOPIC_ARN,
     EVENT_BUS_NAME,
-    PROVISION_STATE_MACHINE_ARN: stateMachineArn('provision-tenant'),
+    ...stateMachineVariables(stateMachineArn),
     SCHEMA_DIR: options.schemaDir ?? join(PROJECT_ROOT, 'schema'),
-    SUSPEND_STATE_MACHINE_ARN: stateMachineArn('suspend-tenant'),
-    RESUME_STATE_MACHINE_ARN: stateMachineArn('resume-tenant'),
-    CHANGE_PLAN_STATE_MACHINE_ARN: stateMachineArn('change-plan'),
-    DELETE_STATE_MACHINE_ARN: stateMachineArn('delete-tenant'),
-    BACKUP_STATE_MACHINE_ARN: stateMachineArn('backup-tenant'),
-    RESTORE_STATE_MACHINE_ARN: stateMachineArn('restore-tenant'),
-    BULK_ONBOARD_STATE_MACHINE_ARN: stateMachineArn('bulk-onboard'),
-    MIGRATE_FLEET_STATE_MACHINE_ARN: stateMachineArn('migrate-fleet'),
     // Secrets Manager's shortest recovery window, as the dev stage has.
     SECRET_RECOVERY_DAYS: '7',
   };

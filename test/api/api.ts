@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { z } from 'zod';
+import { stateMachineVariables } from '../../functions/registry.ts';
 import { STORAGE_BUCKET, stateMachineArn } from '../../local/constants.ts';
 import { clientConfig, sandbox, superuserPool, uniqueName } from '../support/sandbox.ts';
 
@@ -39,16 +40,8 @@ export function setFunctionEnvironment(overrides: Record<string, string> = {}): 
     CLUSTER_ARN: sandbox.clusterArn,
     PROVISIONER_SECRET_ARN: sandbox.provisionerSecretArn,
     CONTROL_PLANE_DATABASE: 'control_plane',
-    PROVISION_STATE_MACHINE_ARN: PROVISION_STATE_MACHINE,
+    ...stateMachineVariables(stateMachineArn),
     STORAGE_BUCKET,
-    SUSPEND_STATE_MACHINE_ARN: stateMachineArn('suspend-tenant'),
-    RESUME_STATE_MACHINE_ARN: stateMachineArn('resume-tenant'),
-    CHANGE_PLAN_STATE_MACHINE_ARN: stateMachineArn('change-plan'),
-    DELETE_STATE_MACHINE_ARN: stateMachineArn('delete-tenant'),
-    BACKUP_STATE_MACHINE_ARN: stateMachineArn('backup-tenant'),
-    RESTORE_STATE_MACHINE_ARN: stateMachineArn('restore-tenant'),
-    BULK_ONBOARD_STATE_MACHINE_ARN: stateMachineArn('bulk-onboard'),
-    MIGRATE_FLEET_STATE_MACHINE_ARN: stateMachineArn('migrate-fleet'),
     SCHEMA_DIR: join(import.meta.dirname, '../../schema'),
     POWERTOOLS_LOG_LEVEL: 'CRITICAL',
     ...overrides,
