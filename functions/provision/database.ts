@@ -146,8 +146,11 @@ export async function buildTemplate(
     await cluster.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(building)} FROM PUBLIC`);
     await cluster.execute(`ALTER DATABASE ${ident(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true`);
     // The build's own sessions (the Data API keeps its connections) would block the rename and every copy.
+    // Only its own: an autovacuum worker may be in the new database too, and ending it takes a superuser
+    // (42501); the rename itself tells autovacuum workers to leave.
     await cluster.execute(
-      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :building AND pid <> pg_backend_pid()',
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = :building AND usename = current_user AND pid <> pg_backend_pid()`,
       { building },
     );
     await cluster.execute(`ALTER DATABASE ${ident(building)} RENAME TO ${ident(template)}`);
