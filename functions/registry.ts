@@ -134,6 +134,12 @@ const PROVISIONING_DATA_API: readonly Permission[] = [
   },
   { actions: ['secretsmanager:GetSecretValue'], resource: 'provisionerSecret' },
 ];
+/** The leftover scan of a failed run (functions/provision/outcome.ts) reads every kind of tenant resource. */
+const LEFTOVER_SCAN: readonly Permission[] = [
+  { actions: ['secretsmanager:ListSecrets'], resource: 'tenantSecrets' },
+  { actions: ['s3:ListBucket'], resource: 'storageBucket' },
+  { actions: ['cloudwatch:DescribeAlarms'], resource: 'tenantAlarms' },
+];
 const PROVISIONING_ENV = [
   'STAGE',
   'CLUSTER_ARN',
@@ -312,10 +318,7 @@ export const functions: readonly FunctionDefinition[] = [
     permissions: [
       ...PROVISIONING_DATA_API,
       { actions: ['events:PutEvents'], resource: 'eventBus' },
-      // The leftover scan reads every kind of tenant resource.
-      { actions: ['secretsmanager:ListSecrets'], resource: 'tenantSecrets' },
-      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
-      { actions: ['cloudwatch:DescribeAlarms'], resource: 'tenantAlarms' },
+      ...LEFTOVER_SCAN,
     ],
   },
   // ---- the drift reconciler (functions/reconcile), on a schedule
@@ -535,10 +538,7 @@ export const functions: readonly FunctionDefinition[] = [
     permissions: [
       ...PROVISIONING_DATA_API,
       { actions: ['events:PutEvents'], resource: 'eventBus' },
-      // The leftover scan reads every kind of tenant resource.
-      { actions: ['secretsmanager:ListSecrets'], resource: 'tenantSecrets' },
-      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
-      { actions: ['cloudwatch:DescribeAlarms'], resource: 'tenantAlarms' },
+      ...LEFTOVER_SCAN,
     ],
   },
   // ---- bulk-onboard (statemachines/bulk-onboard.asl.json): one Map iteration per row of a batch

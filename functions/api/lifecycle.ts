@@ -1,5 +1,6 @@
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import * as z from 'zod';
+import type { LifecycleOperationId } from '../../schema/api/lifecycle.ts';
 import {
   type BackupListResponse,
   ChangePlanRequest,
@@ -24,7 +25,6 @@ import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts'
 import { actorOf, suggestSlugs } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
-import type { LifecycleOperationId } from './routes.ts';
 
 export interface LifecycleDeps {
   readonly registry: TenantRegistry;

@@ -4,6 +4,8 @@
  * the OpenAPI document lists them.
  */
 
+import type { LifecycleOperationId } from '../../schema/api/lifecycle.ts';
+
 /** The OAuth scopes of the API, as a Cognito resource server `tenants` defines them. */
 export const SCOPES = {
   read: 'tenants/read',
@@ -22,16 +24,6 @@ export type OperationId =
 
 /** Bulk onboarding (functions/api/batches.ts) and fleet migrations (functions/api/migrations.ts). */
 export type BulkOperationId = 'createTenantBatch' | 'getTenantBatch' | 'startMigration' | 'getMigration';
-
-/** The lifecycle routes (functions/api/lifecycle.ts answers them). */
-export type LifecycleOperationId =
-  | 'suspendTenant'
-  | 'resumeTenant'
-  | 'changePlan'
-  | 'deleteTenant'
-  | 'createBackup'
-  | 'listBackups'
-  | 'restoreTenant';
 
 export interface Route {
   readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';

@@ -1,10 +1,11 @@
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import * as z from 'zod';
 import { databaseExists } from '../provision/database.ts';
+import { tenantObjectListing } from '../provision/storage.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
 import type { ErrorDetail } from '../shared/errors.ts';
 import { PlanChangeRefusedError } from '../shared/errors.ts';
-import { DATABASE_ROLES, databaseName, roleName, storagePrefix } from '../shared/names.ts';
+import { DATABASE_ROLES, databaseName, roleName } from '../shared/names.ts';
 import {
   effectiveLimits,
   FEATURE_FLAGS,
@@ -67,18 +68,9 @@ export async function measureUsage(deps: UsageDeps, tenantId: string): Promise<T
 
 async function storageBytesOf(deps: Pick<UsageDeps, 's3' | 'bucket'>, tenantId: string): Promise<number> {
   let bytes = 0;
-  let token: string | undefined;
-  do {
-    const page = await deps.s3.send(
-      new ListObjectsV2Command({
-        Bucket: deps.bucket,
-        Prefix: storagePrefix(tenantId),
-        ContinuationToken: token,
-      }),
-    );
-    for (const object of page.Contents ?? []) bytes += object.Size ?? 0;
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  for await (const objects of tenantObjectListing(deps, tenantId)) {
+    for (const object of objects) bytes += object.Size ?? 0;
+  }
   return bytes;
 }
 

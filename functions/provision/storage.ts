@@ -1,4 +1,5 @@
 import {
+  type _Object,
   DeleteObjectsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -56,12 +57,12 @@ export async function configureTenantStorage(
   return { bucket: deps.bucket, prefix };
 }
 
-/** The keys under the tenant's prefix, a page (at most 1,000) at a time. */
-export async function* tenantObjectPages(
+/** The objects under the tenant's prefix (key, size and the rest S3 lists), a page (at most 1,000) at a time. */
+export async function* tenantObjectListing(
   deps: Pick<StorageDeps, 's3' | 'bucket'>,
   tenantId: string,
   pageSize = 1000,
-): AsyncGenerator<string[]> {
+): AsyncGenerator<_Object[]> {
   let token: string | undefined;
   do {
     const page = await deps.s3.send(
@@ -72,10 +73,21 @@ export async function* tenantObjectPages(
         MaxKeys: pageSize,
       }),
     );
-    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [object.Key] : []));
-    if (keys.length > 0) yield keys;
+    if (page.Contents && page.Contents.length > 0) yield page.Contents;
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
+}
+
+/** The keys under the tenant's prefix, a page (at most 1,000) at a time. */
+export async function* tenantObjectPages(
+  deps: Pick<StorageDeps, 's3' | 'bucket'>,
+  tenantId: string,
+  pageSize = 1000,
+): AsyncGenerator<string[]> {
+  for await (const objects of tenantObjectListing(deps, tenantId, pageSize)) {
+    const keys = objects.flatMap((object) => (object.Key ? [object.Key] : []));
+    if (keys.length > 0) yield keys;
+  }
 }
 
 /**

@@ -185,7 +185,8 @@ export interface OpenApiHelpers {
   readonly queryParameters: (schema: z.ZodObject) => unknown[];
 }
 
-type LifecycleOperationId =
+/** The lifecycle routes' operation ids (functions/api/routes.ts routes them). */
+export type LifecycleOperationId =
   | 'suspendTenant'
   | 'resumeTenant'
   | 'changePlan'
