@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { z } from 'zod';
+import { fastScram } from '../../pg-scram.ts';
 import {
   AwsError,
   type CallContext,
@@ -28,8 +29,10 @@ export interface RdsDataDeps {
 // Aurora's rule: a transaction no call has used for three minutes is rolled back.
 const TRANSACTION_IDLE_MS = 3 * 60_000;
 // Every (role, password, database) gets its own small pool; thousands of tenant databases and roles come and go
-// over a benchmark, so only the most recently used pools are kept, and idle connections close quickly.
-const MAX_POOLS = 40;
+// over a benchmark, so only the most recently used pools are kept, and idle connections close quickly. Room for
+// more logins than run at once (a fleet migration works on 40 tenant databases): a pool ended between two calls of
+// one tenant costs its next call a new connection (SCRAM, a backend, the database's catalog caches).
+const MAX_POOLS = 120;
 const POOL_SIZE = 10;
 /** Connections per login for transactions: each holds one from BeginTransaction to its end. */
 const TRANSACTION_POOL_SIZE = 50;
@@ -109,6 +112,7 @@ interface Operation {
  * of its `secretArn`, with that user's password, so what a role may not do fails as it does on Aurora.
  */
 export function createRdsData(deps: RdsDataDeps): ServiceHandler {
+  fastScram();
   const pools = new Pools(deps.postgres);
   const transactions = new Transactions(deps.postgres);
 
@@ -481,6 +485,15 @@ class Pools {
       this.#pools.set(key, found);
       return found.pool;
     }
+    // Room is made before the new pool is listed: listed first, it was idle (no connection yet) and could be the
+    // one ended, failing its own call with "Cannot use a pool after calling end on the pool". A pool still in use
+    // is skipped (ending it would strand its waiting requests); it goes on a later call.
+    for (const [oldest, entry] of this.#pools) {
+      if (this.#pools.size < MAX_POOLS) break;
+      if (!isIdle(entry.pool)) continue;
+      this.#pools.delete(oldest);
+      void entry.pool.end().catch(() => {});
+    }
     const pool = new pg.Pool({
       ...connectionConfig(this.#server, who),
       max: this.#size,
@@ -490,13 +503,6 @@ class Pools {
     // An idle connection ended by the server (DROP DATABASE ... WITH (FORCE), a terminated backend) is just gone.
     pool.on('error', () => {});
     this.#pools.set(key, { pool, database: who.database });
-    // A pool still in use is skipped (ending it would strand its waiting requests); it goes on a later call.
-    for (const [oldest, entry] of this.#pools) {
-      if (this.#pools.size <= MAX_POOLS) break;
-      if (!isIdle(entry.pool)) continue;
-      this.#pools.delete(oldest);
-      void entry.pool.end().catch(() => {});
-    }
     return pool;
   }
 }
