@@ -1,10 +1,16 @@
 import { join } from 'node:path';
 import type pg from 'pg';
 import { scramVerifier } from '../functions/provision/credentials.ts';
-import { literal } from '../functions/provision/database.ts';
 import { grantsBlock, roleConnectionLimits } from '../functions/provision/roles.ts';
 import { loadMigrations, type Migration } from '../functions/shared/migrations.ts';
-import { DATABASE_ROLES, databaseName, ident, newTenantId, roleName } from '../functions/shared/names.ts';
+import {
+  DATABASE_ROLES,
+  databaseName,
+  ident,
+  literal,
+  newTenantId,
+  roleName,
+} from '../functions/shared/names.ts';
 import { PROJECT_ROOT } from '../local/constants.ts';
 import type { BenchSandbox } from './lib/sandbox.ts';
 

@@ -115,14 +115,15 @@ export async function migrateChunk(deps: ChunkDeps, input: ChunkInput): Promise<
       cause: `The tenant is ${tenant.tenantStatus ?? 'gone'}; only active tenants are migrated`,
     });
   }
-  const queue = pending.filter((tenant) => tenant.tenantStatus === 'active').map((tenant) => tenant.tenantId);
+  const queue = pending.filter((tenant) => tenant.tenantStatus === 'active');
   const notStarted: string[] = [];
   const remaining: string[] = [];
   let succeeded = 0;
   let failed = 0;
 
   const worker = async () => {
-    for (let tenantId = queue.shift(); tenantId !== undefined; tenantId = queue.shift()) {
+    for (let tenant = queue.shift(); tenant !== undefined; tenant = queue.shift()) {
+      const { tenantId } = tenant;
       if (await exceeded()) {
         notStarted.push(tenantId);
         continue;
@@ -133,7 +134,12 @@ export async function migrateChunk(deps: ChunkDeps, input: ChunkInput): Promise<
       }
       const started = Date.now();
       try {
-        const { version, applied } = await migrateTenantDatabase(deps.cluster, tenantId, deps.migrations);
+        const { version, applied } = await migrateTenantDatabase(
+          deps.cluster,
+          tenantId,
+          deps.migrations,
+          tenant.schemaVersion ?? undefined,
+        );
         await deps.store.tenantSucceeded(migrationId, tenantId, {
           version,
           applied,

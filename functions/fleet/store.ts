@@ -75,6 +75,8 @@ export interface ChunkTenant {
   readonly tenantId: string;
   readonly outcome: 'pending' | 'succeeded' | 'failed' | 'skipped';
   readonly tenantStatus: TenantStatus | null;
+  /** The registry's template version of the tenant now. */
+  readonly schemaVersion: number | null;
 }
 
 /**
@@ -273,7 +275,7 @@ export class FleetStore {
    */
   async chunkTenants(id: string, chunk: ChunkSelection): Promise<ChunkTenant[]> {
     return this.#db.query(
-      `SELECT m.tenant_id, m.status AS outcome, t.status AS tenant_status
+      `SELECT m.tenant_id, m.status AS outcome, t.status AS tenant_status, t.schema_version
        FROM fleet_migration_tenants m LEFT JOIN tenants t ON t.id = m.tenant_id
        WHERE m.migration_id = :id AND ${selects(chunk)}
        ORDER BY m.tenant_id`,
@@ -283,12 +285,14 @@ export class FleetStore {
           tenant_id: z.string(),
           outcome: z.enum(['pending', 'succeeded', 'failed', 'skipped']),
           tenant_status: z.enum(TENANT_STATUSES).nullable(),
+          schema_version: z.number().nullable(),
         })
         .transform(
           (row): ChunkTenant => ({
             tenantId: row.tenant_id,
             outcome: row.outcome,
             tenantStatus: row.tenant_status,
+            schemaVersion: row.schema_version,
           }),
         ),
     );

@@ -6,10 +6,10 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import * as z from 'zod';
 import { existingTenantAlarms } from '../provision/alarms.ts';
-import { databaseExists, literal } from '../provision/database.ts';
+import { databaseExists } from '../provision/database.ts';
 import { existingTenantRoles } from '../provision/roles.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
-import { databaseName, ident } from '../shared/names.ts';
+import { databaseName, ident, literal } from '../shared/names.ts';
 
 /** How long a suspension waits for the ended sessions to be gone before it reports them. */
 const SESSION_END_WAIT_MS = 5_000;

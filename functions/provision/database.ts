@@ -2,8 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { SchemaValidationError } from '../shared/errors.ts';
-import { applyMigrations, type Migration } from '../shared/migrations.ts';
-import { databaseName, ident } from '../shared/names.ts';
+import { applyMigrations, type Migration, MigrationOrderError } from '../shared/migrations.ts';
+import { databaseName, ident, literal } from '../shared/names.ts';
 
 /** SQLSTATE 42P04, duplicate_database, as the Data API reports it in the message. */
 const DUPLICATE_DATABASE = 'SQLState: 42P04';
@@ -270,35 +270,76 @@ async function inspectSchema(db: DataApi): Promise<{ version: number; present: S
   return { version, present: new Set(rows.map((row) => `${row.kind} ${row.name}`)) };
 }
 
+/** What a failed {@link sealStatements} check raises, before the list of what is missing. */
+const INCOMPLETE = 'tenant-provisioner: the tenant database lacks ';
+
+/**
+ * The end of a migration, as PL/pgSQL statements run in its transaction: every promised table and index must exist
+ * (else it is undone and {@link SchemaValidationError} names what is missing), and the database's comment names the
+ * tenant and the version, for a person looking at it (`\l+` in psql).
+ */
+function sealStatements(expected: SchemaObjects, tenantId: string, version: number): string[] {
+  const promised = [
+    ...expected.tables.map((name) => `('table', ${literal(name)}, '{r,p}')`),
+    ...expected.indexes.map((name) => `('index', ${literal(name)}, '{i,I}')`),
+  ];
+  return [
+    '  DECLARE missing text; BEGIN',
+    `    SELECT string_agg(kind || ' ' || name, ', ') INTO missing
+     FROM (VALUES ${promised.join(', ')}) AS promised (kind, name, relkinds)
+     WHERE NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = 'public'::regnamespace
+       AND relname = promised.name AND relkind = ANY (promised.relkinds::"char"[]));`,
+    `    IF missing IS NOT NULL THEN RAISE EXCEPTION '${INCOMPLETE}%', missing; END IF;`,
+    `    EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), ${literal(commentOf(tenantId, version))});`,
+    '  END;',
+  ];
+}
+
+const commentOf = (tenantId: string, version: number) => `Tenant ${tenantId}, template version ${version}`;
+
 /**
  * Brings the tenant database to the template's latest version (each migration in its own transaction, its version
  * recorded in the database's `schema_migrations`), checks that every promised table and index exists, and notes
- * the tenant and version on the database itself, for a person looking at it (`\l+` in psql). A database already
- * at the latest version (a copy of the template, a tenant migrated before) is checked with one query.
+ * the tenant and version on the database itself. A database already at the latest version (a copy of the template,
+ * a tenant migrated before) is checked with one query.
+ *
+ * `registryVersion`, the version the registry has for the tenant, lets a fleet migration skip that query: the
+ * migrations after it go at once, the last one with the check and the note in its transaction, so a tenant one
+ * version behind costs one Data API call. Should the database be elsewhere (a migration refuses to follow another
+ * version than its own predecessor), it is looked at and migrated from where it is.
  */
 export async function migrateTenantDatabase(
   cluster: DataApi,
   tenantId: string,
   migrations: readonly Migration[],
+  registryVersion?: number,
 ): Promise<{ version: number; applied: number[] }> {
   const name = databaseName(tenantId);
   const db = cluster.on(name);
   const expected = expectedObjects(migrations);
   const latest = migrations.at(-1)?.version ?? 0;
-  const current = await inspectSchema(db);
-  let result: { version: number; applied: number[] };
-  if (current && current.version >= latest) {
-    checkSchema(expected, current.present);
-    result = { version: current.version, applied: [] };
-  } else {
-    result = await applyMigrations(db, migrations, current ? { version: current.version } : {});
-    await validateTenantSchema(db, expected);
+  const then = sealStatements(expected, tenantId, latest);
+  try {
+    if (registryVersion !== undefined && registryVersion < latest) {
+      try {
+        return await applyMigrations(db, migrations, { version: registryVersion, then });
+      } catch (error) {
+        if (!(error instanceof MigrationOrderError)) throw error;
+      }
+    }
+    const current = await inspectSchema(db);
+    if (current && current.version >= latest) {
+      checkSchema(expected, current.present);
+      await db.execute(
+        `COMMENT ON DATABASE ${ident(name)} IS ${literal(commentOf(tenantId, current.version))}`,
+      );
+      return { version: current.version, applied: [] };
+    }
+    return await applyMigrations(db, migrations, { ...(current ? { version: current.version } : {}), then });
+  } catch (error) {
+    const missing =
+      error instanceof Error ? error.message.split(INCOMPLETE)[1]?.split(/[\n;]/)[0] : undefined;
+    if (missing) throw new SchemaValidationError(`The tenant database lacks ${missing}`);
+    throw error;
   }
-  await db.execute(
-    `COMMENT ON DATABASE ${ident(name)} IS ${literal(`Tenant ${tenantId}, template version ${result.version}`)}`,
-  );
-  return result;
 }
-
-/** An SQL string literal; utility statements (COMMENT, CREATE ROLE) take no bind parameters. */
-export const literal = (value: string): string => `'${value.replaceAll("'", "''")}'`;

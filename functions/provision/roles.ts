@@ -6,12 +6,13 @@ import {
   type DatabaseRole,
   databaseName,
   ident,
+  literal,
   roleName,
   roleSecretName,
   secretPrefix,
 } from '../shared/names.ts';
 import { generatePassword, scramVerifier } from './credentials.ts';
-import { databaseExists, literal } from './database.ts';
+import { databaseExists } from './database.ts';
 import { deleteSecretsUnder, ensureSecret, readSecret, settleAll } from './secrets.ts';
 
 export interface RoleDeps {

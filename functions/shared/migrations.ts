@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as z from 'zod';
 import type { DataApi } from './data-api.ts';
+import { literal } from './names.ts';
 
 /** One numbered, forward-only migration: `schema/<set>/NNNN_name.sql`. */
 export interface Migration {
@@ -39,17 +40,21 @@ const UNDEFINED_TABLE = 'SQLState: 42P01';
  * Applies the migrations a database lacks, each in its own transaction with its version recorded in
  * `schema_migrations`. Runners racing on one database serialise on an advisory lock, so each version is
  * applied once. Returns the versions applied and the version the database is at. `version`, when the caller
- * has just read it, saves reading it again.
+ * has just read it (or knows it from elsewhere), saves reading it again: a migration finds the database at another
+ * version than the one before its own refuses with {@link MigrationOrderError}, and one applied already is skipped.
  *
  * A migration's statements go as one: a DO block that takes the lock, checks the version, runs them and records
  * the version. One statement is one transaction, so the block is sent alone, without BeginTransaction: one Data
  * API call whatever the migration's length, instead of four and one a statement (and no second connection for a
  * transaction). A migration too long for one call goes statement by statement in a transaction.
+ *
+ * `then`, PL/pgSQL statements, run in the transaction of the last migration, after it (a check that fails undoes
+ * that migration with it), or in a DO block of their own when this call applies none.
  */
 export async function applyMigrations(
   db: DataApi,
   migrations: readonly Migration[],
-  options: { readonly version?: number } = {},
+  options: { readonly version?: number; readonly then?: readonly string[] } = {},
 ): Promise<{ applied: number[]; version: number }> {
   const applied: number[] = [];
   // The table is made the first time only: a database that has it (nearly always) costs one query here, not two.
@@ -63,22 +68,37 @@ export async function applyMigrations(
       );
       return 0;
     }));
+  const then = options.then ?? [];
+  const last = migrations.at(-1);
+  let thenRan = then.length === 0;
   for (const migration of migrations) {
     if (migration.version <= version) continue;
-    if (await applyMigration(db, migration)) applied.push(migration.version);
+    const tail = migration === last ? then : [];
+    if (await applyMigration(db, migration, tail)) {
+      applied.push(migration.version);
+      thenRan ||= tail.length > 0;
+    }
     version = migration.version;
   }
+  if (!thenRan) await db.execute(doBlock(then));
   return { applied, version };
 }
 
 /** Raised by a migration's DO block when the database has the version already (a racing runner applied it). */
 const ALREADY_APPLIED = 'tenant-provisioner: migration already applied';
+/** Raised by a migration's DO block when the database is not at the version before it. */
+const OUT_OF_ORDER = 'tenant-provisioner: the database is at version';
 /** Room left for the Data API's other parameters under its 64 KB SQL limit. */
 const MAX_BLOCK_LENGTH = 60_000;
 
-/** Applies one migration unless the database has it; says whether this call applied it. */
-async function applyMigration(db: DataApi, migration: Migration): Promise<boolean> {
-  const block = migrationBlock(migration);
+/** A migration found its database at another version than the one before it; nothing was changed. */
+export class MigrationOrderError extends Error {
+  override readonly name = 'MigrationOrderError';
+}
+
+/** Applies one migration unless the database has it, then `then`; says whether this call applied it. */
+async function applyMigration(db: DataApi, migration: Migration, then: readonly string[]): Promise<boolean> {
+  const block = migrationBlock(migration, then);
   if (block !== undefined && block.length <= MAX_BLOCK_LENGTH) {
     // One statement, so one transaction of its own without a transactionId (the Data API autocommits each
     // statement): all of the migration and its schema_migrations row, or none of it. One call, not three.
@@ -88,42 +108,61 @@ async function applyMigration(db: DataApi, migration: Migration): Promise<boolea
     } catch (error) {
       // Rolled back: a racing runner had applied it.
       if (error instanceof Error && error.message.includes(ALREADY_APPLIED)) return false;
+      if (error instanceof Error && error.message.includes(OUT_OF_ORDER)) {
+        throw new MigrationOrderError(`Migration ${migration.version}: ${firstLine(error.message)}`);
+      }
       throw error;
     }
   }
   return db.transaction(async (tx) => {
     await tx.execute('SELECT pg_advisory_xact_lock(:key)', { key: LOCK_KEY });
-    if ((await currentVersion(tx)) >= migration.version) return false;
+    const current = await currentVersion(tx);
+    if (current >= migration.version) return false;
+    if (current !== migration.version - 1) {
+      throw new MigrationOrderError(
+        `Migration ${migration.version}: ${OUT_OF_ORDER} ${current}, not ${migration.version - 1}`,
+      );
+    }
     for (const statement of migration.statements) await tx.execute(statement);
     await tx.execute('INSERT INTO schema_migrations (version, name) VALUES (:version, :name)', {
       version: migration.version,
       name: migration.name,
     });
+    if (then.length > 0) await tx.execute(doBlock(then));
     return true;
   });
 }
 
+const firstLine = (message: string): string => message.split('\n')[0]?.replace(/^ERROR:\s*/, '') ?? message;
+
+/** PL/pgSQL statements as one anonymous block. */
+const doBlock = (body: readonly string[]): string => ['DO $block$ BEGIN', ...body, 'END $block$'].join('\n');
+
 /**
  * The migration as one DO block: each statement run by EXECUTE from a dollar-quoted string (so that any SQL, even
- * one with dollar quotes of its own, goes as written), under a tag no statement contains. Undefined when no such
- * tag is found (not in practice).
+ * one with dollar quotes of its own, goes as written), under a tag no statement contains, then `then`. Undefined
+ * when no such tag is found (not in practice).
  */
-export function migrationBlock(migration: Migration): string | undefined {
+export function migrationBlock(migration: Migration, then: readonly string[] = []): string | undefined {
   const text = migration.statements.join('\n');
   const tag = ['$migration$', ...Array.from({ length: 8 }, (_, i) => `$migration_${i}$`)].find(
     (candidate) => !text.includes(candidate),
   );
   const outer = '$block$';
-  if (!tag || text.includes(outer)) return undefined;
-  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  if (!tag || text.includes(outer) || then.some((statement) => statement.includes(outer))) return undefined;
+  const previous = migration.version - 1;
   return [
-    `DO ${outer} BEGIN`,
+    `DO ${outer} DECLARE current integer; BEGIN`,
     `  PERFORM pg_advisory_xact_lock(${LOCK_KEY});`,
-    `  IF (SELECT coalesce(max(version), 0) FROM schema_migrations) >= ${migration.version} THEN`,
+    '  SELECT coalesce(max(version), 0) INTO current FROM schema_migrations;',
+    `  IF current >= ${migration.version} THEN`,
     `    RAISE EXCEPTION ${literal(ALREADY_APPLIED)};`,
+    `  ELSIF current <> ${previous} THEN`,
+    `    RAISE EXCEPTION '${OUT_OF_ORDER} %, not ${previous}', current;`,
     '  END IF;',
     ...migration.statements.map((statement) => `  EXECUTE ${tag}${statement}${tag};`),
     `  INSERT INTO schema_migrations (version, name) VALUES (${migration.version}, ${literal(migration.name)});`,
+    ...then,
     `END ${outer}`,
   ].join('\n');
 }

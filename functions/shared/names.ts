@@ -38,3 +38,6 @@ export const alarmName = (tenantId: string, what: string): string => `${alarmPre
 
 /** Quotes an SQL identifier; names are generated, but quoting keeps that a rule rather than a hope. */
 export const ident = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+
+/** An SQL string literal; utility statements (COMMENT, CREATE ROLE) and DO blocks take no bind parameters. */
+export const literal = (value: string): string => `'${value.replaceAll("'", "''")}'`;

@@ -287,4 +287,98 @@ describe('a fleet migration', () => {
     const versions = await schemaVersions(sandbox, tenants);
     expect(new Set(versions.values())).toEqual(new Set([7]));
   });
+
+  it('migrates a tenant whose registry version is wrong from where its database is, and undoes a migration that leaves a promised index missing', {
+    timeout: 60_000,
+  }, async () => {
+    // Prepare: migration 0008 over four tenants at version 7. The registry has one of them a version behind its
+    // database, and one a version ahead (its database lost migration 7); one database lost a promised index.
+    await sandbox.addTenantMigration(
+      '0008_fleet_note_colors.sql',
+      'ALTER TABLE fleet_notes ADD COLUMN color text;',
+    );
+    const [right, registryBehind, registryAhead, lacking] = tenants.slice(0, 4) as [
+      string,
+      string,
+      string,
+      string,
+    ];
+    const registry = await sandbox.superuser();
+    try {
+      await registry.query('UPDATE tenants SET schema_version = 6 WHERE id = $1', [registryBehind]);
+    } finally {
+      await registry.end();
+    }
+    await drift(
+      [registryAhead],
+      'ALTER TABLE fleet_notes DROP COLUMN pinned; DELETE FROM schema_migrations WHERE version = 7',
+    );
+    await drift([lacking], 'DROP INDEX fleet_notes_note_idx');
+    const cluster = sandbox.provisioner();
+    const store = new FleetStore(cluster);
+    const migrations = await loadMigrations(join(sandbox.schemaDir, 'tenant'));
+    const runId = newMigrationId();
+    await store.plan({
+      id: runId,
+      targetVersion: 8,
+      tenantIds: [right, registryBehind, registryAhead, lacking],
+      thresholds: {},
+      defaultPercentage: 50,
+      createdBy: 'fleet-test',
+    });
+    const [chunk] = (await planChunks(store, runId)).chunks;
+    if (!chunk) throw new Error('no chunk');
+
+    // Act
+    let result: Awaited<ReturnType<typeof migrateChunk>>;
+    try {
+      result = await migrateChunk({ store, cluster, migrations }, { migrationId: runId, ...chunk });
+    } finally {
+      await drift([lacking], 'CREATE INDEX fleet_notes_note_idx ON fleet_notes (note)');
+    }
+
+    // Assess
+    expect(result).toMatchObject({ succeeded: 3, failed: 1, skipped: 0 });
+    const client = await sandbox.superuser();
+    let outcomes: Map<string, { status: string; applied: number[] | null; cause: string | null }>;
+    try {
+      const { rows } = await client.query<{
+        id: string;
+        status: string;
+        applied: number[] | null;
+        cause: string | null;
+      }>(
+        `SELECT tenant_id AS id, status, applied, error ->> 'error' || ': ' || (error ->> 'cause') AS cause
+         FROM fleet_migration_tenants WHERE migration_id = $1`,
+        [runId],
+      );
+      outcomes = new Map(rows.map(({ id, ...outcome }) => [id, outcome]));
+    } finally {
+      await client.end();
+    }
+    expect(outcomes.get(right)).toMatchObject({ status: 'succeeded', applied: [8] });
+    expect(outcomes.get(registryBehind)).toMatchObject({ status: 'succeeded', applied: [8] });
+    expect(outcomes.get(registryAhead)).toMatchObject({ status: 'succeeded', applied: [7, 8] });
+    expect(outcomes.get(lacking)).toMatchObject({
+      status: 'failed',
+      cause: 'SchemaValidationError: The tenant database lacks index fleet_notes_note_idx',
+    });
+    const versions = await schemaVersions(sandbox, [right, registryBehind, registryAhead, lacking]);
+    expect([right, registryBehind, registryAhead, lacking].map((id) => versions.get(id))).toEqual([
+      8, 8, 8, 7,
+    ]);
+    // The failed tenant's migration was undone with its check: no column, no version 8.
+    const db = await sandbox.superuser(databaseName(lacking));
+    try {
+      const { rows } = await db.query<{ color: string | null; version: number }>(
+        `SELECT (SELECT column_name::text FROM information_schema.columns
+                 WHERE table_name = 'fleet_notes' AND column_name = 'color') AS color,
+                (SELECT max(version) FROM schema_migrations) AS version`,
+      );
+      expect(rows[0]).toEqual({ color: null, version: 7 });
+    } finally {
+      await db.end();
+    }
+    expect(await databasesWithTable(sandbox, [registryAhead], 'fleet_notes')).toEqual([registryAhead]);
+  });
 });
