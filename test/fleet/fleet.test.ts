@@ -57,6 +57,26 @@ async function drift(tenantIds: readonly string[], sql: string): Promise<void> {
   }
 }
 
+/** A run planned as POST /migrations plans one, over few enough tenants for one chunk, to be run chunk by chunk. */
+async function planRun(targetVersion: number, tenantIds: readonly string[], defaultPercentage: number) {
+  const cluster = sandbox.provisioner();
+  const store = new FleetStore(cluster);
+  const migrations = await loadMigrations(join(sandbox.schemaDir, 'tenant'));
+  const runId = newMigrationId();
+  await store.plan({
+    id: runId,
+    targetVersion,
+    tenantIds,
+    thresholds: {},
+    defaultPercentage,
+    createdBy: 'fleet-test',
+  });
+  const { chunks } = await planChunks(store, runId);
+  const [chunk] = chunks;
+  if (!chunk || chunks.length !== 1) throw new Error(`chunks: ${JSON.stringify(chunks)}`);
+  return { cluster, store, migrations, runId, chunk };
+}
+
 const cli = (args: readonly string[]) =>
   runCli(args, { apiUrl: sandbox.info.apiUrl, token: sandbox.info.token });
 
@@ -206,21 +226,7 @@ describe('a fleet migration', () => {
       '0006_fleet_note_tags.sql',
       'ALTER TABLE fleet_notes ADD COLUMN tags text[];',
     );
-    const cluster = sandbox.provisioner();
-    const store = new FleetStore(cluster);
-    const migrations = await loadMigrations(join(sandbox.schemaDir, 'tenant'));
-    const runId = newMigrationId();
-    await store.plan({
-      id: runId,
-      targetVersion: 6,
-      tenantIds: tenants.slice(0, 4),
-      thresholds: {},
-      defaultPercentage: 10,
-      createdBy: 'fleet-test',
-    });
-    const { chunks } = await planChunks(store, runId);
-    const [chunk] = chunks;
-    if (!chunk || chunks.length !== 1) throw new Error(`chunks: ${JSON.stringify(chunks)}`);
+    const { store, cluster, migrations, runId, chunk } = await planRun(6, tenants.slice(0, 4), 10);
 
     // Act
     const short = await migrateChunk(
@@ -314,20 +320,11 @@ describe('a fleet migration', () => {
       'ALTER TABLE fleet_notes DROP COLUMN pinned; DELETE FROM schema_migrations WHERE version = 7',
     );
     await drift([lacking], 'DROP INDEX fleet_notes_note_idx');
-    const cluster = sandbox.provisioner();
-    const store = new FleetStore(cluster);
-    const migrations = await loadMigrations(join(sandbox.schemaDir, 'tenant'));
-    const runId = newMigrationId();
-    await store.plan({
-      id: runId,
-      targetVersion: 8,
-      tenantIds: [right, registryBehind, registryAhead, lacking],
-      thresholds: {},
-      defaultPercentage: 50,
-      createdBy: 'fleet-test',
-    });
-    const [chunk] = (await planChunks(store, runId)).chunks;
-    if (!chunk) throw new Error('no chunk');
+    const { store, cluster, migrations, runId, chunk } = await planRun(
+      8,
+      [right, registryBehind, registryAhead, lacking],
+      50,
+    );
 
     // Act
     let result: Awaited<ReturnType<typeof migrateChunk>>;
