@@ -1,5 +1,4 @@
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import * as z from 'zod';
 import {
   BATCH_ID_PATTERN,
   type BatchCreatedResponse,
@@ -19,6 +18,7 @@ import { readEnv } from '../shared/env.ts';
 import { NotFoundError, ServiceUnavailableError, ValidationError } from '../shared/errors.ts';
 import { newTenantId } from '../shared/names.ts';
 import type { TenantRegistry } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import { actorOf } from './create-tenant.ts';
 import {
   callerOf,
@@ -285,10 +285,10 @@ export function batchRoutes(
   log: (message: string, details: Record<string, unknown>) => void,
 ): Record<'createTenantBatch' | 'getTenantBatch', (event: HttpEvent) => Promise<HttpResult>> {
   const env = readEnv({
-    CLUSTER_ARN: z.string().startsWith('arn:'),
-    PROVISIONER_SECRET_ARN: z.string().startsWith('arn:'),
-    CONTROL_PLANE_DATABASE: z.string().min(1),
-    BULK_ONBOARD_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+    CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
+    PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
+    CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
+    BULK_ONBOARD_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
   });
   const deps: BatchApiDeps = {
     registry,

@@ -1,7 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import * as z from 'zod';
 import { openApiDocument } from '../../schema/api/openapi.ts';
 import { CreateTenantRequest, ListTenantsQuery } from '../../schema/api/tenants.ts';
 import { rdsDataClient, sfnClient } from '../shared/clients.ts';
@@ -9,6 +8,7 @@ import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { TenantRegistry } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import { batchRoutes } from './batches.ts';
 import { actorOf, createTenant } from './create-tenant.ts';
 import {
@@ -29,11 +29,11 @@ import { type OperationId, routeKey, routes } from './routes.ts';
 
 /** The environment the api function reads; its registry entry lists the same names. */
 const env = readEnv({
-  STAGE: z.string().min(1),
-  CLUSTER_ARN: z.string().startsWith('arn:'),
-  PROVISIONER_SECRET_ARN: z.string().startsWith('arn:'),
-  CONTROL_PLANE_DATABASE: z.string().min(1),
-  PROVISION_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+  STAGE: z.string().check(z.minLength(1)),
+  CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
+  PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
+  CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
+  PROVISION_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
 });
 
 const logger = new Logger({ serviceName: 'tenant-provisioner-api' });

@@ -1,5 +1,4 @@
 import type { MiddlewareObj } from '@middy/core';
-import * as z from 'zod';
 import type { ErrorResponse } from '../../schema/api/tenants.ts';
 import {
   ForbiddenError,
@@ -9,6 +8,7 @@ import {
   UnauthorizedError,
   ValidationError,
 } from '../shared/errors.ts';
+import * as z from '../shared/zod.ts';
 
 /**
  * The fields of an API Gateway HTTP API proxy event (payload version 2.0) that the api Lambda reads, with a
@@ -18,23 +18,23 @@ export const HttpEvent = z.object({
   version: z.literal('2.0'),
   routeKey: z.string(),
   rawPath: z.string(),
-  headers: z.record(z.string(), z.string()).default({}),
-  queryStringParameters: z.record(z.string(), z.string()).optional(),
-  pathParameters: z.record(z.string(), z.string()).optional(),
-  body: z.string().optional(),
-  isBase64Encoded: z.boolean().default(false),
+  headers: z._default(z.record(z.string(), z.string()), {}),
+  queryStringParameters: z.optional(z.record(z.string(), z.string())),
+  pathParameters: z.optional(z.record(z.string(), z.string())),
+  body: z.optional(z.string()),
+  isBase64Encoded: z._default(z.boolean(), false),
   requestContext: z.object({
     requestId: z.string(),
-    domainName: z.string().optional(),
+    domainName: z.optional(z.string()),
     http: z.object({ method: z.string(), path: z.string() }),
-    authorizer: z
-      .object({
+    authorizer: z.optional(
+      z.object({
         jwt: z.object({
           claims: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string())])),
-          scopes: z.array(z.string()).nullable().optional(),
+          scopes: z.optional(z.nullable(z.array(z.string()))),
         }),
-      })
-      .optional(),
+      }),
+    ),
   }),
 });
 export type HttpEvent = z.infer<typeof HttpEvent>;
@@ -118,7 +118,10 @@ export function formatPath(path: readonly PropertyKey[]): string {
  * A zod error as a {@link ValidationError}: one detail per problem, an unknown field named at its own path
  * (zod reports all of an object's unknown keys at the object's path).
  */
-export function validationError(error: z.ZodError, message = 'The request is invalid'): ValidationError {
+export function validationError(
+  error: z.core.$ZodError,
+  message = 'The request is invalid',
+): ValidationError {
   const details = error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'Unknown field' }));
@@ -129,7 +132,7 @@ export function validationError(error: z.ZodError, message = 'The request is inv
 }
 
 /** Parses with a zod schema; a {@link ValidationError} with every problem otherwise. */
-export function parseWith<T>(schema: z.ZodType<T>, value: unknown, message?: string): T {
+export function parseWith<T>(schema: z.ZodMiniType<T>, value: unknown, message?: string): T {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw validationError(parsed.error, message);
   return parsed.data;

@@ -1,5 +1,4 @@
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import * as z from 'zod';
 import type { LifecycleOperationId } from '../../schema/api/lifecycle.ts';
 import {
   type BackupListResponse,
@@ -22,6 +21,7 @@ import { readEnv } from '../shared/env.ts';
 import { NotFoundError, ServiceUnavailableError, SlugTakenError, ValidationError } from '../shared/errors.ts';
 import { newTenantId, TENANT_ID_PATTERN } from '../shared/names.ts';
 import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import { actorOf, suggestSlugs } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
@@ -345,16 +345,16 @@ export function lifecycleRoutes(
   log: (message: string, details: Record<string, unknown>) => void,
 ): Record<LifecycleOperationId, (event: HttpEvent) => Promise<HttpResult>> {
   const env = readEnv({
-    CLUSTER_ARN: z.string().startsWith('arn:'),
-    PROVISIONER_SECRET_ARN: z.string().startsWith('arn:'),
-    STORAGE_BUCKET: z.string().min(3),
-    SUSPEND_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
-    RESUME_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
-    CHANGE_PLAN_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
-    DELETE_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
-    BACKUP_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
-    RESTORE_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
-    CONTROL_PLANE_DATABASE: z.string().min(1),
+    CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
+    PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
+    STORAGE_BUCKET: z.string().check(z.minLength(3)),
+    SUSPEND_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+    RESUME_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+    CHANGE_PLAN_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+    DELETE_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+    BACKUP_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+    RESTORE_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+    CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
   });
   const cluster = new DataApi(rdsDataClient(), {
     resourceArn: env.CLUSTER_ARN,

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import * as z from 'zod';
 import {
   DEFAULT_TOLERATED_FAILURE_PERCENTAGE,
   MIGRATION_ID_PATTERN,
@@ -19,6 +18,7 @@ import {
 } from '../shared/errors.ts';
 import { loadMigrations } from '../shared/migrations.ts';
 import type { TenantRegistry } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import { actorOf } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
@@ -198,11 +198,11 @@ export function migrationRoutes(
   log: (message: string, details: Record<string, unknown>) => void,
 ): Record<'startMigration' | 'getMigration', (event: HttpEvent) => Promise<HttpResult>> {
   const env = readEnv({
-    CLUSTER_ARN: z.string().startsWith('arn:'),
-    PROVISIONER_SECRET_ARN: z.string().startsWith('arn:'),
-    CONTROL_PLANE_DATABASE: z.string().min(1),
-    MIGRATE_FLEET_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
-    SCHEMA_DIR: z.string().min(1),
+    CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
+    PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
+    CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
+    MIGRATE_FLEET_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+    SCHEMA_DIR: z.string().check(z.minLength(1)),
   });
   const deps: MigrationApiDeps = {
     fleet: new FleetStore(

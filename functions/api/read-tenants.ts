@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import type {
   ListTenantsQuery,
   TenantListResponse,
@@ -8,6 +7,7 @@ import type {
 import { NotFoundError, ValidationError } from '../shared/errors.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import type { StepRecord, Tenant, TenantRegistry, TenantResources } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 const selfLink = (id: string) => ({ self: `/tenants/${id}` });
 
@@ -79,7 +79,7 @@ export function tenantResponse(tenant: Tenant, steps: readonly StepRecord[]): Te
   };
 }
 
-const Cursor = z.strictObject({ after: z.string().regex(TENANT_ID_PATTERN) });
+const Cursor = z.strictObject({ after: z.string().check(z.regex(TENANT_ID_PATTERN)) });
 
 /** An opaque cursor: the last id of a page, base64url JSON so that its shape can change. */
 export const encodeCursor = (after: string): string =>

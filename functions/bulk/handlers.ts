@@ -1,9 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import * as z from 'zod';
 import { stepSetup } from '../provision/step.ts';
 import { sfnClient } from '../shared/clients.ts';
+import * as z from '../shared/zod.ts';
 import {
   AwaitRowInput,
   awaitRow,
@@ -18,7 +18,9 @@ import {
 import { BatchStore } from './store.ts';
 
 /** The bulk-onboard state machine's tasks (statemachines/bulk-onboard.asl.json). */
-const { env, cluster, registry } = stepSetup({ PROVISION_STATE_MACHINE_ARN: z.string().startsWith('arn:') });
+const { env, cluster, registry } = stepSetup({
+  PROVISION_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+});
 const logger = new Logger({ serviceName: 'tenant-provisioner-bulk' });
 const deps: RowDeps = {
   registry,
@@ -41,7 +43,7 @@ interface Context {
 
 function task<Input extends { batchId: string }, Result>(
   name: string,
-  schema: z.ZodType<Input>,
+  schema: z.ZodMiniType<Input>,
   work: (input: Input, context: Context) => Promise<Result>,
 ) {
   return middy(async (event: unknown, context: Context): Promise<Result> => {
@@ -65,7 +67,9 @@ export const recordBatchRowFailure = task('RecordRowFailure', RowFailureInput, (
 
 export const finishTenantBatch = task('FinishBatch', BatchInput, (input) => finishBatch(deps, input.batchId));
 
-const FailInput = BatchInput.extend({ error: z.object({ Error: z.string(), Cause: z.string().optional() }) });
+const FailInput = z.extend(BatchInput, {
+  error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
+});
 
 export const failTenantBatch = task('FailBatch', FailInput, async (input) => {
   await deps.batches.fail(input.batchId, { error: input.error.Error, cause: input.error.Cause ?? '' });

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import * as z from 'zod';
 import { BATCH_ID_PATTERN, type BatchStatus, type RowError } from '../../schema/api/batches.ts';
 import { CreateTenantRequest } from '../../schema/api/tenants.ts';
 import { ServiceUnavailableError } from '../shared/errors.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import { effectiveLimits } from '../shared/plans.ts';
 import type { Tenant, TenantRegistry } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import type { BatchCounts, BatchStore } from './store.ts';
 
 /** What the bulk-onboard tasks need: the registry, the batches, and the provision-tenant state machine. */
@@ -21,22 +21,22 @@ export interface RowDeps {
 
 /** A Map iteration's input: the row and the tenant id chosen for it when the batch was accepted. */
 export const RowInput = z.object({
-  batchId: z.string().regex(BATCH_ID_PATTERN),
-  index: z.int().min(0),
-  tenantId: z.string().regex(TENANT_ID_PATTERN),
+  batchId: z.string().check(z.regex(BATCH_ID_PATTERN)),
+  index: z.int().check(z.minimum(0)),
+  tenantId: z.string().check(z.regex(TENANT_ID_PATTERN)),
 });
 export type RowInput = z.infer<typeof RowInput>;
 
-export const AwaitRowInput = RowInput.extend({ executionArn: z.string().startsWith('arn:') });
+export const AwaitRowInput = z.extend(RowInput, { executionArn: z.string().check(z.startsWith('arn:')) });
 export type AwaitRowInput = z.infer<typeof AwaitRowInput>;
 
 /** A Catch's `$.error`: what Step Functions reports of the failed task. */
-export const RowFailureInput = RowInput.extend({
-  error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+export const RowFailureInput = z.extend(RowInput, {
+  error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
 });
 export type RowFailureInput = z.infer<typeof RowFailureInput>;
 
-export const BatchInput = z.object({ batchId: z.string().regex(BATCH_ID_PATTERN) });
+export const BatchInput = z.object({ batchId: z.string().check(z.regex(BATCH_ID_PATTERN)) });
 
 /** An execution's ARN from its state machine's and its name, as Step Functions forms it. */
 export const executionArnOf = (stateMachineArn: string, name: string): string =>

@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import {
   BATCH_STATUSES,
   type BatchStatus,
@@ -10,11 +9,12 @@ import { TENANT_STATUSES } from '../../schema/api/tenants.ts';
 import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { newTenantId } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 
 /** A new batch id: `b` and 15 of `[a-z0-9]`, as random as a tenant id. */
 export const newBatchId = (): string => `b${newTenantId().slice(1)}`;
 
-const StoredRowError = z.object({ step: z.string().nullable(), error: z.string(), cause: z.string() });
+const StoredRowError = z.object({ step: z.nullable(z.string()), error: z.string(), cause: z.string() });
 const StoredError = z.object({ error: z.string(), cause: z.string() });
 
 /** A row to record with a new batch. */
@@ -73,19 +73,19 @@ export interface BatchCounts {
   readonly failed: number;
 }
 
-const BatchRow = z
-  .object({
+const BatchRow = z.pipe(
+  z.object({
     id: z.string(),
     status: z.enum(BATCH_STATUSES),
     source: z.enum(['json', 'csv']),
     row_count: z.number(),
-    execution_arn: z.string().nullable(),
-    error: jsonText(StoredError).nullable(),
+    execution_arn: z.nullable(z.string()),
+    error: z.nullable(jsonText(StoredError)),
     created_at: z.string(),
     created_by: z.string(),
-    ended_at: z.string().nullable(),
-  })
-  .transform(
+    ended_at: z.nullable(z.string()),
+  }),
+  z.transform(
     (row): BatchRecord => ({
       id: row.id,
       status: row.status,
@@ -97,23 +97,24 @@ const BatchRow = z
       createdBy: row.created_by,
       endedAt: row.ended_at,
     }),
-  );
+  ),
+);
 
-const RowWithTenant = z
-  .object({
+const RowWithTenant = z.pipe(
+  z.object({
     row_index: z.number(),
-    line: z.number().nullable(),
+    line: z.nullable(z.number()),
     tenant_id: z.string(),
     slug: z.string(),
     name: z.string(),
     status: z.enum(ROW_OUTCOMES),
-    error: jsonText(StoredRowError).nullable(),
-    tenant_status: z.enum(TENANT_STATUSES).nullable(),
-    failure: jsonText(z.object({ step: z.string(), error: z.string(), cause: z.string() })).nullable(),
-    leftovers: jsonText(z.array(z.string())).nullable(),
-    step: z.string().nullable(),
-  })
-  .transform(
+    error: z.nullable(jsonText(StoredRowError)),
+    tenant_status: z.nullable(z.enum(TENANT_STATUSES)),
+    failure: z.nullable(jsonText(z.object({ step: z.string(), error: z.string(), cause: z.string() }))),
+    leftovers: z.nullable(jsonText(z.array(z.string()))),
+    step: z.nullable(z.string()),
+  }),
+  z.transform(
     (row): BatchRowRecord => ({
       index: row.row_index,
       line: row.line,
@@ -127,7 +128,8 @@ const RowWithTenant = z
       leftovers: row.leftovers,
       step: row.step,
     }),
-  );
+  ),
+);
 
 const BATCH_COLUMNS = `id, status, source, row_count, execution_arn, error::text AS error, ${isoText('created_at')} AS created_at,
   created_by, ${isoText('ended_at')} AS ended_at`;
@@ -222,15 +224,15 @@ export class BatchStore {
        FROM tenant_batch_rows r JOIN tenant_batches b ON b.id = r.batch_id
        WHERE r.batch_id = :batchId AND r.row_index = :index`,
       { batchId, index },
-      z
-        .object({
+      z.pipe(
+        z.object({
           tenant_id: z.string(),
           slug: z.string(),
           status: z.enum(ROW_OUTCOMES),
           request: jsonText(z.unknown()),
           created_by: z.string(),
-        })
-        .transform(
+        }),
+        z.transform(
           (row): RowToProvision => ({
             tenantId: row.tenant_id,
             slug: row.slug,
@@ -239,6 +241,7 @@ export class BatchStore {
             createdBy: row.created_by,
           }),
         ),
+      ),
     );
     if (!row) throw new NotFoundError(`Batch ${batchId} has no row ${index}`);
     return row;

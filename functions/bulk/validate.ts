@@ -1,4 +1,3 @@
-import type { z } from 'zod';
 import type { BatchRowReport } from '../../schema/api/batches.ts';
 import { deriveSlug } from '../../schema/api/slug.ts';
 import { CreateTenantRequest } from '../../schema/api/tenants.ts';
@@ -7,6 +6,7 @@ import { formatPath } from '../api/http.ts';
 import type { ErrorDetail } from '../shared/errors.ts';
 import { PLAN_NAMES, type PlanName } from '../shared/plans.ts';
 import type { TenantRegistry } from '../shared/tenants.ts';
+import type * as z from '../shared/zod.ts';
 
 /** A row of a batch before validation: a create-tenant body, and what its conversion from CSV found. */
 export interface BatchInputRow {
@@ -35,7 +35,7 @@ const stringField = (body: unknown, key: string): string | undefined => {
 
 const isPlan = (value: string): value is PlanName => (PLAN_NAMES as readonly string[]).includes(value);
 
-function zodProblems(error: z.ZodError, namePath: PathNamer): ErrorDetail[] {
+function zodProblems(error: z.core.$ZodError, namePath: PathNamer): ErrorDetail[] {
   return error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: namePath([...issue.path, key]), message: 'Unknown field' }));

@@ -2,15 +2,15 @@ import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import * as z from 'zod';
 import { causeMessage } from '../bulk/rows.ts';
 import { stepSetup } from '../provision/step.ts';
 import { loadMigrations } from '../shared/migrations.ts';
+import * as z from '../shared/zod.ts';
 import { ChunkFailureInput, ChunkInput, migrateChunk, planChunks, RunInput, selectionOf } from './migrate.ts';
 import { FleetStore } from './store.ts';
 
 /** The migrate-fleet state machine's tasks (statemachines/migrate-fleet.asl.json). */
-const { env, cluster } = stepSetup({ SCHEMA_DIR: z.string().min(1) });
+const { env, cluster } = stepSetup({ SCHEMA_DIR: z.string().check(z.minLength(1)) });
 const store = new FleetStore(cluster);
 const logger = new Logger({ serviceName: 'tenant-provisioner-fleet' });
 
@@ -20,7 +20,7 @@ interface Context {
 
 function task<Input extends { migrationId: string }, Result>(
   name: string,
-  schema: z.ZodType<Input>,
+  schema: z.ZodMiniType<Input>,
   work: (input: Input, context: Context) => Promise<Result>,
 ) {
   return middy(async (event: unknown, context: Context): Promise<Result> => {
@@ -57,7 +57,9 @@ export const finishFleetMigration = task('Finish', RunInput, async (input) => {
   return { migrationId: input.migrationId, status, ...counts };
 });
 
-const FailInput = RunInput.extend({ error: z.object({ Error: z.string(), Cause: z.string().optional() }) });
+const FailInput = z.extend(RunInput, {
+  error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
+});
 
 export const failFleetMigration = task('Fail', FailInput, async (input) => {
   await store.fail(input.migrationId, { error: input.error.Error, cause: causeMessage(input.error.Cause) });

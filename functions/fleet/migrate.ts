@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import { MIGRATION_ID_PATTERN } from '../../schema/api/fleet.ts';
 import { migrateTenantDatabase } from '../provision/database.ts';
 import { describeError } from '../provision/step.ts';
@@ -6,6 +5,7 @@ import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import type { Migration } from '../shared/migrations.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 import { type ChunkSelection, type FleetStore, THRESHOLD_EXCEEDED } from './store.ts';
 
 /**
@@ -23,23 +23,23 @@ export const TIME_MARGIN_MS = 60_000;
  */
 export const THRESHOLD_REFRESH_MS = 1_000;
 
-export const RunInput = z.object({ migrationId: z.string().regex(MIGRATION_ID_PATTERN) });
+export const RunInput = z.object({ migrationId: z.string().check(z.regex(MIGRATION_ID_PATTERN)) });
 
 /**
  * A Map item: a range of the run's tenant ids (`from` to `to`, both included). `tenantIds`, when given, are the
  * tenants of the range an earlier invocation had no time for.
  */
-export const ChunkInput = RunInput.extend({
-  chunk: z.int().min(0),
-  from: z.string().regex(TENANT_ID_PATTERN),
-  to: z.string().regex(TENANT_ID_PATTERN),
-  tenantIds: z.array(z.string().regex(TENANT_ID_PATTERN)).min(1).optional(),
+export const ChunkInput = z.extend(RunInput, {
+  chunk: z.int().check(z.minimum(0)),
+  from: z.string().check(z.regex(TENANT_ID_PATTERN)),
+  to: z.string().check(z.regex(TENANT_ID_PATTERN)),
+  tenantIds: z.optional(z.array(z.string().check(z.regex(TENANT_ID_PATTERN))).check(z.minLength(1))),
 });
 export type ChunkInput = z.infer<typeof ChunkInput>;
 
 /** A Catch's `$.error` on a chunk whose invocation failed beyond its retries. */
-export const ChunkFailureInput = ChunkInput.extend({
-  error: z.object({ Error: z.string(), Cause: z.string().optional() }),
+export const ChunkFailureInput = z.extend(ChunkInput, {
+  error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
 });
 
 /** The chunk an input names: the ids left over, or the whole range. */

@@ -1,9 +1,9 @@
-import * as z from 'zod';
 import { MIGRATION_STATUSES, type MigrationStatus } from '../../schema/api/fleet.ts';
 import { TENANT_STATUSES } from '../../schema/api/tenants.ts';
 import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { newTenantId } from '../shared/names.ts';
 import type { TenantStatus } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 /** A new migration run id: `m` and 15 of `[a-z0-9]`. */
 export const newMigrationId = (): string => `m${newTenantId().slice(1)}`;
@@ -26,22 +26,22 @@ export interface MigrationRecord {
   readonly durationMs: number | null;
 }
 
-const MigrationRow = z
-  .object({
+const MigrationRow = z.pipe(
+  z.object({
     id: z.string(),
     status: z.enum(MIGRATION_STATUSES),
     scope: z.enum(['fleet', 'tenants']),
     target_version: z.number(),
     tenant_count: z.number(),
     tolerated_failures: z.number(),
-    execution_arn: z.string().nullable(),
-    error: jsonText(ErrorJson).nullable(),
+    execution_arn: z.nullable(z.string()),
+    error: z.nullable(jsonText(ErrorJson)),
     created_at: z.string(),
     created_by: z.string(),
-    ended_at: z.string().nullable(),
-    duration_ms: z.number().nullable(),
-  })
-  .transform(
+    ended_at: z.nullable(z.string()),
+    duration_ms: z.nullable(z.number()),
+  }),
+  z.transform(
     (row): MigrationRecord => ({
       id: row.id,
       status: row.status,
@@ -56,7 +56,8 @@ const MigrationRow = z
       endedAt: row.ended_at,
       durationMs: row.duration_ms,
     }),
-  );
+  ),
+);
 
 const MIGRATION_COLUMNS = `id, status, scope, target_version, tenant_count, tolerated_failures, execution_arn,
   error::text AS error, ${isoText('created_at')} AS created_at, created_by, ${isoText('ended_at')} AS ended_at,
@@ -239,19 +240,20 @@ export class FleetStore {
        FROM fleet_migration_tenants m LEFT JOIN tenants t ON t.id = m.tenant_id
        WHERE m.migration_id = :id AND m.status = 'failed' ORDER BY m.tenant_id`,
       { id },
-      z
-        .object({
+      z.pipe(
+        z.object({
           tenant_id: z.string(),
-          slug: z.string().nullable(),
-          from_version: z.number().nullable(),
-          error: jsonText(ErrorJson).nullable(),
-        })
-        .transform((row) => ({
+          slug: z.nullable(z.string()),
+          from_version: z.nullable(z.number()),
+          error: z.nullable(jsonText(ErrorJson)),
+        }),
+        z.transform((row) => ({
           tenantId: row.tenant_id,
           slug: row.slug,
           fromVersion: row.from_version,
           error: row.error ?? { error: 'Unknown', cause: '' },
         })),
+      ),
     );
   }
 
@@ -280,14 +282,14 @@ export class FleetStore {
        WHERE m.migration_id = :id AND ${selects(chunk)}
        ORDER BY m.tenant_id`,
       { id, ...selectionParams(chunk) },
-      z
-        .object({
+      z.pipe(
+        z.object({
           tenant_id: z.string(),
           outcome: z.enum(['pending', 'succeeded', 'failed', 'skipped']),
-          tenant_status: z.enum(TENANT_STATUSES).nullable(),
-          schema_version: z.number().nullable(),
-        })
-        .transform(
+          tenant_status: z.nullable(z.enum(TENANT_STATUSES)),
+          schema_version: z.nullable(z.number()),
+        }),
+        z.transform(
           (row): ChunkTenant => ({
             tenantId: row.tenant_id,
             outcome: row.outcome,
@@ -295,6 +297,7 @@ export class FleetStore {
             schemaVersion: row.schema_version,
           }),
         ),
+      ),
     );
   }
 

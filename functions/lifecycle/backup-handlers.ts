@@ -1,14 +1,14 @@
-import * as z from 'zod';
 import { BackupId } from '../../schema/api/lifecycle.ts';
 import { stepSetup } from '../provision/step.ts';
 import { s3Client } from '../shared/clients.ts';
 import { TenantStateError } from '../shared/errors.ts';
+import * as z from '../shared/zod.ts';
 import { backupPrefix, backupTenantDatabase, deleteObjectsUnder, hasDatabase } from './backup.ts';
 import { LifecycleStore } from './operations.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput, lifecycleStep } from './step.ts';
 
 /** BackupDatabase and DiscardBackup: the backup-tenant run and the delete-tenant run's final backup. */
-const { env, cluster, registry } = stepSetup({ STORAGE_BUCKET: z.string().min(3) });
+const { env, cluster, registry } = stepSetup({ STORAGE_BUCKET: z.string().check(z.minLength(3)) });
 const store = new LifecycleStore(cluster);
 const deps = { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
 

@@ -7,7 +7,6 @@ import {
   type S3Client,
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
-import * as z from 'zod';
 import { BACKUP_KINDS, BackupId } from '../../schema/api/lifecycle.ts';
 import { databaseExists } from '../provision/database.ts';
 import type { DataApi } from '../shared/data-api.ts';
@@ -15,6 +14,7 @@ import { BackupCorruptError } from '../shared/errors.ts';
 import { currentVersion } from '../shared/migrations.ts';
 import { databaseName, ident, roleName } from '../shared/names.ts';
 import { taggingHeader } from '../shared/storage.ts';
+import * as z from '../shared/zod.ts';
 
 /**
  * Logical backups of a tenant database through the Data API: every table as JSON lines (one `row_to_json` text a
@@ -41,7 +41,7 @@ const Column = z.object({
   /** A generated (stored) column: computed on load, never inserted. */
   generated: z.boolean(),
   /** The column's sequence (identity or serial), if any. */
-  sequence: z.string().nullable(),
+  sequence: z.nullable(z.string()),
 });
 export type Column = z.infer<typeof Column>;
 
@@ -55,11 +55,11 @@ export const TableSpec = z.object({
 });
 export type TableSpec = z.infer<typeof TableSpec>;
 
-export const ManifestTable = TableSpec.extend({
+export const ManifestTable = z.extend(TableSpec, {
   key: z.string(),
-  rows: z.int().min(0),
-  bytes: z.int().min(0),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  rows: z.int().check(z.minimum(0)),
+  bytes: z.int().check(z.minimum(0)),
+  sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
 });
 export type ManifestTable = z.infer<typeof ManifestTable>;
 
@@ -69,34 +69,37 @@ export const Manifest = z.object({
   backupId: BackupId,
   kind: z.enum(BACKUP_KINDS),
   database: z.string(),
-  schemaVersion: z.int().min(0),
+  schemaVersion: z.int().check(z.minimum(0)),
   completedAt: z.string(),
   tables: z.array(ManifestTable),
 });
 export type Manifest = z.infer<typeof Manifest>;
 
-const jsonText = <T>(schema: z.ZodType<T>) =>
-  z
-    .string()
-    .nullable()
-    .transform((text) => (text === null ? [] : (JSON.parse(text) as unknown)))
-    .pipe(schema);
+const jsonText = <T>(schema: z.ZodMiniType<T>) =>
+  z.pipe(
+    z.pipe(
+      z.nullable(z.string()),
+      z.transform((text) => (text === null ? [] : (JSON.parse(text) as unknown))),
+    ),
+    schema,
+  );
 
-const TableRow = z
-  .object({
+const TableRow = z.pipe(
+  z.object({
     name: z.string(),
     columns: jsonText(z.array(Column)),
     primary_key: jsonText(z.array(z.string())),
     refs: jsonText(z.array(z.string())),
-  })
-  .transform(
+  }),
+  z.transform(
     (row): TableSpec => ({
       name: row.name,
       columns: row.columns,
       primaryKey: row.primary_key,
       references: row.refs,
     }),
-  );
+  ),
+);
 
 /** The tables of the `public` schema but the migration runner's own, with what loading them needs. */
 export async function listTables(db: DataApi): Promise<TableSpec[]> {

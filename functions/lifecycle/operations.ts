@@ -1,6 +1,5 @@
-import * as z from 'zod';
 import { BACKUP_KINDS, type BackupSummary, type LifecycleOperation } from '../../schema/api/lifecycle.ts';
-import { type DataApi, isoText, json } from '../shared/data-api.ts';
+import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { OperationInProgressError, TenantStateError } from '../shared/errors.ts';
 import type { PlanLimits, PlanName } from '../shared/plans.ts';
 import {
@@ -10,6 +9,7 @@ import {
   TenantRegistry,
   type TenantStatus,
 } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 /** A lifecycle operation as `tenant_operations` holds it. */
 export interface OperationRecord {
@@ -41,23 +41,20 @@ export interface OperationClaim {
 /** SQLSTATE 23505 unique_violation, as the Data API words it: a second running operation for the tenant. */
 const UNIQUE_VIOLATION = 'SQLState: 23505';
 
-const jsonObject = z
-  .string()
-  .transform((text) => JSON.parse(text) as unknown)
-  .pipe(z.record(z.string(), z.unknown()));
+const jsonObject = jsonText(z.record(z.string(), z.unknown()));
 
-const OperationRow = z
-  .object({
+const OperationRow = z.pipe(
+  z.object({
     id: z.union([z.string(), z.number()]),
     tenant_id: z.string(),
     operation: z.enum(['suspend', 'resume', 'change_plan', 'delete', 'backup', 'restore']),
     status: z.enum(['running', 'succeeded', 'failed']),
     request: jsonObject,
     from_status: z.enum(TENANT_STATUSES),
-    execution_arn: z.string().nullable(),
+    execution_arn: z.nullable(z.string()),
     requested_by: z.string(),
-  })
-  .transform(
+  }),
+  z.transform(
     (row): OperationRecord => ({
       id: String(row.id),
       tenantId: row.tenant_id,
@@ -68,13 +65,14 @@ const OperationRow = z
       executionArn: row.execution_arn,
       requestedBy: row.requested_by,
     }),
-  );
+  ),
+);
 
 const OPERATION_COLUMNS =
   'id::text AS id, tenant_id, operation, status, request::text AS request, from_status, execution_arn, requested_by';
 
-const BackupRow = z
-  .object({
+const BackupRow = z.pipe(
+  z.object({
     tenant_id: z.string(),
     backup_id: z.string(),
     kind: z.enum(BACKUP_KINDS),
@@ -86,8 +84,8 @@ const BackupRow = z
     rows: z.union([z.number(), z.string()]),
     bytes: z.union([z.number(), z.string()]),
     created_at: z.string(),
-  })
-  .transform(
+  }),
+  z.transform(
     (row): BackupSummary => ({
       backupId: row.backup_id,
       tenantId: row.tenant_id,
@@ -99,7 +97,8 @@ const BackupRow = z
       bytes: Number(row.bytes),
       location: { bucket: row.bucket, prefix: row.prefix, manifest: row.manifest_key },
     }),
-  );
+  ),
+);
 
 /** A completed backup, as {@link LifecycleStore.recordBackup} records it. */
 export interface BackupRecord {

@@ -1,16 +1,16 @@
-import * as z from 'zod';
 import { CaughtFailure, stepFailure } from '../provision/outcome.ts';
 import { bookkeepingTask, stepSetup } from '../provision/step.ts';
 import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
 import { TENANT_STATUSES } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import { LifecycleStore } from './operations.ts';
 import { completeOperation as complete, failOperation as fail } from './outcome.ts';
 import { LifecycleInput } from './step.ts';
 
 /** CompleteOperation and FailOperation: the end of every lifecycle run, in the registry and on the event bus. */
 const { env, cluster, registry } = stepSetup({
-  EVENT_BUS_NAME: z.string().min(1),
-  STORAGE_BUCKET: z.string().min(3),
+  EVENT_BUS_NAME: z.string().check(z.minLength(1)),
+  STORAGE_BUCKET: z.string().check(z.minLength(3)),
 });
 const store = new LifecycleStore(cluster);
 const deps = {
@@ -52,9 +52,9 @@ export const completeOperation = bookkeepingTask('CompleteOperation', LifecycleI
 const FailInput = z.object({
   ...LifecycleInput.shape,
   failure: CaughtFailure,
-  rollbackFailure: CaughtFailure.optional(),
-  status: z.enum(TENANT_STATUSES).optional(),
-  scan: z.boolean().default(false),
+  rollbackFailure: z.optional(CaughtFailure),
+  status: z.optional(z.enum(TENANT_STATUSES)),
+  scan: z._default(z.boolean(), false),
 });
 
 export const failOperation = bookkeepingTask('FailOperation', FailInput, (input) =>

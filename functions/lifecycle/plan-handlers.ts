@@ -1,6 +1,6 @@
-import * as z from 'zod';
 import { stepSetup } from '../provision/step.ts';
 import { cloudWatchClient, s3Client } from '../shared/clients.ts';
+import * as z from '../shared/zod.ts';
 import { LifecycleStore } from './operations.ts';
 import { applyTenantLimits as applyLimits, PlanState, applyPlanAlarms as putAlarms } from './plan.ts';
 import { LifecycleInput, lifecycleStep } from './step.ts';
@@ -8,8 +8,8 @@ import { assertPlanFits } from './usage.ts';
 
 /** CheckPlanUsage, ApplyTenantLimits, ApplyPlanAlarms, RecordPlan: the change-plan run. */
 const { env, cluster, registry } = stepSetup({
-  STORAGE_BUCKET: z.string().min(3),
-  ALARM_TOPIC_ARN: z.string().startsWith('arn:'),
+  STORAGE_BUCKET: z.string().check(z.minLength(3)),
+  ALARM_TOPIC_ARN: z.string().check(z.startsWith('arn:')),
 });
 const store = new LifecycleStore(cluster);
 

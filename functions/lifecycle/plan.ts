@@ -1,5 +1,4 @@
 import { DeleteAlarmsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
-import * as z from 'zod';
 import { Limits } from '../../schema/api/tenants.ts';
 import { type AlarmDeps, existingTenantAlarms, tenantAlarms } from '../provision/alarms.ts';
 import { databaseExists } from '../provision/database.ts';
@@ -7,6 +6,7 @@ import { existingTenantRoles, roleConnectionLimits } from '../provision/roles.ts
 import { type DataApi, json } from '../shared/data-api.ts';
 import { DATABASE_ROLES, databaseName, ident, roleName } from '../shared/names.ts';
 import { PLAN_NAMES, type PlanLimits, type PlanName } from '../shared/plans.ts';
+import * as z from '../shared/zod.ts';
 
 /** A plan and its effective limits, as the change-plan run passes them between its states. */
 export const PlanState = z.object({
@@ -27,7 +27,7 @@ export async function applyTenantLimits(
   limits: PlanLimits,
 ): Promise<{ maxConnections: number }> {
   const name = databaseName(tenantId);
-  const maxConnections = z.int().min(1).parse(limits.maxConnections);
+  const maxConnections = z.int().check(z.minimum(1)).parse(limits.maxConnections);
   if (!(await databaseExists(cluster, name))) throw new Error(`The tenant database ${name} does not exist`);
   const shares = roleConnectionLimits(maxConnections);
   const existing = new Set(await existingTenantRoles(cluster, tenantId));

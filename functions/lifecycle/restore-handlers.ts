@@ -1,18 +1,18 @@
 import { join } from 'node:path';
-import * as z from 'zod';
 import { BackupId } from '../../schema/api/lifecycle.ts';
 import { stepSetup } from '../provision/step.ts';
 import { s3Client } from '../shared/clients.ts';
 import { loadMigrations } from '../shared/migrations.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 import { readManifest } from './backup.ts';
 import { restoreBackup, restoreTenantSchema } from './restore.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput, lifecycleStep } from './step.ts';
 
 /** RestoreSchema and LoadBackup: the restore-tenant run's own steps (the rest are provisioning's). */
 const { env, cluster, registry } = stepSetup({
-  STORAGE_BUCKET: z.string().min(3),
-  SCHEMA_DIR: z.string().min(1),
+  STORAGE_BUCKET: z.string().check(z.minLength(3)),
+  SCHEMA_DIR: z.string().check(z.minLength(1)),
 });
 const deps = { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET };
 
@@ -22,7 +22,7 @@ migrations.catch(() => {});
 
 const RestoreInput = z.object({
   ...LifecycleInput.shape,
-  source: z.object({ tenantId: z.string().regex(TENANT_ID_PATTERN), backupId: BackupId }),
+  source: z.object({ tenantId: z.string().check(z.regex(TENANT_ID_PATTERN)), backupId: BackupId }),
 });
 
 export const restoreSchema = lifecycleStep(

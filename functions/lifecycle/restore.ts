@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import * as z from 'zod';
 import { expectedObjects, validateTenantSchema } from '../provision/database.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { BackupCorruptError, BackupVerificationError } from '../shared/errors.ts';
 import { applyMigrations, type Migration } from '../shared/migrations.ts';
 import { databaseName, ident } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 import {
   type BackupDeps,
   beginCanonicalSnapshot,

@@ -1,14 +1,14 @@
-import * as z from 'zod';
 import { stepSetup } from '../provision/step.ts';
 import { s3Client, secretsManagerClient } from '../shared/clients.ts';
+import * as z from '../shared/zod.ts';
 import { retainTenantStorage, retireRolesAndSecrets as retire } from './retire.ts';
 import { LifecycleInput, lifecycleStep } from './step.ts';
 
 /** RetainStorage and RetireRolesAndSecrets: the delete-tenant run's removal steps of its own. */
 const { env, cluster, registry } = stepSetup({
-  STORAGE_BUCKET: z.string().min(3),
+  STORAGE_BUCKET: z.string().check(z.minLength(3)),
   // Secrets Manager's recovery window: 7 to 30 days.
-  SECRET_RECOVERY_DAYS: z.coerce.number().int().min(7).max(30),
+  SECRET_RECOVERY_DAYS: z.coerce.number().check(z.int(), z.minimum(7), z.maximum(30)),
 });
 
 export const retainStorage = lifecycleStep(

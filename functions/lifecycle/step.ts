@@ -1,18 +1,18 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import * as z from 'zod';
 import { describeError, logger } from '../provision/step.ts';
 import { TenantStateError } from '../shared/errors.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 /** Who the lifecycle steps write to the registry as, when no requester is known. */
 export const LIFECYCLE_ACTOR = 'tenant-lifecycle';
 
 /** What every lifecycle state passes its Lambda: the tenant and the operation (`tenant_operations.id`). */
 export const LifecycleInput = z.object({
-  tenantId: z.string().regex(TENANT_ID_PATTERN),
-  operationId: z.string().regex(/^\d+$/),
+  tenantId: z.string().check(z.regex(TENANT_ID_PATTERN)),
+  operationId: z.string().check(z.regex(/^\d+$/)),
 });
 export type LifecycleInput = z.infer<typeof LifecycleInput>;
 
@@ -25,7 +25,7 @@ export type LifecycleInput = z.infer<typeof LifecycleInput>;
 export function lifecycleStep<Input extends LifecycleInput, Result>(
   step: string,
   registry: TenantRegistry,
-  input: z.ZodType<Input>,
+  input: z.ZodMiniType<Input>,
   work: (tenant: Tenant, input: Input) => Promise<Result>,
   options: { readonly statuses?: readonly TenantStatus[] } = {},
 ) {

@@ -1,5 +1,4 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import * as z from 'zod';
 import { databaseExists } from '../provision/database.ts';
 import { tenantObjectListing } from '../provision/storage.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
@@ -15,6 +14,7 @@ import {
   type PlanName,
 } from '../shared/plans.ts';
 import type { Tenant } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 /** What a tenant uses now, measured where it lives: its database, its storage prefix, its sessions. */
 export interface TenantUsage {

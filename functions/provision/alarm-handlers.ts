@@ -1,10 +1,10 @@
-import * as z from 'zod';
 import { cloudWatchClient } from '../shared/clients.ts';
+import * as z from '../shared/zod.ts';
 import { type AlarmDeps, configureTenantAlarms, removeTenantAlarms } from './alarms.ts';
 import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
 
 /** ConfigureAlarms and RemoveAlarms: the tenant's CloudWatch alarms. */
-const { env, registry } = stepSetup({ ALARM_TOPIC_ARN: z.string().startsWith('arn:') });
+const { env, registry } = stepSetup({ ALARM_TOPIC_ARN: z.string().check(z.startsWith('arn:')) });
 const deps: AlarmDeps = { cloudWatch: cloudWatchClient(), topicArn: env.ALARM_TOPIC_ARN, stage: env.STAGE };
 
 export const configureAlarms = provisioningStep(

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import * as z from 'zod';
 import { loadMigrations } from '../shared/migrations.ts';
+import * as z from '../shared/zod.ts';
 import { createTenantDatabase, dropTenantDatabase, migrateTenantDatabase } from './database.ts';
 import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
 
 /** CreateDatabase, ApplyMigrations and DropDatabase: the tenant database, as the provisioner. */
-const { env, cluster, registry } = stepSetup({ SCHEMA_DIR: z.string().min(1) });
+const { env, cluster, registry } = stepSetup({ SCHEMA_DIR: z.string().check(z.minLength(1)) });
 
 // Read once per container; awaited by the step, so a broken template fails the step, named.
 const migrations = loadMigrations(join(env.SCHEMA_DIR, 'tenant'));

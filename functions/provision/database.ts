@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { SchemaValidationError } from '../shared/errors.ts';
 import { applyMigrations, type Migration, MigrationOrderError } from '../shared/migrations.ts';
 import { databaseName, ident, literal } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 
 /** SQLSTATE 42P04, duplicate_database, as the Data API reports it in the message. */
 const DUPLICATE_DATABASE = 'SQLState: 42P04';
@@ -60,7 +60,7 @@ export async function createTenantDatabase(
   migrations: readonly Migration[],
 ): Promise<{ name: string; template: string }> {
   const name = databaseName(tenantId);
-  const limit = z.int().min(1).parse(connectionLimit);
+  const limit = z.int().check(z.minimum(1)).parse(connectionLimit);
   const template = templateName(migrations);
   const create = () =>
     cluster.execute(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(template)} CONNECTION LIMIT ${limit}`);

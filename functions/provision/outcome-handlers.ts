@@ -1,6 +1,6 @@
-import * as z from 'zod';
 import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 import {
   activateTenant,
   CaughtFailure,
@@ -12,8 +12,8 @@ import { ACTOR, bookkeepingTask, provisioningStep, stepSetup } from './step.ts';
 
 /** Activate, MarkFailed and MarkRollbackFailed: the end of a run, in the registry and on the event bus. */
 const { env, cluster, registry } = stepSetup({
-  EVENT_BUS_NAME: z.string().min(1),
-  STORAGE_BUCKET: z.string().min(3),
+  EVENT_BUS_NAME: z.string().check(z.minLength(1)),
+  STORAGE_BUCKET: z.string().check(z.minLength(3)),
 });
 const deps = {
   cluster,
@@ -33,7 +33,7 @@ export const activate = provisioningStep('Activate', registry, (tenant) => activ
   statuses: ['provisioning', 'active'],
 });
 
-const tenantId = z.string().regex(TENANT_ID_PATTERN);
+const tenantId = z.string().check(z.regex(TENANT_ID_PATTERN));
 
 const MarkFailedInput = z.object({ tenantId, failure: CaughtFailure });
 
@@ -43,7 +43,7 @@ export const markFailed = bookkeepingTask('MarkFailed', MarkFailedInput, (input)
 
 const MarkRollbackFailedInput = z.object({
   tenantId,
-  failure: CaughtFailure.optional(),
+  failure: z.optional(CaughtFailure),
   rollbackFailure: CaughtFailure,
 });
 

@@ -2,10 +2,10 @@ import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { databaseName, secretPrefix, storagePrefix } from '../shared/names.ts';
 import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import { existingTenantAlarms } from './alarms.ts';
 import { databaseExists } from './database.ts';
 import { existingTenantRoles, openTenantDatabase } from './roles.ts';
@@ -106,10 +106,10 @@ export async function activateTenant(deps: ActivateDeps, tenant: Tenant): Promis
 }
 
 /** What Step Functions hands a Catch: `Error`, and `Cause` (for a Lambda error, its JSON error payload). */
-export const CaughtFailure = z.object({ step: z.string(), Error: z.string(), Cause: z.string().optional() });
+export const CaughtFailure = z.object({ step: z.string(), Error: z.string(), Cause: z.optional(z.string()) });
 export type CaughtFailure = z.infer<typeof CaughtFailure>;
 
-const LambdaErrorPayload = z.object({ errorType: z.string().optional(), errorMessage: z.string() });
+const LambdaErrorPayload = z.object({ errorType: z.optional(z.string()), errorMessage: z.string() });
 const CAUSE_MAX = 2000;
 
 /** A caught failure as the registry keeps it: the Lambda error's message (without its stack), bounded. */

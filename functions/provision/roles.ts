@@ -1,5 +1,4 @@
 import type { SecretsManagerClient, Tag } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import {
   DATABASE_ROLES,
@@ -11,6 +10,7 @@ import {
   roleSecretName,
   secretPrefix,
 } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 import { generatePassword, scramVerifier } from './credentials.ts';
 import { databaseExists } from './database.ts';
 import { deleteSecretsUnder, ensureSecret, readSecret, settleAll } from './secrets.ts';
@@ -31,9 +31,9 @@ export const RoleSecret = z.object({
   host: z.string(),
   port: z.number(),
   username: z.string(),
-  password: z.string().min(32),
+  password: z.string().check(z.minLength(32)),
   dbname: z.string(),
-  dbClusterIdentifier: z.string().optional(),
+  dbClusterIdentifier: z.optional(z.string()),
 });
 export type RoleSecret = z.infer<typeof RoleSecret>;
 

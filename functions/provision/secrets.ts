@@ -8,14 +8,14 @@ import {
   type SecretsManagerClient,
   type Tag,
 } from '@aws-sdk/client-secrets-manager';
-import type { z } from 'zod';
+import type * as z from '../shared/zod.ts';
 
 export interface SecretSpec<Value> {
   readonly name: string;
   readonly description: string;
   readonly tags: readonly Tag[];
   /** What a stored value must look like. */
-  readonly schema: z.ZodType<Value>;
+  readonly schema: z.ZodMiniType<Value>;
   /** A new value, made only when the secret does not exist yet. */
   readonly create: () => Value;
 }
@@ -53,7 +53,7 @@ export async function ensureSecret<Value>(
 export async function readSecret<Value>(
   client: SecretsManagerClient,
   secretId: string,
-  schema: z.ZodType<Value>,
+  schema: z.ZodMiniType<Value>,
 ): Promise<{ arn: string; value: Value } | undefined> {
   let output: { ARN?: string | undefined; SecretString?: string | undefined };
   try {
@@ -70,7 +70,11 @@ export async function readSecret<Value>(
  * Parses a secret's JSON without ever putting its text in an error: JSON.parse's message quotes the input,
  * and a zod error is reported by path only.
  */
-function parseSecretJson<Value>(secretId: string, text: string | undefined, schema: z.ZodType<Value>): Value {
+function parseSecretJson<Value>(
+  secretId: string,
+  text: string | undefined,
+  schema: z.ZodMiniType<Value>,
+): Value {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text ?? '');

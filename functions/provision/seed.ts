@@ -1,10 +1,10 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { json } from '../shared/data-api.ts';
 import { invitationSecretName } from '../shared/names.ts';
 import { FEATURE_FLAGS, type PlanLimits } from '../shared/plans.ts';
 import type { TenantConfig } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 import { generateToken, sha256Hex } from './credentials.ts';
 import { tenantTags } from './roles.ts';
 import { ensureSecret } from './secrets.ts';
@@ -48,7 +48,7 @@ export const INVITATION_TTL_DAYS = 7;
 const InvitationSecret = z.object({
   tenantId: z.string(),
   email: z.string(),
-  token: z.string().min(32),
+  token: z.string().check(z.minLength(32)),
   expiresAt: z.iso.datetime(),
 });
 type InvitationSecret = z.infer<typeof InvitationSecret>;

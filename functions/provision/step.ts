@@ -1,7 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import * as z from 'zod';
 import { rdsDataClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
@@ -14,6 +13,7 @@ import {
   type TenantResources,
   type TenantStatus,
 } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 /** Who the provisioning steps write to the registry and the tenant database as. */
 export const ACTOR = 'provision-tenant';
@@ -30,15 +30,15 @@ export const PROVISIONING_STEPS: readonly string[] = [
 ];
 
 /** Every state's Lambda input: the tenant id only; the rest is read from the registry. */
-export const StepInput = z.object({ tenantId: z.string().regex(TENANT_ID_PATTERN) });
+export const StepInput = z.object({ tenantId: z.string().check(z.regex(TENANT_ID_PATTERN)) });
 export type StepInput = z.infer<typeof StepInput>;
 
 /** The environment every provisioning function reads: the stage and the registry. */
 export const STEP_ENVIRONMENT = {
-  STAGE: z.string().min(1),
-  CLUSTER_ARN: z.string().startsWith('arn:'),
-  PROVISIONER_SECRET_ARN: z.string().startsWith('arn:'),
-  CONTROL_PLANE_DATABASE: z.string().min(1),
+  STAGE: z.string().check(z.minLength(1)),
+  CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
+  PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
+  CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
 };
 
 export const logger = new Logger({ serviceName: 'tenant-provisioner' });
@@ -48,7 +48,7 @@ export const logger = new Logger({ serviceName: 'tenant-provisioner' });
  * registry database (also the handle for cluster-wide statements such as CREATE DATABASE and CREATE ROLE),
  * and the registry over it.
  */
-export function stepSetup<Extra extends z.ZodRawShape>(extra: Extra) {
+export function stepSetup<Extra extends z.core.$ZodShape>(extra: Extra) {
   const base = readEnv(STEP_ENVIRONMENT);
   const env = { ...base, ...readEnv(extra) };
   const cluster = new DataApi(rdsDataClient(), {
@@ -140,7 +140,7 @@ export const PROVISIONING: readonly TenantStatus[] = ['provisioning'];
  */
 export function bookkeepingTask<Input extends { tenantId: string }, Result>(
   name: string,
-  input: z.ZodType<Input>,
+  input: z.ZodMiniType<Input>,
   work: (input: Input) => Promise<Result>,
 ) {
   return middy(async (event: unknown): Promise<Result> => {

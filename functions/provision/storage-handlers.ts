@@ -1,10 +1,10 @@
-import * as z from 'zod';
 import { s3Client } from '../shared/clients.ts';
+import * as z from '../shared/zod.ts';
 import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
 import { configureTenantStorage, removeTenantStorage, type StorageDeps } from './storage.ts';
 
 /** ConfigureStorage and RemoveStorage: the tenant's prefix in the stage bucket. */
-const { env, registry } = stepSetup({ STORAGE_BUCKET: z.string().min(3) });
+const { env, registry } = stepSetup({ STORAGE_BUCKET: z.string().check(z.minLength(3)) });
 const deps: StorageDeps = { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
 
 export const configureStorage = provisioningStep(

@@ -1,13 +1,13 @@
 import { type CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod';
 import { type AlarmDeps, configureTenantAlarms, tenantAlarms } from '../provision/alarms.ts';
 import { listSecretsUnder } from '../provision/secrets.ts';
 import { configureTenantStorage, type StorageDeps } from '../provision/storage.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { DATABASE_ROLES, databaseName, roleName, roleSecretName } from '../shared/names.ts';
 import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 /**
  * Everything in the cluster, Secrets Manager, the bucket and CloudWatch that is named like a tenant's resource,

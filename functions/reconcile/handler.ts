@@ -1,6 +1,5 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import * as z from 'zod';
 import { logger, stepSetup } from '../provision/step.ts';
 import {
   cloudWatchClient,
@@ -9,15 +8,16 @@ import {
   secretsManagerClient,
   sfnClient,
 } from '../shared/clients.ts';
+import * as z from '../shared/zod.ts';
 import { type ReconcileDeps, type ReconcileReport, reconcile } from './reconcile.ts';
 import { DEFAULT_STUCK_POLICY, siblingStateMachineArn } from './stuck.ts';
 
 /** The Reconcile function: one pass of the drift reconciler per scheduled invocation. */
 const { env, cluster, registry } = stepSetup({
-  STORAGE_BUCKET: z.string().min(3),
-  ALARM_TOPIC_ARN: z.string().startsWith('arn:'),
-  EVENT_BUS_NAME: z.string().min(1),
-  PROVISION_STATE_MACHINE_ARN: z.string().startsWith('arn:'),
+  STORAGE_BUCKET: z.string().check(z.minLength(3)),
+  ALARM_TOPIC_ARN: z.string().check(z.startsWith('arn:')),
+  EVENT_BUS_NAME: z.string().check(z.minLength(1)),
+  PROVISION_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
 });
 
 /** Who the reconciler writes to the registry as. */
@@ -53,14 +53,14 @@ const deps: ReconcileDeps = {
  * The scheduled event may override the policy (an operator's manual run, a test); a scheduler's own fields
  * are ignored.
  */
-const ReconcileEvent = z
-  .object({
-    graceSeconds: z.number().min(0),
-    maxResumes: z.int().min(0),
-    maxRollbacks: z.int().min(0),
-    settleSeconds: z.number().min(0),
-  })
-  .partial();
+const ReconcileEvent = z.partial(
+  z.object({
+    graceSeconds: z.number().check(z.minimum(0)),
+    maxResumes: z.int().check(z.minimum(0)),
+    maxRollbacks: z.int().check(z.minimum(0)),
+    settleSeconds: z.number().check(z.minimum(0)),
+  }),
+);
 
 export const handler = middy(async (event: unknown): Promise<ReconcileReport> => {
   const overrides = ReconcileEvent.safeParse(event);

@@ -8,11 +8,11 @@ import {
   type SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import * as z from 'zod';
 import type { Announcer } from '../provision/outcome.ts';
 import { CaughtFailure, markTenantRollbackFailed, type ScanDeps } from '../provision/outcome.ts';
 import { PROVISIONING_STEPS } from '../provision/step.ts';
 import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
+import * as z from '../shared/zod.ts';
 
 /** The forward states of provision-tenant: a run that died in one of them can be run again from the start. */
 export const FORWARD_STATES = PROVISIONING_STEPS;
@@ -73,8 +73,8 @@ export function siblingStateMachineArn(stateMachineArn: string, from: string, to
   return `${stateMachineArn.slice(0, -from.length)}${to}`;
 }
 
-const StateEntered = z.object({ name: z.string(), input: z.string().optional() });
-const FailureInState = z.object({ failure: CaughtFailure.optional() });
+const StateEntered = z.object({ name: z.string(), input: z.optional(z.string()) });
+const FailureInState = z.object({ failure: z.optional(CaughtFailure) });
 
 /** The last state the execution entered, with the failure its input carried (undo states carry one). */
 async function lastState(

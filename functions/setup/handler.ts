@@ -1,23 +1,23 @@
 import middy from '@middy/core';
-import * as z from 'zod';
 import { rdsDataClient, secretsManagerClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
+import * as z from '../shared/zod.ts';
 import { setupControlPlane } from './control-plane.ts';
 import { ensureProvisionerRole, lockDownSystemDatabases } from './provisioner-role.ts';
 
 const env = readEnv({
-  CLUSTER_ARN: z.string().min(1),
-  PROVISIONER_SECRET_ARN: z.string().min(1),
-  CONTROL_PLANE_DATABASE: z.string().min(1),
-  SCHEMA_DIR: z.string().min(1),
+  CLUSTER_ARN: z.string().check(z.minLength(1)),
+  PROVISIONER_SECRET_ARN: z.string().check(z.minLength(1)),
+  CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
+  SCHEMA_DIR: z.string().check(z.minLength(1)),
 });
 
 /** What the CDK provider framework hands on from CloudFormation (the properties are `infra/constructs/database.ts`'s). */
 const eventSchema = z.object({
   RequestType: z.enum(['Create', 'Update', 'Delete']),
-  PhysicalResourceId: z.string().optional(),
-  ResourceProperties: z.object({ MasterSecretArn: z.string().min(1) }),
+  PhysicalResourceId: z.optional(z.string()),
+  ResourceProperties: z.object({ MasterSecretArn: z.string().check(z.minLength(1)) }),
 });
 
 const PHYSICAL_ID = 'control-plane-setup';

@@ -1,10 +1,13 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod';
 import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import { ident } from '../shared/names.ts';
+import * as z from '../shared/zod.ts';
 
-const rdsSecretSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
+const rdsSecretSchema = z.object({
+  username: z.string().check(z.minLength(1)),
+  password: z.string().check(z.minLength(1)),
+});
 
 /**
  * Creates (or brings up to date) the provisioner database role from its secret: LOGIN CREATEDB CREATEROLE, not

@@ -6,7 +6,7 @@ import {
   RollbackTransactionCommand,
   type SqlParameter,
 } from '@aws-sdk/client-rds-data';
-import * as z from 'zod';
+import * as z from './zod.ts';
 
 /** A value bound to a `:name` parameter. Objects and arrays are sent as JSON. */
 export type SqlValue = string | number | boolean | null | Date | Uint8Array | SqlJson | SqlUuid;
@@ -25,18 +25,22 @@ export const isoText = (column: string): string =>
   `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** A json/jsonb column, which the Data API returns as text, parsed and then checked against `schema`. */
-export function jsonText<T>(schema: z.ZodType<T>) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'Not JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
+export function jsonText<T>(schema: z.ZodMiniType<T>) {
+  return z.pipe(
+    z.pipe(
+      z.string(),
+      z.transform((text: string, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          // A mini transform has no ctx.addIssue: the issue is pushed as classic's addIssue would record it.
+          ctx.issues.push({ code: 'custom', message: 'Not JSON', input: text });
+          return z.NEVER;
+        }
+      }),
+    ),
+    schema,
+  );
 }
 
 export type SqlParams = Readonly<Record<string, SqlValue | undefined>>;
@@ -79,7 +83,7 @@ export class DataApi {
   }
 
   /** Runs a query and returns its rows, each checked against the schema. */
-  async query<Row>(sql: string, params: SqlParams, row: z.ZodType<Row>): Promise<Row[]> {
+  async query<Row>(sql: string, params: SqlParams, row: z.ZodMiniType<Row>): Promise<Row[]> {
     const output = await this.#client.send(
       new ExecuteStatementCommand({ ...this.#request(sql, params), formatRecordsAs: 'JSON' }),
     );
@@ -130,16 +134,16 @@ export class DataApi {
 }
 
 // A query's row schema is usually a module constant: its array schema is made once, not on every query.
-const arrays = new WeakMap<z.ZodType, z.ZodType>();
+const arrays = new WeakMap<z.ZodMiniType, z.ZodMiniType>();
 
-function rowsOf<Row>(row: z.ZodType<Row>): z.ZodType<Row[]> {
+function rowsOf<Row>(row: z.ZodMiniType<Row>): z.ZodMiniType<Row[]> {
   let rows = arrays.get(row);
   if (!rows) {
     rows = z.array(row);
     arrays.set(row, rows);
   }
   // The map holds each row schema's own array schema.
-  return rows as z.ZodType<Row[]>;
+  return rows as z.ZodMiniType<Row[]>;
 }
 
 /** Named values as Data API parameters, with the type hints PostgreSQL needs to read them. */

@@ -1,8 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as z from 'zod';
 import type { DataApi } from './data-api.ts';
 import { literal } from './names.ts';
+import * as z from './zod.ts';
 
 /** One numbered, forward-only migration: `schema/<set>/NNNN_name.sql`. */
 export interface Migration {

@@ -1,9 +1,9 @@
-import * as z from 'zod';
 import { TENANT_STATUSES, TenantConfig } from '../../schema/api/tenants.ts';
 import { type DataApi, isoText, json, jsonText } from './data-api.ts';
 import { NotFoundError } from './errors.ts';
 import type { DatabaseRole } from './names.ts';
 import { PLAN_NAMES, type PlanLimits, type PlanName } from './plans.ts';
+import * as z from './zod.ts';
 
 export { TENANT_STATUSES, TenantConfig };
 export type TenantStatus = (typeof TENANT_STATUSES)[number];
@@ -114,21 +114,21 @@ const LimitsRow = z.object({
 
 // Not strict: a step may record more than this version knows of, and reading must not fail on it.
 const ResourcesRow = z.object({
-  database: z.string().optional(),
-  secrets: z
-    .object({
-      admin: z.string().optional(),
-      app: z.string().optional(),
-      readonly: z.string().optional(),
-      auditor: z.string().optional(),
-    })
-    .optional(),
-  invitationSecretArn: z.string().optional(),
-  storage: z.object({ bucket: z.string(), prefix: z.string() }).optional(),
-  alarms: z.array(z.string()).optional(),
-  finalBackup: z
-    .object({ backupId: z.string(), bucket: z.string(), prefix: z.string(), manifest: z.string() })
-    .optional(),
+  database: z.optional(z.string()),
+  secrets: z.optional(
+    z.object({
+      admin: z.optional(z.string()),
+      app: z.optional(z.string()),
+      readonly: z.optional(z.string()),
+      auditor: z.optional(z.string()),
+    }),
+  ),
+  invitationSecretArn: z.optional(z.string()),
+  storage: z.optional(z.object({ bucket: z.string(), prefix: z.string() })),
+  alarms: z.optional(z.array(z.string())),
+  finalBackup: z.optional(
+    z.object({ backupId: z.string(), bucket: z.string(), prefix: z.string(), manifest: z.string() }),
+  ),
 });
 
 const FailureRow = z.object({ step: z.string(), error: z.string(), cause: z.string() });
@@ -138,8 +138,8 @@ const TENANT_COLUMNS = `id, slug, name, plan, status, limits::text AS limits, co
   execution_arn, schema_version, ${isoText('created_at')} AS created_at, created_by,
   ${isoText('updated_at')} AS updated_at, updated_by`;
 
-const TenantRow = z
-  .object({
+const TenantRow = z.pipe(
+  z.object({
     id: z.string(),
     slug: z.string(),
     name: z.string(),
@@ -148,16 +148,16 @@ const TenantRow = z
     limits: jsonText(LimitsRow),
     config: jsonText(TenantConfig),
     resources: jsonText(ResourcesRow),
-    failure: jsonText(FailureRow).nullable(),
-    leftovers: jsonText(z.array(z.string())).nullable(),
-    execution_arn: z.string().nullable(),
-    schema_version: z.number().nullable(),
+    failure: z.nullable(jsonText(FailureRow)),
+    leftovers: z.nullable(jsonText(z.array(z.string()))),
+    execution_arn: z.nullable(z.string()),
+    schema_version: z.nullable(z.number()),
     created_at: z.string(),
     created_by: z.string(),
     updated_at: z.string(),
     updated_by: z.string(),
-  })
-  .transform(
+  }),
+  z.transform(
     (row): Tenant => ({
       id: row.id,
       slug: row.slug,
@@ -176,19 +176,20 @@ const TenantRow = z
       updatedAt: row.updated_at,
       updatedBy: row.updated_by,
     }),
-  );
+  ),
+);
 
-const StepRow = z
-  .object({
+const StepRow = z.pipe(
+  z.object({
     step: z.string(),
     status: z.enum(['running', 'succeeded', 'failed']),
     started_at: z.string(),
-    ended_at: z.string().nullable(),
-    duration_ms: z.number().nullable(),
+    ended_at: z.nullable(z.string()),
+    duration_ms: z.nullable(z.number()),
     attempts: z.number(),
-    error: jsonText(z.object({ error: z.string(), cause: z.string() })).nullable(),
-  })
-  .transform(
+    error: z.nullable(jsonText(z.object({ error: z.string(), cause: z.string() }))),
+  }),
+  z.transform(
     (row): StepRecord => ({
       step: row.step,
       status: row.status,
@@ -198,7 +199,8 @@ const StepRow = z
       attempts: row.attempts,
       error: row.error,
     }),
-  );
+  ),
+);
 
 const DURATION_MS = '(extract(epoch FROM now() - tenant_steps.started_at) * 1000)::integer';
 
@@ -586,8 +588,8 @@ export class TenantRegistry {
       { caller, key },
       z.object({
         request_hash: z.string(),
-        status_code: z.number().nullable(),
-        response: jsonText(z.unknown()).nullable(),
+        status_code: z.nullable(z.number()),
+        response: z.nullable(jsonText(z.unknown())),
       }),
     );
     // Released between the two statements: as good as free, so claim again.

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../../functions/shared/zod.ts';
 import { MigrationId, MigrationResponse, StartMigrationRequest } from './fleet.ts';
 import { CreateTenantRequest, ErrorDetailSchema, Links, TenantId, TenantStatusSchema } from './tenants.ts';
 
@@ -17,7 +17,7 @@ export const MAX_BATCH_ROWS = 500;
 
 export const BatchId = z
   .string()
-  .meta({ description: 'Generated: `b` and 15 of `[a-z0-9]`.', examples: ['b4k2m9x0q7w1z3ab'] });
+  .check(z.meta({ description: 'Generated: `b` and 15 of `[a-z0-9]`.', examples: ['b4k2m9x0q7w1z3ab'] }));
 export const BATCH_ID_PATTERN = /^b[a-z0-9]{15}$/;
 
 /**
@@ -27,24 +27,24 @@ export const BATCH_ID_PATTERN = /^b[a-z0-9]{15}$/;
 export const CreateBatchRequest = z.strictObject({
   tenants: z
     .array(z.unknown())
-    .min(1)
-    .max(MAX_BATCH_ROWS)
-    .meta({ description: `1 to ${MAX_BATCH_ROWS} create-tenant bodies (as POST /tenants takes).` }),
+    .check(z.minLength(1), z.maxLength(MAX_BATCH_ROWS))
+    .check(z.meta({ description: `1 to ${MAX_BATCH_ROWS} create-tenant bodies (as POST /tenants takes).` })),
   dryRun: z
-    .boolean()
-    .default(false)
-    .meta({ description: 'Validate and report every row, create nothing (also `?dryRun=true`).' }),
+    ._default(z.boolean(), false)
+    .check(z.meta({ description: 'Validate and report every row, create nothing (also `?dryRun=true`).' })),
 });
 export type CreateBatchRequest = z.output<typeof CreateBatchRequest>;
 
 /** The same body as the OpenAPI document shows it: rows described as the create-tenant body. */
-export const CreateBatchRequestDocument = CreateBatchRequest.extend({
-  tenants: z.array(CreateTenantRequest).min(1).max(MAX_BATCH_ROWS),
+export const CreateBatchRequestDocument = z.extend(CreateBatchRequest, {
+  tenants: z.array(CreateTenantRequest).check(z.minLength(1), z.maxLength(MAX_BATCH_ROWS)),
 });
 
 /** `?dryRun=true` (for CSV bodies, which have no field for it). */
 export const CreateBatchQuery = z.strictObject({
-  dryRun: z.enum(['true', 'false']).optional().meta({ description: 'true: validate only, create nothing.' }),
+  dryRun: z
+    .optional(z.enum(['true', 'false']))
+    .check(z.meta({ description: 'true: validate only, create nothing.' })),
 });
 
 /**
@@ -73,22 +73,28 @@ export const REQUIRED_CSV_COLUMNS: readonly CsvColumn[] = ['name', 'plan', 'admi
 export const BatchRowReport = z.strictObject({
   index: z
     .int()
-    .meta({ description: 'The row, from 0: `tenants[index]`, or the index-th data line of a CSV.' }),
-  line: z.int().nullable().meta({ description: 'The CSV line (the header is line 1); null for JSON.' }),
-  name: z.string().nullable(),
-  slug: z.string().nullable().meta({ description: 'The slug the row would take (given or derived).' }),
-  plan: z.string().nullable(),
-  problems: z.array(ErrorDetailSchema).meta({
-    description: "Everything wrong with the row; `path` within the row (a CSV column's name for CSV).",
-  }),
-  suggestions: z.array(z.string()).meta({ description: 'For a taken slug: free ones like it.' }),
+    .check(z.meta({ description: 'The row, from 0: `tenants[index]`, or the index-th data line of a CSV.' })),
+  line: z
+    .nullable(z.int())
+    .check(z.meta({ description: 'The CSV line (the header is line 1); null for JSON.' })),
+  name: z.nullable(z.string()),
+  slug: z
+    .nullable(z.string())
+    .check(z.meta({ description: 'The slug the row would take (given or derived).' })),
+  plan: z.nullable(z.string()),
+  problems: z.array(ErrorDetailSchema).check(
+    z.meta({
+      description: "Everything wrong with the row; `path` within the row (a CSV column's name for CSV).",
+    }),
+  ),
+  suggestions: z.array(z.string()).check(z.meta({ description: 'For a taken slug: free ones like it.' })),
 });
 export type BatchRowReport = z.output<typeof BatchRowReport>;
 
 /** `200` to a dry run. */
 export const BatchDryRunResponse = z.strictObject({
   dryRun: z.literal(true),
-  valid: z.boolean().meta({ description: 'Whether a real run of this batch would be accepted.' }),
+  valid: z.boolean().check(z.meta({ description: 'Whether a real run of this batch would be accepted.' })),
   summary: z.strictObject({ rows: z.int(), valid: z.int(), invalid: z.int() }),
   rows: z.array(BatchRowReport),
 });
@@ -98,9 +104,11 @@ export type BatchDryRunResponse = z.output<typeof BatchDryRunResponse>;
 export const BatchCreatedResponse = z.strictObject({
   batchId: BatchId,
   status: z.literal('running'),
-  executionArn: z.string().meta({ description: 'The bulk-onboard execution provisioning the rows.' }),
+  executionArn: z
+    .string()
+    .check(z.meta({ description: 'The bulk-onboard execution provisioning the rows.' })),
   rows: z.array(
-    z.strictObject({ index: z.int(), line: z.int().nullable(), slug: z.string(), tenantId: TenantId }),
+    z.strictObject({ index: z.int(), line: z.nullable(z.int()), slug: z.string(), tenantId: TenantId }),
   ),
   links: Links,
 });
@@ -112,7 +120,9 @@ export const ROW_OUTCOMES = ['pending', 'provisioning', 'succeeded', 'failed'] a
 export type RowOutcome = (typeof ROW_OUTCOMES)[number];
 
 export const RowError = z.strictObject({
-  step: z.string().nullable().meta({ description: 'The provisioning step that failed, when one did.' }),
+  step: z
+    .nullable(z.string())
+    .check(z.meta({ description: 'The provisioning step that failed, when one did.' })),
   error: z.string(),
   cause: z.string(),
 });
@@ -120,30 +130,33 @@ export type RowError = z.output<typeof RowError>;
 
 export const BatchRow = z.strictObject({
   index: z.int(),
-  line: z.int().nullable(),
+  line: z.nullable(z.int()),
   name: z.string(),
   slug: z.string(),
   tenantId: TenantId,
   outcome: z.enum(ROW_OUTCOMES),
-  tenantStatus: TenantStatusSchema.nullable().meta({
-    description: 'The tenant as the registry has it now; null when the row never reserved it.',
-  }),
-  step: z.string().nullable().meta({ description: 'The provisioning step last started.' }),
-  error: RowError.nullable(),
+  tenantStatus: z.nullable(TenantStatusSchema).check(
+    z.meta({
+      description: 'The tenant as the registry has it now; null when the row never reserved it.',
+    }),
+  ),
+  step: z.nullable(z.string()).check(z.meta({ description: 'The provisioning step last started.' })),
+  error: z.nullable(RowError),
   leftovers: z
-    .array(z.string())
-    .nullable()
-    .meta({ description: 'For a tenant that ended rollback_failed: what could not be undone.' }),
+    .nullable(z.array(z.string()))
+    .check(z.meta({ description: 'For a tenant that ended rollback_failed: what could not be undone.' })),
 });
 export type BatchRow = z.output<typeof BatchRow>;
 
 /** `GET /tenant-batches/{batchId}`. */
 export const BatchResponse = z.strictObject({
   id: BatchId,
-  status: z.enum(BATCH_STATUSES).meta({
-    description:
-      'running; succeeded (every row); completed_with_failures (some rows failed, the rest succeeded); failed.',
-  }),
+  status: z.enum(BATCH_STATUSES).check(
+    z.meta({
+      description:
+        'running; succeeded (every row); completed_with_failures (some rows failed, the rest succeeded); failed.',
+    }),
+  ),
   source: z.enum(['json', 'csv']),
   summary: z.strictObject({
     rows: z.int(),
@@ -153,11 +166,11 @@ export const BatchResponse = z.strictObject({
     failed: z.int(),
   }),
   rows: z.array(BatchRow),
-  error: z.strictObject({ error: z.string(), cause: z.string() }).nullable(),
-  executionArn: z.string().nullable(),
+  error: z.nullable(z.strictObject({ error: z.string(), cause: z.string() })),
+  executionArn: z.nullable(z.string()),
   createdAt: z.string(),
   createdBy: z.string(),
-  endedAt: z.string().nullable(),
+  endedAt: z.nullable(z.string()),
   links: Links,
 });
 export type BatchResponse = z.output<typeof BatchResponse>;
@@ -168,7 +181,7 @@ type JsonSchema = Record<string, unknown>;
 
 /** The helpers of `openapi.ts` the operations are written with (passed in: no import cycle). */
 export interface BulkOpenApiHelpers {
-  readonly jsonSchema: (schema: z.ZodType, io: 'input' | 'output') => JsonSchema;
+  readonly jsonSchema: (schema: z.ZodMiniType, io: 'input' | 'output') => JsonSchema;
   readonly ref: (name: string) => JsonSchema;
   readonly json: (schema: JsonSchema) => Record<string, unknown>;
   readonly error: (description: string, schema?: string) => Record<string, unknown>;
@@ -188,7 +201,7 @@ export function bulkOpenApi(h: BulkOpenApiHelpers): {
       'As for POST /tenants: the first answer to this key (per caller and body) is answered again.',
     schema: { type: 'string', minLength: 1, maxLength: 255 },
   };
-  const pathId = (name: string, schema: z.ZodType) => ({
+  const pathId = (name: string, schema: z.ZodMiniType) => ({
     name,
     in: 'path',
     required: true,

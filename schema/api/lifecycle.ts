@@ -1,5 +1,5 @@
-import * as z from 'zod';
 import { LIMIT_NAMES, PLANS } from '../../functions/shared/plans.ts';
+import * as z from '../../functions/shared/zod.ts';
 import {
   CreateTenantResponse,
   LimitsOverride,
@@ -20,14 +20,18 @@ const CONTROL_CHARACTERS = /\p{Cc}/u;
 
 export const Reason = z
   .string()
-  .trim()
-  .min(1)
-  .max(500)
-  .refine((value) => !CONTROL_CHARACTERS.test(value), 'Control characters are not allowed')
-  .meta({
-    description: 'Why, for the audit log and the event: 1 to 500 characters, no control characters.',
-    examples: ['Invoice 2024-117 unpaid for 60 days'],
-  });
+  .check(
+    z.trim(),
+    z.minLength(1),
+    z.maxLength(500),
+    z.refine((value) => !CONTROL_CHARACTERS.test(value), 'Control characters are not allowed'),
+  )
+  .check(
+    z.meta({
+      description: 'Why, for the audit log and the event: 1 to 500 characters, no control characters.',
+      examples: ['Invoice 2024-117 unpaid for 60 days'],
+    }),
+  );
 
 /** The lifecycle operations, as the registry's `tenant_operations` and the API's answers name them. */
 export const LIFECYCLE_OPERATIONS = [
@@ -56,55 +60,61 @@ export type ResumeTenantRequest = z.output<typeof ResumeTenantRequest>;
  */
 export const ChangePlanRequest = z
   .strictObject({
-    plan: PlanName.optional(),
-    limits: LimitsOverride.optional(),
-    reason: Reason.optional(),
+    plan: z.optional(PlanName),
+    limits: z.optional(LimitsOverride),
+    reason: z.optional(Reason),
   })
-  .superRefine((body, ctx) => {
-    if (body.plan === undefined && (body.limits === undefined || Object.keys(body.limits).length === 0)) {
-      ctx.addIssue({ code: 'custom', path: [], message: 'Give a plan, limits, or both' });
-    }
-    if (body.plan === undefined || body.limits === undefined) return;
-    const plan = PLANS[body.plan];
-    for (const name of LIMIT_NAMES) {
-      const value = body.limits[name];
-      if (value !== undefined && value > plan.limits[name]) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['limits', name],
-          message: `${name} may not exceed ${plan.limits[name]} on the ${plan.name} plan`,
-        });
+  .check(
+    z.superRefine((body, ctx) => {
+      if (body.plan === undefined && (body.limits === undefined || Object.keys(body.limits).length === 0)) {
+        ctx.addIssue({ code: 'custom', path: [], message: 'Give a plan, limits, or both' });
       }
-    }
-  });
+      if (body.plan === undefined || body.limits === undefined) return;
+      const plan = PLANS[body.plan];
+      for (const name of LIMIT_NAMES) {
+        const value = body.limits[name];
+        if (value !== undefined && value > plan.limits[name]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['limits', name],
+            message: `${name} may not exceed ${plan.limits[name]} on the ${plan.name} plan`,
+          });
+        }
+      }
+    }),
+  );
 export type ChangePlanRequest = z.output<typeof ChangePlanRequest>;
 
 /** `DELETE /tenants/{tenantId}?confirm=<slug>`: the tenant's slug, repeated, so that no id typo deletes a tenant. */
 export const DeleteTenantQuery = z.strictObject({
-  confirm: z
-    .string()
-    .max(100)
-    .optional()
-    .meta({ description: "The tenant's slug, repeated; without it, or with another, nothing is deleted." }),
-  reason: Reason.optional(),
+  confirm: z.optional(z.string().check(z.maxLength(100))).check(
+    z.meta({
+      description: "The tenant's slug, repeated; without it, or with another, nothing is deleted.",
+    }),
+  ),
+  reason: z.optional(Reason),
 });
 export type DeleteTenantQuery = z.output<typeof DeleteTenantQuery>;
 
 /** `POST /tenants/{tenantId}/backups`; the body may be absent. */
-export const CreateBackupRequest = z.strictObject({ reason: Reason.optional() });
+export const CreateBackupRequest = z.strictObject({ reason: z.optional(Reason) });
 export type CreateBackupRequest = z.output<typeof CreateBackupRequest>;
 
 /** A backup's id: its UTC start time, ISO 8601 to the millisecond, which is also its folder name. */
 export const BackupId = z
   .string()
-  .regex(
-    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/,
-    'A backup id is its ISO time, e.g. 2025-01-31T12:00:00.000Z',
+  .check(
+    z.regex(
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/,
+      'A backup id is its ISO time, e.g. 2025-01-31T12:00:00.000Z',
+    ),
   )
-  .meta({
-    description: 'The backup: its UTC start time, the folder under backups/<tenantId>/.',
-    examples: ['2025-01-31T12:00:00.000Z'],
-  });
+  .check(
+    z.meta({
+      description: 'The backup: its UTC start time, the folder under backups/<tenantId>/.',
+      examples: ['2025-01-31T12:00:00.000Z'],
+    }),
+  );
 
 /**
  * `POST /tenants/{tenantId}/restore`: restores one of the tenant's backups into a NEW tenant (its own id, database,
@@ -114,28 +124,31 @@ export const BackupId = z
  */
 export const RestoreTenantRequest = z.strictObject({
   backup: BackupId,
-  name: TenantName.optional(),
-  slug: Slug.optional(),
+  name: z.optional(TenantName),
+  slug: z.optional(Slug),
 });
 export type RestoreTenantRequest = z.output<typeof RestoreTenantRequest>;
 
 // ---- Responses ----
 
 export const OperationLinks = z.strictObject({
-  self: z.string().meta({ description: 'The tenant: its status and step progress show how the run goes.' }),
+  self: z
+    .string()
+    .check(z.meta({ description: 'The tenant: its status and step progress show how the run goes.' })),
 });
 
 /** The answer to every lifecycle operation that starts a state machine run. */
 export const OperationAccepted = z.strictObject({
   tenantId: TenantId,
-  operationId: z.string().meta({ description: 'The operation, as the registry records it.' }),
+  operationId: z.string().check(z.meta({ description: 'The operation, as the registry records it.' })),
   operation: LifecycleOperation,
-  status: TenantStatusSchema.meta({ description: "The tenant's status when the run started." }),
-  executionArn: z.string().meta({ description: 'The Step Functions execution doing the work.' }),
+  status: TenantStatusSchema.check(z.meta({ description: "The tenant's status when the run started." })),
+  executionArn: z.string().check(z.meta({ description: 'The Step Functions execution doing the work.' })),
   backupId: z
-    .string()
-    .optional()
-    .meta({ description: 'For a backup or a delete (its final backup): the id the backup will have.' }),
+    .optional(z.string())
+    .check(
+      z.meta({ description: 'For a backup or a delete (its final backup): the id the backup will have.' }),
+    ),
   links: OperationLinks,
 });
 export type OperationAccepted = z.output<typeof OperationAccepted>;
@@ -144,8 +157,10 @@ export const BACKUP_KINDS = ['on_demand', 'final'] as const;
 
 export const BackupLocation = z.strictObject({
   bucket: z.string(),
-  prefix: z.string().meta({ description: 'backups/<tenantId>/<backupId>/' }),
-  manifest: z.string().meta({ description: "The manifest's key: tables, row counts, sha256 checksums." }),
+  prefix: z.string().check(z.meta({ description: 'backups/<tenantId>/<backupId>/' })),
+  manifest: z
+    .string()
+    .check(z.meta({ description: "The manifest's key: tables, row counts, sha256 checksums." })),
 });
 
 export const BackupSummary = z.strictObject({
@@ -153,7 +168,7 @@ export const BackupSummary = z.strictObject({
   tenantId: TenantId,
   kind: z.enum(BACKUP_KINDS),
   createdAt: z.string(),
-  schemaVersion: z.int().meta({ description: "The tenant template's version the data has." }),
+  schemaVersion: z.int().check(z.meta({ description: "The tenant template's version the data has." })),
   tables: z.int(),
   rows: z.int(),
   bytes: z.int(),
@@ -176,13 +191,13 @@ type JsonSchema = Record<string, unknown>;
 
 /** The helpers of `openapi.ts` this file's operations are written with (passed in: no import cycle). */
 export interface OpenApiHelpers {
-  readonly jsonSchema: (schema: z.ZodType, io: 'input' | 'output') => JsonSchema;
+  readonly jsonSchema: (schema: z.ZodMiniType, io: 'input' | 'output') => JsonSchema;
   readonly ref: (name: string) => JsonSchema;
   readonly json: (schema: JsonSchema) => Record<string, unknown>;
   readonly error: (description: string, schema?: string) => Record<string, unknown>;
   readonly authErrors: Record<string, unknown>;
   /** Query parameters from a flat query schema. */
-  readonly queryParameters: (schema: z.ZodObject) => unknown[];
+  readonly queryParameters: (schema: z.ZodMiniObject) => unknown[];
 }
 
 /** The lifecycle routes' operation ids (functions/api/routes.ts routes them). */

@@ -1,5 +1,5 @@
-import * as z from 'zod';
 import { type OperationId, type Route, routes } from '../../functions/api/routes.ts';
+import * as z from '../../functions/shared/zod.ts';
 import { bulkOpenApi } from './batches.ts';
 import { lifecycleOpenApi } from './lifecycle.ts';
 import {
@@ -20,7 +20,7 @@ import {
  */
 type JsonSchema = Record<string, unknown>;
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+function jsonSchema(schema: z.ZodMiniType, io: 'input' | 'output'): JsonSchema {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, {
     target: 'draft-2020-12',
     io,
@@ -47,7 +47,7 @@ const AUTH_ERRORS = {
 };
 
 /** Query parameters from the (flat) query schema: one parameter per property. */
-function queryParameters(schema: z.ZodObject): unknown[] {
+function queryParameters(schema: z.ZodMiniObject): unknown[] {
   const document = jsonSchema(schema, 'input');
   const properties = z.record(z.string(), z.record(z.string(), z.unknown())).parse(document.properties ?? {});
   return Object.entries(properties).map(([name, property]) => {

@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import {
   AUTH_METHODS,
   FEATURE_FLAGS,
@@ -8,6 +7,7 @@ import {
   PLANS,
   type PlanLimits,
 } from '../../functions/shared/plans.ts';
+import * as z from '../../functions/shared/zod.ts';
 import { cidrProblem } from './cidr.ts';
 import { deriveSlug, RESERVED_SLUGS, SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, slugProblem } from './slug.ts';
 
@@ -22,49 +22,59 @@ const CONTROL_CHARACTERS = /\p{Cc}/u;
 
 /** Trimmed text without control characters. */
 const text = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .min(min)
-    .max(max)
-    .refine((value) => !CONTROL_CHARACTERS.test(value), 'Control characters are not allowed');
+  z.string().check(
+    z.trim(),
+    z.minLength(min),
+    z.maxLength(max),
+    z.refine((value) => !CONTROL_CHARACTERS.test(value), 'Control characters are not allowed'),
+  );
 
-export const TenantName = text(1, 200).meta({
-  description: 'Display name, 1 to 200 characters after trimming, no control characters.',
-  examples: ['Acme Corp'],
-});
+export const TenantName = text(1, 200).check(
+  z.meta({
+    description: 'Display name, 1 to 200 characters after trimming, no control characters.',
+    examples: ['Acme Corp'],
+  }),
+);
 
 export const Slug = z
   .string()
-  .superRefine((value, ctx) => {
-    const problem = slugProblem(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  })
-  .meta({
-    description:
-      `Lowercase letters, digits and single hyphens, starting with a letter, ${SLUG_MIN_LENGTH} to ` +
-      `${SLUG_MAX_LENGTH} characters, not reserved (${[...RESERVED_SLUGS].join(', ')}). ` +
-      'Derived from the name when absent: diacritics removed, lowercase, other characters as hyphens.',
-    pattern: '^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,39}$',
-    examples: ['acme-corp'],
-  });
+  .check(
+    z.superRefine((value, ctx) => {
+      const problem = slugProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  )
+  .check(
+    z.meta({
+      description:
+        `Lowercase letters, digits and single hyphens, starting with a letter, ${SLUG_MIN_LENGTH} to ` +
+        `${SLUG_MAX_LENGTH} characters, not reserved (${[...RESERVED_SLUGS].join(', ')}). ` +
+        'Derived from the name when absent: diacritics removed, lowercase, other characters as hyphens.',
+      pattern: '^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,39}$',
+      examples: ['acme-corp'],
+    }),
+  );
 
-export const PlanName = z.enum(PLAN_NAMES).meta({
-  description: 'The subscription plan: its quotas, auth methods and feature flags (see the plans).',
-});
+export const PlanName = z.enum(PLAN_NAMES).check(
+  z.meta({
+    description: 'The subscription plan: its quotas, auth methods and feature flags (see the plans).',
+  }),
+);
 
 export const AdminUser = z
   .strictObject({
     email: z
       .email()
-      .max(254)
-      .meta({ examples: ['admin@acme.example'] }),
-    firstName: text(1, 100).optional(),
-    lastName: text(1, 100).optional(),
+      .check(z.maxLength(254))
+      .check(z.meta({ examples: ['admin@acme.example'] })),
+    firstName: z.optional(text(1, 100)),
+    lastName: z.optional(text(1, 100)),
   })
-  .meta({ description: "The tenant's first administrator, invited when the tenant is provisioned." });
+  .check(
+    z.meta({ description: "The tenant's first administrator, invited when the tenant is provisioned." }),
+  );
 
-const flag = (description: string) => z.boolean().default(false).meta({ description });
+const flag = (description: string) => z._default(z.boolean(), false).check(z.meta({ description }));
 
 /** One entry per feature flag of `plans.ts`; the `satisfies` keeps the two lists from drifting apart. */
 const featureFlags = {
@@ -77,70 +87,77 @@ const featureFlags = {
 export const Features = z
   .strictObject({
     auth: z
-      .array(z.enum(AUTH_METHODS))
-      .min(1)
-      .max(AUTH_METHODS.length)
-      .refine((methods) => new Set(methods).size === methods.length, 'Each auth method appears once')
-      .default(['password'])
-      .meta({
-        description:
-          "Sign-in methods, each once and each in the plan's. `password` is not required: an SSO-only tenant is valid.",
-      }),
-    storage: z.boolean().default(true).meta({ description: 'An S3 storage area for the tenant.' }),
-    email: z.boolean().default(true).meta({ description: 'Transactional email (the four templates).' }),
+      ._default(
+        z.array(z.enum(AUTH_METHODS)).check(
+          z.minLength(1),
+          z.maxLength(AUTH_METHODS.length),
+          z.refine((methods) => new Set(methods).size === methods.length, 'Each auth method appears once'),
+        ),
+        ['password'],
+      )
+      .check(
+        z.meta({
+          description:
+            "Sign-in methods, each once and each in the plan's. `password` is not required: an SSO-only tenant is valid.",
+        }),
+      ),
+    storage: z
+      ._default(z.boolean(), true)
+      .check(z.meta({ description: 'An S3 storage area for the tenant.' })),
+    email: z
+      ._default(z.boolean(), true)
+      .check(z.meta({ description: 'Transactional email (the four templates).' })),
     ...featureFlags,
   })
-  .meta({ description: 'Features; a method or flag the plan does not include is refused.' });
+  .check(z.meta({ description: 'Features; a method or flag the plan does not include is refused.' }));
 
 export const PasswordPolicy = z.strictObject({
-  minLength: z.int().min(8).max(128).default(12),
-  requireUppercase: z.boolean().default(true),
-  requireLowercase: z.boolean().default(true),
-  requireNumbers: z.boolean().default(true),
-  requireSymbols: z.boolean().default(true),
+  minLength: z._default(z.int().check(z.minimum(8), z.maximum(128)), 12),
+  requireUppercase: z._default(z.boolean(), true),
+  requireLowercase: z._default(z.boolean(), true),
+  requireNumbers: z._default(z.boolean(), true),
+  requireSymbols: z._default(z.boolean(), true),
   preventReuse: z
-    .int()
-    .min(0)
-    .max(24)
-    .default(3)
-    .meta({ description: 'How many past passwords may not be reused.' }),
+    ._default(z.int().check(z.minimum(0), z.maximum(24)), 3)
+    .check(z.meta({ description: 'How many past passwords may not be reused.' })),
   expiryDays: z
-    .int()
-    .min(0)
-    .max(365)
-    .default(90)
-    .meta({ description: 'Days until a password expires; 0: never.' }),
+    ._default(z.int().check(z.minimum(0), z.maximum(365)), 90)
+    .check(z.meta({ description: 'Days until a password expires; 0: never.' })),
 });
 
 export const SessionPolicy = z.strictObject({
-  timeoutSeconds: z.int().min(300).max(86_400).default(3600),
-  maxConcurrentSessions: z.int().min(1).max(100).default(3),
-  extendOnActivity: z.boolean().default(true),
+  timeoutSeconds: z._default(z.int().check(z.minimum(300), z.maximum(86_400)), 3600),
+  maxConcurrentSessions: z._default(z.int().check(z.minimum(1), z.maximum(100)), 3),
+  extendOnActivity: z._default(z.boolean(), true),
 });
 
 export const Cidr = z
   .string()
-  .max(64)
-  .superRefine((value, ctx) => {
-    const problem = cidrProblem(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  })
-  .meta({
-    description: 'An IPv4 or IPv6 network in CIDR notation, no bit set past the prefix.',
-    examples: ['203.0.113.0/24'],
-  });
+  .check(
+    z.maxLength(64),
+    z.superRefine((value, ctx) => {
+      const problem = cidrProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  )
+  .check(
+    z.meta({
+      description: 'An IPv4 or IPv6 network in CIDR notation, no bit set past the prefix.',
+      examples: ['203.0.113.0/24'],
+    }),
+  );
 
 export const SecurityPolicy = z.strictObject({
-  passwordPolicy: PasswordPolicy.prefault({}),
-  session: SessionPolicy.prefault({}),
-  mfaRequired: z.boolean().default(false).meta({
-    description: 'Every user needs a second factor: `features.auth` must then include `2fa` or `passkey`.',
-  }),
+  passwordPolicy: z.prefault(PasswordPolicy, {}),
+  session: z.prefault(SessionPolicy, {}),
+  mfaRequired: z._default(z.boolean(), false).check(
+    z.meta({
+      description: 'Every user needs a second factor: `features.auth` must then include `2fa` or `passkey`.',
+    }),
+  ),
   allowedIpRanges: z
-    .array(Cidr)
-    .max(100)
-    .default([])
-    .meta({ description: 'Networks users may sign in from; empty: anywhere.' }),
+    ._default(z.array(Cidr).check(z.maxLength(100)), [])
+    .check(z.meta({ description: 'Networks users may sign in from; empty: anywhere.' })),
 });
 
 /**
@@ -153,12 +170,16 @@ export const SecurityPolicy = z.strictObject({
 export const RETENTION_DAYS = [30, 90, 180, 365, 730, 2555] as const;
 
 export const Compliance = z.strictObject({
-  retentionDays: z.literal(RETENTION_DAYS).default(365).meta({
-    description: 'Days stored objects are kept; one of the values the bucket has a lifecycle rule for.',
-  }),
-  encryptionLevel: z.enum(['standard', 'enhanced']).default('standard').meta({
-    description: 'standard: SSE-S3; enhanced: SSE-KMS with the stage key.',
-  }),
+  retentionDays: z._default(z.literal(RETENTION_DAYS), 365).check(
+    z.meta({
+      description: 'Days stored objects are kept; one of the values the bucket has a lifecycle rule for.',
+    }),
+  ),
+  encryptionLevel: z._default(z.enum(['standard', 'enhanced']), 'standard').check(
+    z.meta({
+      description: 'standard: SSE-S3; enhanced: SSE-KMS with the stage key.',
+    }),
+  ),
 });
 
 export const SETTINGS_MAX_BYTES = 16_384;
@@ -172,51 +193,57 @@ function depth(value: unknown): number {
 }
 
 export const Settings = z
-  .record(z.string().max(100), z.unknown())
-  .superRefine((value, ctx) => {
-    if (Buffer.byteLength(JSON.stringify(value)) > SETTINGS_MAX_BYTES) {
-      ctx.addIssue({ code: 'custom', message: `At most ${SETTINGS_MAX_BYTES} bytes of JSON` });
-    }
-    if (depth(value) > SETTINGS_MAX_DEPTH) {
-      ctx.addIssue({ code: 'custom', message: `At most ${SETTINGS_MAX_DEPTH} levels of nesting` });
-    }
-  })
-  .meta({
-    description: `Free application settings: a JSON object of at most ${SETTINGS_MAX_BYTES} bytes and ${SETTINGS_MAX_DEPTH} levels.`,
-    examples: [{ theme: 'corporate', timezone: 'America/New_York' }],
-  });
+  .record(z.string().check(z.maxLength(100)), z.unknown())
+  .check(
+    z.superRefine((value, ctx) => {
+      if (Buffer.byteLength(JSON.stringify(value)) > SETTINGS_MAX_BYTES) {
+        ctx.addIssue({ code: 'custom', message: `At most ${SETTINGS_MAX_BYTES} bytes of JSON` });
+      }
+      if (depth(value) > SETTINGS_MAX_DEPTH) {
+        ctx.addIssue({ code: 'custom', message: `At most ${SETTINGS_MAX_DEPTH} levels of nesting` });
+      }
+    }),
+  )
+  .check(
+    z.meta({
+      description: `Free application settings: a JSON object of at most ${SETTINGS_MAX_BYTES} bytes and ${SETTINGS_MAX_DEPTH} levels.`,
+      examples: [{ theme: 'corporate', timezone: 'America/New_York' }],
+    }),
+  );
 
-const limitValue = z.int().min(1);
+const limitValue = z.int().check(z.minimum(1));
 
 /** The full limits of a tenant, as stored and answered. */
 export const Limits = z.strictObject({
   maxUsers: limitValue,
   storageQuotaGb: limitValue,
-  maxConnections: limitValue.meta({ description: "The tenant database's connection limit." }),
+  maxConnections: limitValue.check(z.meta({ description: "The tenant database's connection limit." })),
   maxApiKeys: limitValue,
   apiRequestsPerMinute: limitValue,
-}) satisfies z.ZodType<PlanLimits>;
+}) satisfies z.ZodMiniType<PlanLimits>;
 
-export const LimitsOverride = Limits.partial().meta({
-  description: "Lower quotas than the plan's; a value above the plan's maximum is refused.",
-});
+export const LimitsOverride = z.partial(Limits).check(
+  z.meta({
+    description: "Lower quotas than the plan's; a value above the plan's maximum is refused.",
+  }),
+);
 
 /** What the provisioning steps read beside the name, slug, plan and limits; stored as the tenant's `config`. */
 export const TenantConfig = z.strictObject({
   adminUser: AdminUser,
-  features: Features.prefault({}),
-  securityPolicy: SecurityPolicy.prefault({}),
-  compliance: Compliance.prefault({}),
-  settings: Settings.default({}),
+  features: z.prefault(Features, {}),
+  securityPolicy: z.prefault(SecurityPolicy, {}),
+  compliance: z.prefault(Compliance, {}),
+  settings: z._default(Settings, {}),
 });
 export type TenantConfig = z.output<typeof TenantConfig>;
 
 const CreateTenantBody = z.strictObject({
   name: TenantName,
-  slug: Slug.optional(),
+  slug: z.optional(Slug),
   plan: PlanName,
   ...TenantConfig.shape,
-  limits: LimitsOverride.default({}),
+  limits: z._default(LimitsOverride, {}),
 });
 
 /**
@@ -224,60 +251,67 @@ const CreateTenantBody = z.strictObject({
  * asked for, limits may only lower the plan's, and `mfaRequired` needs a second factor among the auth methods.
  * The output always has a slug (derived from the name when absent).
  */
-export const CreateTenantRequest = CreateTenantBody.superRefine((body, ctx) => {
-  const plan = PLANS[body.plan];
-  body.features.auth.forEach((method, i) => {
-    if (!plan.auth.includes(method)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['features', 'auth', i],
-        message: `The ${plan.name} plan does not include the auth method "${method}" (it has: ${plan.auth.join(', ')})`,
+export const CreateTenantRequest = z.pipe(
+  CreateTenantBody.check(
+    z.superRefine((body, ctx) => {
+      const plan = PLANS[body.plan];
+      body.features.auth.forEach((method, i) => {
+        if (!plan.auth.includes(method)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['features', 'auth', i],
+            message: `The ${plan.name} plan does not include the auth method "${method}" (it has: ${plan.auth.join(', ')})`,
+          });
+        }
       });
-    }
-  });
-  for (const name of FEATURE_FLAGS) {
-    if (body.features[name] && !plan.features.includes(name)) {
-      ctx.addIssue({
+      for (const name of FEATURE_FLAGS) {
+        if (body.features[name] && !plan.features.includes(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['features', name],
+            message: `The ${plan.name} plan does not include the feature "${name}"`,
+          });
+        }
+      }
+      for (const name of LIMIT_NAMES) {
+        const value = body.limits[name];
+        if (value !== undefined && value > plan.limits[name]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['limits', name],
+            message: `${name} may not exceed ${plan.limits[name]} on the ${plan.name} plan`,
+          });
+        }
+      }
+      if (
+        body.securityPolicy.mfaRequired &&
+        !body.features.auth.some((method) => method === '2fa' || method === 'passkey')
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['securityPolicy', 'mfaRequired'],
+          message: 'mfaRequired needs "2fa" or "passkey" in features.auth',
+        });
+      }
+    }),
+  ),
+  z.transform((body, ctx) => {
+    if (body.slug !== undefined) return { ...body, slug: body.slug };
+    const slug = deriveSlug(body.name);
+    const problem = slugProblem(slug);
+    if (problem) {
+      // A transform's context has no `addIssue` in zod mini: the issue is pushed as classic zod's would be.
+      ctx.issues.push({
         code: 'custom',
-        path: ['features', name],
-        message: `The ${plan.name} plan does not include the feature "${name}"`,
+        path: ['slug'],
+        message: `No usable slug derives from the name ("${slug}": ${problem}); give one`,
+        input: body,
       });
+      return z.NEVER;
     }
-  }
-  for (const name of LIMIT_NAMES) {
-    const value = body.limits[name];
-    if (value !== undefined && value > plan.limits[name]) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['limits', name],
-        message: `${name} may not exceed ${plan.limits[name]} on the ${plan.name} plan`,
-      });
-    }
-  }
-  if (
-    body.securityPolicy.mfaRequired &&
-    !body.features.auth.some((method) => method === '2fa' || method === 'passkey')
-  ) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['securityPolicy', 'mfaRequired'],
-      message: 'mfaRequired needs "2fa" or "passkey" in features.auth',
-    });
-  }
-}).transform((body, ctx) => {
-  if (body.slug !== undefined) return { ...body, slug: body.slug };
-  const slug = deriveSlug(body.name);
-  const problem = slugProblem(slug);
-  if (problem) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['slug'],
-      message: `No usable slug derives from the name ("${slug}": ${problem}); give one`,
-    });
-    return z.NEVER;
-  }
-  return { ...body, slug };
-});
+    return { ...body, slug };
+  }),
+);
 export type CreateTenantRequestInput = z.input<typeof CreateTenantRequest>;
 export type CreateTenantRequest = z.output<typeof CreateTenantRequest>;
 
@@ -297,7 +331,7 @@ export const TenantStatusSchema = z.enum(TENANT_STATUSES);
 
 export const TenantId = z
   .string()
-  .meta({ description: 'Generated: `t` and 15 of `[a-z0-9]`.', examples: ['t4k2m9x0q7w1z3ab'] });
+  .check(z.meta({ description: 'Generated: `t` and 15 of `[a-z0-9]`.', examples: ['t4k2m9x0q7w1z3ab'] }));
 
 export const Links = z.strictObject({ self: z.string() });
 
@@ -305,7 +339,9 @@ export const CreateTenantResponse = z.strictObject({
   tenantId: TenantId,
   slug: z.string(),
   status: z.literal('provisioning'),
-  executionArn: z.string().meta({ description: 'The Step Functions execution provisioning the tenant.' }),
+  executionArn: z
+    .string()
+    .check(z.meta({ description: 'The Step Functions execution provisioning the tenant.' })),
   links: Links,
 });
 export type CreateTenantResponse = z.output<typeof CreateTenantResponse>;
@@ -313,45 +349,50 @@ export type CreateTenantResponse = z.output<typeof CreateTenantResponse>;
 export const ErrorDetailSchema = z.strictObject({
   path: z
     .string()
-    .meta({ description: 'Where in the request, e.g. `features.auth[1]`; empty for the whole body.' }),
+    .check(
+      z.meta({ description: 'Where in the request, e.g. `features.auth[1]`; empty for the whole body.' }),
+    ),
   message: z.string(),
 });
 
 export const ErrorResponse = z.strictObject({
   error: z.strictObject({
-    code: z.string().meta({
-      description:
-        'invalid_request, not_found, slug_taken, idempotency_key_reused, idempotency_key_in_progress, ' +
-        'service_unavailable, internal_error.',
-    }),
+    code: z.string().check(
+      z.meta({
+        description:
+          'invalid_request, not_found, slug_taken, idempotency_key_reused, idempotency_key_in_progress, ' +
+          'service_unavailable, internal_error.',
+      }),
+    ),
     message: z.string(),
     details: z.array(ErrorDetailSchema),
     suggestions: z
-      .array(z.string())
-      .optional()
-      .meta({ description: 'For slug_taken: free slugs, checked when the answer was made.' }),
+      .optional(z.array(z.string()))
+      .check(z.meta({ description: 'For slug_taken: free slugs, checked when the answer was made.' })),
   }),
 });
 export type ErrorResponse = z.output<typeof ErrorResponse>;
 
 export const TenantResourcesSchema = z.strictObject({
-  database: z.string().optional(),
+  database: z.optional(z.string()),
   secrets: z
-    .strictObject({
-      admin: z.string().optional(),
-      app: z.string().optional(),
-      readonly: z.string().optional(),
-      auditor: z.string().optional(),
-    })
-    .optional()
-    .meta({ description: 'Secret ARNs by database role; never a secret value.' }),
-  invitationSecretArn: z.string().optional(),
-  storage: z.strictObject({ bucket: z.string(), prefix: z.string() }).optional(),
-  alarms: z.array(z.string()).optional().meta({ description: 'Alarm names.' }),
+    .optional(
+      z.strictObject({
+        admin: z.optional(z.string()),
+        app: z.optional(z.string()),
+        readonly: z.optional(z.string()),
+        auditor: z.optional(z.string()),
+      }),
+    )
+    .check(z.meta({ description: 'Secret ARNs by database role; never a secret value.' })),
+  invitationSecretArn: z.optional(z.string()),
+  storage: z.optional(z.strictObject({ bucket: z.string(), prefix: z.string() })),
+  alarms: z.optional(z.array(z.string())).check(z.meta({ description: 'Alarm names.' })),
   finalBackup: z
-    .strictObject({ backupId: z.string(), bucket: z.string(), prefix: z.string(), manifest: z.string() })
-    .optional()
-    .meta({ description: 'For a deleted tenant: where its final backup is.' }),
+    .optional(
+      z.strictObject({ backupId: z.string(), bucket: z.string(), prefix: z.string(), manifest: z.string() }),
+    )
+    .check(z.meta({ description: 'For a deleted tenant: where its final backup is.' })),
 });
 
 export const StepFailureSchema = z.strictObject({ step: z.string(), error: z.string(), cause: z.string() });
@@ -362,10 +403,10 @@ export const StepProgress = z.strictObject({
   step: z.string(),
   status: z.enum(STEP_STATUSES),
   startedAt: z.string(),
-  endedAt: z.string().nullable(),
-  durationMs: z.int().nullable(),
+  endedAt: z.nullable(z.string()),
+  durationMs: z.nullable(z.int()),
   attempts: z.int(),
-  error: z.strictObject({ error: z.string(), cause: z.string() }).nullable(),
+  error: z.nullable(z.strictObject({ error: z.string(), cause: z.string() })),
 });
 export type StepProgress = z.output<typeof StepProgress>;
 
@@ -382,16 +423,19 @@ export const TenantResponse = z.strictObject({
   compliance: Compliance,
   settings: Settings,
   resources: TenantResourcesSchema,
-  failure: StepFailureSchema.nullable().meta({
-    description: 'For failed and rollback_failed: the step and why.',
-  }),
+  failure: z.nullable(StepFailureSchema).check(
+    z.meta({
+      description: 'For failed and rollback_failed: the step and why.',
+    }),
+  ),
   leftovers: z
-    .array(z.string())
-    .nullable()
-    .meta({ description: 'For rollback_failed: what could not be undone.' }),
-  executionArn: z.string().nullable(),
-  schemaVersion: z.int().nullable(),
-  progress: z.array(StepProgress).meta({ description: 'Each step run so far, in the order it started.' }),
+    .nullable(z.array(z.string()))
+    .check(z.meta({ description: 'For rollback_failed: what could not be undone.' })),
+  executionArn: z.nullable(z.string()),
+  schemaVersion: z.nullable(z.int()),
+  progress: z
+    .array(StepProgress)
+    .check(z.meta({ description: 'Each step run so far, in the order it started.' })),
   createdAt: z.string(),
   createdBy: z.string(),
   updatedAt: z.string(),
@@ -416,18 +460,22 @@ export const LIST_DEFAULT_LIMIT = 20;
 export const LIST_MAX_LIMIT = 100;
 
 export const ListTenantsQuery = z.strictObject({
-  status: TenantStatusSchema.optional(),
-  plan: PlanName.optional(),
-  limit: z.coerce.number().int().min(1).max(LIST_MAX_LIMIT).default(LIST_DEFAULT_LIMIT),
-  cursor: z.string().max(200).optional().meta({ description: 'The `nextCursor` of the previous page.' }),
+  status: z.optional(TenantStatusSchema),
+  plan: z.optional(PlanName),
+  limit: z._default(
+    z.coerce.number().check(z.int(), z.minimum(1), z.maximum(LIST_MAX_LIMIT)),
+    LIST_DEFAULT_LIMIT,
+  ),
+  cursor: z
+    .optional(z.string().check(z.maxLength(200)))
+    .check(z.meta({ description: 'The `nextCursor` of the previous page.' })),
 });
 export type ListTenantsQuery = z.output<typeof ListTenantsQuery>;
 
 export const TenantListResponse = z.strictObject({
   items: z.array(TenantSummary),
   nextCursor: z
-    .string()
-    .nullable()
-    .meta({ description: 'Pass as `cursor` for the next page; null on the last.' }),
+    .nullable(z.string())
+    .check(z.meta({ description: 'Pass as `cursor` for the next page; null on the last.' })),
 });
 export type TenantListResponse = z.output<typeof TenantListResponse>;
