@@ -40,6 +40,11 @@ export class FleetSandbox {
     return this.#process.info;
   }
 
+  /** The sandbox process (its PostgreSQL runs under it). */
+  get pid(): number | undefined {
+    return this.#process.child.pid;
+  }
+
   /** What the sandbox process has printed: its log, and the functions' JSON log lines. */
   output(): string {
     return this.#process.output();
@@ -186,6 +191,7 @@ export const Run = z.looseObject({
   scope: z.string(),
   targetVersion: z.number(),
   toleratedFailures: z.number(),
+  endedAt: z.string().nullable(),
   summary: z.object({
     tenants: z.number(),
     pending: z.number(),
@@ -208,7 +214,12 @@ export const Run = z.looseObject({
 export type Run = z.infer<typeof Run>;
 
 /** Waits for a fleet migration run to leave `running`; a 503 is retried, as its `Retry-After` asks. */
-export async function waitForRun(sandbox: FleetSandbox, id: string, timeoutMs = 180_000): Promise<Run> {
+export async function waitForRun(
+  sandbox: FleetSandbox,
+  id: string,
+  timeoutMs = 180_000,
+  pollMs = 100,
+): Promise<Run> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const answer = await sandbox.call('GET', `/migrations/${id}`);
@@ -221,7 +232,7 @@ export async function waitForRun(sandbox: FleetSandbox, id: string, timeoutMs = 
     const run = Run.parse(answer.body);
     if (run.status !== 'running') return run;
     if (Date.now() > deadline) throw new Error(`run ${id} still running: ${JSON.stringify(run.summary)}`);
-    await sleep(100);
+    await sleep(pollMs);
   }
 }
 
