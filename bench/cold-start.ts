@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,6 +30,9 @@ interface Bundle {
   readonly functions: string[];
   readonly kb: number;
   readonly importMs: number;
+  /** The import of the Node built-ins the bundle imports statically, alone: the part no bundling can take out. */
+  readonly builtinsMs: number;
+  readonly builtins: string[];
   readonly cpuMs: number;
   readonly processMs: number;
 }
@@ -39,7 +42,9 @@ interface Bundle {
  * with the local esbuild: minified ESM for Node 24 on arm64, infra/constructs/function.ts), so the bundles
  * measured are the ones a deploy uploads. For each bundle: the size of its code (source map aside), and the time
  * a fresh Node process with the function's environment (NODE_OPTIONS included) takes to import it and run its
- * module scope, median of `samples` processes. Functions that share an entry share a bundle.
+ * module scope, median of `samples` processes; beside it, its floor: a fresh process importing only the Node built-ins
+ * the bundle imports at its top level (https, crypto, zlib…: about half of a bundle's import on this machine).
+ * Functions that share an entry share a bundle.
  */
 export async function runColdStart(samples: number): Promise<SectionResult> {
   const out = await mkdtemp(join(tmpdir(), 'bench-synth-'));
@@ -69,9 +74,14 @@ export async function runColdStart(samples: number): Promise<SectionResult> {
     for (const [asset, { functions, environment }] of byAsset) {
       const file = join(out, asset, 'index.mjs');
       const { size } = await stat(file);
+      const builtins = staticBuiltins(await readFile(file, 'utf8'));
       const timings: Timing[] = [];
+      const builtinTimings: number[] = [];
       try {
-        for (let i = 0; i < samples; i += 1) timings.push(await importTime(file, environment));
+        for (let i = 0; i < samples; i += 1) {
+          timings.push(await importTime(file, environment));
+          builtinTimings.push((await importTime(builtins, environment)).importMs);
+        }
       } catch (error) {
         // A bundle whose module scope throws would fail every cold start of its functions on AWS too.
         const stderr = error instanceof Error && 'stderr' in error ? String(error.stderr) : String(error);
@@ -83,6 +93,8 @@ export async function runColdStart(samples: number): Promise<SectionResult> {
         functions,
         kb: round(size / 1024),
         importMs: median((timing) => timing.importMs),
+        builtinsMs: round(percentile(builtinTimings, 50)),
+        builtins,
         cpuMs: median((timing) => timing.cpuMs),
         processMs: median((timing) => timing.processMs),
       });
@@ -108,7 +120,9 @@ export async function runColdStart(samples: number): Promise<SectionResult> {
             {
               label: 'slowest bundle import (fresh process)',
               value: `${slowest.importMs} ms`,
-              beside: `${slowest.functions.join(', ')}; CPU ${slowest.cpuMs} ms, whole process ${slowest.processMs} ms`,
+              beside:
+                `${slowest.functions.join(', ')}; of it the Node built-ins it imports ${slowest.builtinsMs} ms; ` +
+                `CPU ${slowest.cpuMs} ms, whole process ${slowest.processMs} ms`,
               goal: {
                 text: `each < ${BUNDLE_GOALS.importMs} ms`,
                 met: bundles.every((bundle) => bundle.importMs < BUNDLE_GOALS.importMs),
@@ -180,18 +194,26 @@ const firstError = (stderr: string): string =>
 const ImportTiming = z.object({ importMs: z.number(), cpuMs: z.number() });
 type Timing = z.infer<typeof ImportTiming> & { readonly processMs: number };
 
+/** The Node built-ins a bundle imports at its top level (`import … from "node:…"`), in order; dynamic imports wait. */
+function staticBuiltins(code: string): string[] {
+  const found = code.matchAll(/(?:^|[;}\s])import(?:[^"'();]*?from)?\s*["'](node:[a-z_/0-9]+)["']/g);
+  return [...new Set([...found].map((match) => match[1] ?? ''))];
+}
+
 /**
- * A fresh Node process imports the bundle; returns the import's wall time and CPU time (all threads, V8's
+ * A fresh Node process imports the bundle (or the built-ins given, one after another); returns the import's wall time and CPU time (all threads, V8's
  * background compilation included), measured inside, and the whole process's wall time.
  */
-async function importTime(file: string, environment: Record<string, string>): Promise<Timing> {
+async function importTime(what: string | string[], environment: Record<string, string>): Promise<Timing> {
   const script =
-    'const c = process.cpuUsage(); const t = performance.now(); await import(process.argv[1]); ' +
+    'const c = process.cpuUsage(); const t = performance.now(); ' +
+    'for (const module of process.argv.slice(1)) await import(module); ' +
     'const importMs = performance.now() - t; const { user, system } = process.cpuUsage(c); ' +
     // Exits at once: a module scope that left a handle open must not hold the measurement.
     'process.stdout.write(JSON.stringify({ importMs, cpuMs: (user + system) / 1000 }), () => process.exit(0));';
   const started = performance.now();
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script, file], {
+  const modules = typeof what === 'string' ? [what] : what;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script, ...modules], {
     env: environment,
   });
   const processMs = performance.now() - started;
