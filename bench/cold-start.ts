@@ -44,7 +44,7 @@ interface Bundle {
  * a fresh Node process with the function's environment (NODE_OPTIONS included) takes to import it and run its
  * module scope, median of `samples` processes; beside it, its floor: a fresh process importing only the Node built-ins
  * the bundle imports at its top level (https, crypto, zlib…: about half of a bundle's import on this machine).
- * Functions that share an entry share a bundle.
+ * Each function is bundled from an entry of its own (infra/constructs/function.ts); identical bundles are measured once.
  */
 export async function runColdStart(samples: number): Promise<SectionResult> {
   const out = await mkdtemp(join(tmpdir(), 'bench-synth-'));

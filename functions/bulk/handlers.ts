@@ -55,23 +55,25 @@ function task<Input extends { batchId: string }, Result>(
   }).use(injectLambdaContext(logger, { resetKeys: true }));
 }
 
-export const startBatchRow = task('StartRow', RowInput, (input) => startRow(deps, input));
+export const startBatchRow = /* @__PURE__ */ task('StartRow', RowInput, (input) => startRow(deps, input));
 
-export const awaitBatchRow = task('AwaitRow', AwaitRowInput, (input, context) =>
+export const awaitBatchRow = /* @__PURE__ */ task('AwaitRow', AwaitRowInput, (input, context) =>
   awaitRow(deps, input, Math.min(AWAIT_BUDGET_MS, context.getRemainingTimeInMillis() - AWAIT_MARGIN_MS)),
 );
 
-export const recordBatchRowFailure = task('RecordRowFailure', RowFailureInput, (input) =>
+export const recordBatchRowFailure = /* @__PURE__ */ task('RecordRowFailure', RowFailureInput, (input) =>
   recordRowFailure(deps, input),
 );
 
-export const finishTenantBatch = task('FinishBatch', BatchInput, (input) => finishBatch(deps, input.batchId));
+export const finishTenantBatch = /* @__PURE__ */ task('FinishBatch', BatchInput, (input) =>
+  finishBatch(deps, input.batchId),
+);
 
 const FailInput = z.extend(BatchInput, {
   error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
 });
 
-export const failTenantBatch = task('FailBatch', FailInput, async (input) => {
+export const failTenantBatch = /* @__PURE__ */ task('FailBatch', FailInput, async (input) => {
   await deps.batches.fail(input.batchId, { error: input.error.Error, cause: input.error.Cause ?? '' });
   return { batchId: input.batchId, status: 'failed' as const };
 });

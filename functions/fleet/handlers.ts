@@ -32,9 +32,11 @@ function task<Input extends { migrationId: string }, Result>(
   }).use(injectLambdaContext(logger, { resetKeys: true }));
 }
 
-export const planFleetMigration = task('Plan', RunInput, (input) => planChunks(store, input.migrationId));
+export const planFleetMigration = /* @__PURE__ */ task('Plan', RunInput, (input) =>
+  planChunks(store, input.migrationId),
+);
 
-export const migrateTenants = task('MigrateChunk', ChunkInput, async (input, context) => {
+export const migrateTenants = /* @__PURE__ */ task('MigrateChunk', ChunkInput, async (input, context) => {
   // Read per invocation, not per container: the folder is the deployed code's, so this costs a few small file
   // reads, and a migration added to a running sandbox is seen without a restart.
   const migrations = await loadMigrations(join(env.SCHEMA_DIR, 'tenant'));
@@ -44,15 +46,19 @@ export const migrateTenants = task('MigrateChunk', ChunkInput, async (input, con
   );
 });
 
-export const recordFleetChunkFailure = task('RecordChunkFailure', ChunkFailureInput, async (input) => {
-  await store.failPending(input.migrationId, selectionOf(input), {
-    error: input.error.Error,
-    cause: causeMessage(input.error.Cause),
-  });
-  return { chunk: input.chunk };
-});
+export const recordFleetChunkFailure = /* @__PURE__ */ task(
+  'RecordChunkFailure',
+  ChunkFailureInput,
+  async (input) => {
+    await store.failPending(input.migrationId, selectionOf(input), {
+      error: input.error.Error,
+      cause: causeMessage(input.error.Cause),
+    });
+    return { chunk: input.chunk };
+  },
+);
 
-export const finishFleetMigration = task('Finish', RunInput, async (input) => {
+export const finishFleetMigration = /* @__PURE__ */ task('Finish', RunInput, async (input) => {
   const { status, counts } = await store.finish(input.migrationId);
   return { migrationId: input.migrationId, status, ...counts };
 });
@@ -61,7 +67,7 @@ const FailInput = z.extend(RunInput, {
   error: z.object({ Error: z.string(), Cause: z.optional(z.string()) }),
 });
 
-export const failFleetMigration = task('Fail', FailInput, async (input) => {
+export const failFleetMigration = /* @__PURE__ */ task('Fail', FailInput, async (input) => {
   await store.fail(input.migrationId, { error: input.error.Error, cause: causeMessage(input.error.Cause) });
   return { migrationId: input.migrationId, status: 'failed' as const };
 });

@@ -14,7 +14,7 @@ const { cluster, registry } = stepSetup({});
 /** Statuses in which a tenant still has access to cut or give back (suspend, resume, their undo, delete). */
 const LIVE: readonly TenantStatus[] = ['active', 'suspended', 'deprovisioning'];
 
-export const disableTenantAccess = lifecycleStep(
+export const disableTenantAccess = /* @__PURE__ */ lifecycleStep(
   'DisableTenantAccess',
   registry,
   LifecycleInput,
@@ -22,7 +22,7 @@ export const disableTenantAccess = lifecycleStep(
   { statuses: LIVE },
 );
 
-export const enableTenantAccess = lifecycleStep(
+export const enableTenantAccess = /* @__PURE__ */ lifecycleStep(
   'EnableTenantAccess',
   registry,
   LifecycleInput,
@@ -30,7 +30,7 @@ export const enableTenantAccess = lifecycleStep(
   { statuses: ['active', 'suspended'] },
 );
 
-export const disableAlarmActions = lifecycleStep(
+export const disableAlarmActions = /* @__PURE__ */ lifecycleStep(
   'DisableAlarmActions',
   registry,
   LifecycleInput,
@@ -38,7 +38,7 @@ export const disableAlarmActions = lifecycleStep(
   { statuses: LIVE },
 );
 
-export const enableAlarmActions = lifecycleStep(
+export const enableAlarmActions = /* @__PURE__ */ lifecycleStep(
   'EnableAlarmActions',
   registry,
   LifecycleInput,

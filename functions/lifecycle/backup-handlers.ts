@@ -23,7 +23,7 @@ const BackupInput = z.object({
  * and is skipped when an earlier attempt of the deletion took one (the tenant has been closed to its roles since)
  * or when there is no database left to back up (a failed tenant).
  */
-export const backupDatabase = lifecycleStep(
+export const backupDatabase = /* @__PURE__ */ lifecycleStep(
   'BackupDatabase',
   registry,
   BackupInput,
@@ -66,7 +66,7 @@ export const backupDatabase = lifecycleStep(
  * Undo of a failed backup: deletes what it wrote under its folder. A backup the registry records as complete is
  * never deleted here (a retried run whose earlier attempt completed it).
  */
-export const discardBackup = lifecycleStep(
+export const discardBackup = /* @__PURE__ */ lifecycleStep(
   'DiscardBackup',
   registry,
   z.object({ ...LifecycleInput.shape, backupId: BackupId }),

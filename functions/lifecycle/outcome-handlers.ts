@@ -13,41 +13,42 @@ const { env, cluster, registry } = stepSetup({
   STORAGE_BUCKET: z.string().check(z.minLength(3)),
 });
 const store = new LifecycleStore(cluster);
-const deps = {
-  registry,
-  store,
-  events: eventBridgeClient(),
-  busName: env.EVENT_BUS_NAME,
-  scan: {
-    cluster,
-    secrets: secretsManagerClient(),
-    s3: s3Client(),
-    bucket: env.STORAGE_BUCKET,
-    cloudWatch: cloudWatchClient(),
-    stage: env.STAGE,
-  },
-};
-
-export const completeOperation = bookkeepingTask('CompleteOperation', LifecycleInput, async (input) => {
-  const operation = await store.get(input.operationId);
-  // A deletion records where its final backup is: the one this run took, or an earlier attempt's.
-  const finalBackup =
-    operation?.operation === 'delete'
-      ? (await store.backups(input.tenantId)).find((backup) => backup.kind === 'final')
-      : undefined;
-  return complete(deps, input.tenantId, input.operationId, {
-    ...(finalBackup
-      ? {
-          finalBackup: {
-            backupId: finalBackup.backupId,
-            bucket: finalBackup.location.bucket,
-            prefix: finalBackup.location.prefix,
-            manifest: finalBackup.location.manifest,
-          },
-        }
-      : {}),
-  });
+const deps = { registry, store, events: eventBridgeClient(), busName: env.EVENT_BUS_NAME };
+// Only FailOperation scans what is left, with these: made when it runs, so that the bundle of
+// CompleteOperation (each function has its own) carries no Secrets Manager, S3 or CloudWatch client.
+const scan = () => ({
+  cluster,
+  secrets: secretsManagerClient(),
+  s3: s3Client(),
+  bucket: env.STORAGE_BUCKET,
+  cloudWatch: cloudWatchClient(),
+  stage: env.STAGE,
 });
+
+export const completeOperation = /* @__PURE__ */ bookkeepingTask(
+  'CompleteOperation',
+  LifecycleInput,
+  async (input) => {
+    const operation = await store.get(input.operationId);
+    // A deletion records where its final backup is: the one this run took, or an earlier attempt's.
+    const finalBackup =
+      operation?.operation === 'delete'
+        ? (await store.backups(input.tenantId)).find((backup) => backup.kind === 'final')
+        : undefined;
+    return complete(deps, input.tenantId, input.operationId, {
+      ...(finalBackup
+        ? {
+            finalBackup: {
+              backupId: finalBackup.backupId,
+              bucket: finalBackup.location.bucket,
+              prefix: finalBackup.location.prefix,
+              manifest: finalBackup.location.manifest,
+            },
+          }
+        : {}),
+    });
+  },
+);
 
 const FailInput = z.object({
   ...LifecycleInput.shape,
@@ -57,8 +58,8 @@ const FailInput = z.object({
   scan: z._default(z.boolean(), false),
 });
 
-export const failOperation = bookkeepingTask('FailOperation', FailInput, (input) =>
-  fail(deps, input.tenantId, input.operationId, {
+export const failOperation = /* @__PURE__ */ bookkeepingTask('FailOperation', FailInput, (input) =>
+  fail({ ...deps, scan: scan() }, input.tenantId, input.operationId, {
     failure: stepFailure(input.failure),
     rollbackFailure: input.rollbackFailure ? stepFailure(input.rollbackFailure) : undefined,
     status: input.status,

@@ -17,7 +17,7 @@ const store = new LifecycleStore(cluster);
 const PlanInput = z.object({ ...LifecycleInput.shape, ...PlanState.shape });
 const PLAN_STATUSES = ['active', 'suspended'] as const;
 
-export const checkPlanUsage = lifecycleStep(
+export const checkPlanUsage = /* @__PURE__ */ lifecycleStep(
   'CheckUsage',
   registry,
   PlanInput,
@@ -27,7 +27,7 @@ export const checkPlanUsage = lifecycleStep(
   { statuses: PLAN_STATUSES },
 );
 
-export const applyTenantLimits = lifecycleStep(
+export const applyTenantLimits = /* @__PURE__ */ lifecycleStep(
   'ApplyLimits',
   registry,
   PlanInput,
@@ -35,7 +35,7 @@ export const applyTenantLimits = lifecycleStep(
   { statuses: PLAN_STATUSES },
 );
 
-export const applyPlanAlarms = lifecycleStep(
+export const applyPlanAlarms = /* @__PURE__ */ lifecycleStep(
   'ApplyAlarmThresholds',
   registry,
   PlanInput,
@@ -53,7 +53,7 @@ export const applyPlanAlarms = lifecycleStep(
   { statuses: PLAN_STATUSES },
 );
 
-export const recordPlan = lifecycleStep(
+export const recordPlan = /* @__PURE__ */ lifecycleStep(
   'RecordPlan',
   registry,
   PlanInput,

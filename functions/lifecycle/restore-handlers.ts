@@ -25,7 +25,7 @@ const RestoreInput = z.object({
   source: z.object({ tenantId: z.string().check(z.regex(TENANT_ID_PATTERN)), backupId: BackupId }),
 });
 
-export const restoreSchema = lifecycleStep(
+export const restoreSchema = /* @__PURE__ */ lifecycleStep(
   'RestoreSchema',
   registry,
   RestoreInput,
@@ -38,7 +38,7 @@ export const restoreSchema = lifecycleStep(
   { statuses: ['provisioning'] },
 );
 
-export const loadBackup = lifecycleStep(
+export const loadBackup = /* @__PURE__ */ lifecycleStep(
   'LoadBackup',
   registry,
   RestoreInput,

@@ -11,7 +11,7 @@ const { env, cluster, registry } = stepSetup({
   SECRET_RECOVERY_DAYS: z.coerce.number().check(z.int(), z.minimum(7), z.maximum(30)),
 });
 
-export const retainStorage = lifecycleStep(
+export const retainStorage = /* @__PURE__ */ lifecycleStep(
   'RetainStorage',
   registry,
   LifecycleInput,
@@ -29,7 +29,7 @@ export const retainStorage = lifecycleStep(
   { statuses: ['deprovisioning'] },
 );
 
-export const retireRolesAndSecrets = lifecycleStep(
+export const retireRolesAndSecrets = /* @__PURE__ */ lifecycleStep(
   'RetireRolesAndSecrets',
   registry,
   LifecycleInput,

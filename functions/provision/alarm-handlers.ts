@@ -7,7 +7,7 @@ import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
 const { env, registry } = stepSetup({ ALARM_TOPIC_ARN: z.string().check(z.startsWith('arn:')) });
 const deps: AlarmDeps = { cloudWatch: cloudWatchClient(), topicArn: env.ALARM_TOPIC_ARN, stage: env.STAGE };
 
-export const configureAlarms = provisioningStep(
+export const configureAlarms = /* @__PURE__ */ provisioningStep(
   'ConfigureAlarms',
   registry,
   async (tenant, step) => {
@@ -18,7 +18,7 @@ export const configureAlarms = provisioningStep(
   { statuses: PROVISIONING },
 );
 
-export const removeAlarms = provisioningStep('RemoveAlarms', registry, async (tenant) => {
+export const removeAlarms = /* @__PURE__ */ provisioningStep('RemoveAlarms', registry, async (tenant) => {
   const removed = await removeTenantAlarms(deps.cloudWatch, tenant.id);
   await registry.removeResources(tenant.id, ['alarms'], ACTOR);
   return { alarms: removed.length };

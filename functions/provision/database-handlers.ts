@@ -11,7 +11,7 @@ const { env, cluster, registry } = stepSetup({ SCHEMA_DIR: z.string().check(z.mi
 const migrations = loadMigrations(join(env.SCHEMA_DIR, 'tenant'));
 migrations.catch(() => {});
 
-export const createDatabase = provisioningStep(
+export const createDatabase = /* @__PURE__ */ provisioningStep(
   'CreateDatabase',
   registry,
   async (tenant, step) => {
@@ -27,7 +27,7 @@ export const createDatabase = provisioningStep(
   { statuses: PROVISIONING },
 );
 
-export const applyMigrations = provisioningStep(
+export const applyMigrations = /* @__PURE__ */ provisioningStep(
   'ApplyMigrations',
   registry,
   async (tenant, step) => {
@@ -38,7 +38,7 @@ export const applyMigrations = provisioningStep(
   { statuses: PROVISIONING },
 );
 
-export const dropDatabase = provisioningStep('DropDatabase', registry, async (tenant) => {
+export const dropDatabase = /* @__PURE__ */ provisioningStep('DropDatabase', registry, async (tenant) => {
   const result = await dropTenantDatabase(cluster, tenant.id);
   await registry.removeResources(tenant.id, ['database'], ACTOR);
   return result;

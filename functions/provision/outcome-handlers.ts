@@ -15,29 +15,32 @@ const { env, cluster, registry } = stepSetup({
   EVENT_BUS_NAME: z.string().check(z.minLength(1)),
   STORAGE_BUCKET: z.string().check(z.minLength(3)),
 });
-const deps = {
-  cluster,
-  registry,
-  actor: ACTOR,
-  events: eventBridgeClient(),
-  busName: env.EVENT_BUS_NAME,
+const deps = { cluster, registry, actor: ACTOR, events: eventBridgeClient(), busName: env.EVENT_BUS_NAME };
+// Only MarkRollbackFailed scans what is left, with these: made when it runs, so that the bundles of
+// Activate and MarkFailed (each function has its own) carry no Secrets Manager, S3 or CloudWatch client.
+const scan = () => ({
   secrets: secretsManagerClient(),
   s3: s3Client(),
   bucket: env.STORAGE_BUCKET,
   cloudWatch: cloudWatchClient(),
   stage: env.STAGE,
-};
+});
 
 // A retry of Activate may find the tenant active already (its event failed to go out): it finishes the job.
-export const activate = provisioningStep('Activate', registry, (tenant) => activateTenant(deps, tenant), {
-  statuses: ['provisioning', 'active'],
-});
+export const activate = /* @__PURE__ */ provisioningStep(
+  'Activate',
+  registry,
+  (tenant) => activateTenant(deps, tenant),
+  {
+    statuses: ['provisioning', 'active'],
+  },
+);
 
 const tenantId = z.string().check(z.regex(TENANT_ID_PATTERN));
 
 const MarkFailedInput = z.object({ tenantId, failure: CaughtFailure });
 
-export const markFailed = bookkeepingTask('MarkFailed', MarkFailedInput, (input) =>
+export const markFailed = /* @__PURE__ */ bookkeepingTask('MarkFailed', MarkFailedInput, (input) =>
   markTenantFailed(deps, input.tenantId, stepFailure(input.failure)),
 );
 
@@ -47,11 +50,14 @@ const MarkRollbackFailedInput = z.object({
   rollbackFailure: CaughtFailure,
 });
 
-export const markRollbackFailed = bookkeepingTask('MarkRollbackFailed', MarkRollbackFailedInput, (input) =>
-  markTenantRollbackFailed(
-    deps,
-    input.tenantId,
-    input.failure ? stepFailure(input.failure) : undefined,
-    stepFailure(input.rollbackFailure),
-  ),
+export const markRollbackFailed = /* @__PURE__ */ bookkeepingTask(
+  'MarkRollbackFailed',
+  MarkRollbackFailedInput,
+  (input) =>
+    markTenantRollbackFailed(
+      { ...deps, ...scan() },
+      input.tenantId,
+      input.failure ? stepFailure(input.failure) : undefined,
+      stepFailure(input.rollbackFailure),
+    ),
 );

@@ -12,7 +12,7 @@ const deps: RoleDeps = {
   provisionerSecretArn: env.PROVISIONER_SECRET_ARN,
 };
 
-export const createRoles = provisioningStep(
+export const createRoles = /* @__PURE__ */ provisioningStep(
   'CreateRoles',
   registry,
   async (tenant, step) => {
@@ -23,7 +23,7 @@ export const createRoles = provisioningStep(
   { statuses: PROVISIONING },
 );
 
-export const removeRoles = provisioningStep('RemoveRoles', registry, async (tenant) => {
+export const removeRoles = /* @__PURE__ */ provisioningStep('RemoveRoles', registry, async (tenant) => {
   const removed = await removeTenantRoles(deps, tenant.id);
   await registry.removeResources(tenant.id, ['secrets', 'invitationSecretArn'], ACTOR);
   return { roles: removed.roles.length, secrets: removed.secrets.length };

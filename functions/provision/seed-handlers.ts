@@ -6,7 +6,7 @@ import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
 /** SeedDefaults: the tenant's default data and the admin's invitation. */
 const { env, cluster, registry } = stepSetup({});
 
-export const seedDefaults = provisioningStep(
+export const seedDefaults = /* @__PURE__ */ provisioningStep(
   'SeedDefaults',
   registry,
   async (tenant, step) => {

@@ -7,7 +7,7 @@ import { configureTenantStorage, removeTenantStorage, type StorageDeps } from '.
 const { env, registry } = stepSetup({ STORAGE_BUCKET: z.string().check(z.minLength(3)) });
 const deps: StorageDeps = { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
 
-export const configureStorage = provisioningStep(
+export const configureStorage = /* @__PURE__ */ provisioningStep(
   'ConfigureStorage',
   registry,
   async (tenant, step) => {
@@ -25,7 +25,7 @@ export const configureStorage = provisioningStep(
   { statuses: PROVISIONING },
 );
 
-export const removeStorage = provisioningStep('RemoveStorage', registry, async (tenant) => {
+export const removeStorage = /* @__PURE__ */ provisioningStep('RemoveStorage', registry, async (tenant) => {
   const removed = await removeTenantStorage(deps, tenant.id);
   await registry.removeResources(tenant.id, ['storage'], ACTOR);
   return removed;

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type IFunction, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
@@ -95,8 +96,8 @@ export class ControlPlaneFunction extends Construct {
     this.function = new NodejsFunction(this, 'Function', {
       functionName: name,
       ...(definition.description ? { description: definition.description } : {}),
-      entry: join(PROJECT_ROOT, definition.entry),
-      handler: definition.handler ?? 'handler',
+      entry: functionEntry(definition),
+      handler: 'handler',
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
       runtime: Runtime.NODEJS_24_X,
@@ -145,6 +146,42 @@ export class ControlPlaneFunction extends Construct {
       });
     }
   }
+}
+
+/** Where the functions' own entry files are written at synth (under the project root, as CDK requires). */
+export const FUNCTION_ENTRIES_DIR = join(
+  PROJECT_ROOT,
+  'node_modules',
+  '.cache',
+  'tenant-provisioner',
+  'entries',
+);
+
+/**
+ * An entry file of the function's own, exporting its handler alone as `handler`. A handler module groups related
+ * steps (`functions/provision/outcome-handlers.ts`: Activate, MarkFailed, MarkRollbackFailed); bundled from such a
+ * file, each function carries only the code and SDK clients its handler reaches, not its neighbours'. For that the
+ * modules annotate each handler's making as pure (`@__PURE__`: making one has no effect, so esbuild drops those the
+ * entry does not export) and make a client only where a handler reaches it. The file is replaced atomically and
+ * only when its text changes: test files synthesize in parallel.
+ */
+function functionEntry(definition: FunctionDefinition): string {
+  const file = join(FUNCTION_ENTRIES_DIR, `${definition.id}.ts`);
+  const module = relative(FUNCTION_ENTRIES_DIR, join(PROJECT_ROOT, definition.entry)).split(sep).join('/');
+  const text = `export { ${definition.handler ?? 'handler'} as handler } from '${module}';\n`;
+  let current: string | undefined;
+  try {
+    current = readFileSync(file, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current !== text) {
+    mkdirSync(FUNCTION_ENTRIES_DIR, { recursive: true });
+    const temporary = `${file}.${process.pid}.tmp`;
+    writeFileSync(temporary, text);
+    renameSync(temporary, file);
+  }
+  return file;
 }
 
 /** The declared variables, each from the stack's values; a declared variable without a value fails synth. */

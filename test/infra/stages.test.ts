@@ -182,7 +182,8 @@ describe.each(STAGES)('the %s stack', (stage) => {
         expect(properties.Architectures).toEqual(['arm64']);
         expect(properties.TracingConfig).toEqual({ Mode: 'Active' });
         expect(properties.Timeout).toBe(definition.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS);
-        expect(String(properties.Handler)).toBe(`index.${definition.handler ?? 'handler'}`);
+        // Each function is bundled from an entry of its own that exports its handler as `handler`.
+        expect(String(properties.Handler)).toBe('index.handler');
         const variables = environmentOf(properties);
         // Exactly the declared variables: no NODE_OPTIONS (--enable-source-maps costs every cold start).
         expect(Object.keys(variables).sort()).toEqual([...(definition.environment ?? [])].sort());
@@ -650,6 +651,33 @@ describe('bundles', () => {
       expect(code, fn.id).not.toContain('credential-provider-web-identity');
       expect(code, fn.id).toContain('which Lambda sets');
     }
+  });
+
+  it('bundles each function from its own entry: its handler alone, and only the SDK clients it reaches', () => {
+    const { template, outdir } = synthStage('dev');
+    const prefix = stageConfig('dev').prefix;
+    const codeOf = (id: string) => {
+      const [, lambda] = Object.entries(resourcesOf(template, 'AWS::Lambda::Function')).find(
+        ([, resource]) => resource.Properties?.FunctionName === `${prefix}-${id}`,
+      ) ?? ['', undefined];
+      const key = z.object({ S3Key: z.string() }).parse(lambda?.Properties?.Code).S3Key;
+      return readFileSync(join(outdir, `asset.${key.replace(/\.zip$/, '')}`, 'index.mjs'), 'utf8');
+    };
+    for (const fn of functions) expect(codeOf(fn.id), fn.id).toMatch(/export\s*\{\s*[\w$]+ as handler\s*\}/);
+    // Activate and MarkFailed share a module with MarkRollbackFailed, which alone scans S3, Secrets Manager and
+    // CloudWatch for leftovers.
+    const clients = (id: string) =>
+      ['client-s3', 'client-secrets-manager', 'client-cloudwatch', 'client-eventbridge'].filter((client) =>
+        codeOf(id).includes(`"@aws-sdk/${client}"`),
+      );
+    expect(clients('Activate')).toEqual(['client-eventbridge']);
+    expect(clients('MarkFailed')).toEqual(['client-eventbridge']);
+    expect(clients('MarkRollbackFailed')).toEqual([
+      'client-s3',
+      'client-secrets-manager',
+      'client-cloudwatch',
+      'client-eventbridge',
+    ]);
   });
 
   it('ships schema/ in the bundle of every function that reads SCHEMA_DIR', () => {
