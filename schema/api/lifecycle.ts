@@ -1,8 +1,9 @@
-import { LIMIT_NAMES, PLANS } from '../../functions/shared/plans.ts';
+import { PLANS } from '../../functions/shared/plans.ts';
 import * as z from '../../functions/shared/zod.ts';
 import {
   CreateTenantResponse,
   LimitsOverride,
+  limitsWithinPlan,
   PlanName,
   Slug,
   TenantId,
@@ -70,17 +71,7 @@ export const ChangePlanRequest = z
         ctx.addIssue({ code: 'custom', path: [], message: 'Give a plan, limits, or both' });
       }
       if (body.plan === undefined || body.limits === undefined) return;
-      const plan = PLANS[body.plan];
-      for (const name of LIMIT_NAMES) {
-        const value = body.limits[name];
-        if (value !== undefined && value > plan.limits[name]) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['limits', name],
-            message: `${name} may not exceed ${plan.limits[name]} on the ${plan.name} plan`,
-          });
-        }
-      }
+      limitsWithinPlan(ctx, PLANS[body.plan], body.limits);
     }),
   );
 export type ChangePlanRequest = z.output<typeof ChangePlanRequest>;

@@ -5,6 +5,7 @@ import {
   LIMIT_NAMES,
   PLAN_NAMES,
   PLANS,
+  type Plan,
   type PlanLimits,
 } from '../../functions/shared/plans.ts';
 import * as z from '../../functions/shared/zod.ts';
@@ -246,6 +247,24 @@ const CreateTenantBody = z.strictObject({
   limits: z._default(LimitsOverride, {}),
 });
 
+/** Limits may only lower a plan's quotas: an issue at `limits.<name>` for each one above the plan's. */
+export function limitsWithinPlan(
+  ctx: z.core.$RefinementCtx,
+  plan: Plan,
+  limits: Readonly<Partial<PlanLimits>>,
+): void {
+  for (const name of LIMIT_NAMES) {
+    const value = limits[name];
+    if (value !== undefined && value > plan.limits[name]) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', name],
+        message: `${name} may not exceed ${plan.limits[name]} on the ${plan.name} plan`,
+      });
+    }
+  }
+}
+
 /**
  * `POST /tenants`. Beyond each field's own rules: the plan must include every auth method and feature flag
  * asked for, limits may only lower the plan's, and `mfaRequired` needs a second factor among the auth methods.
@@ -273,16 +292,7 @@ export const CreateTenantRequest = z.pipe(
           });
         }
       }
-      for (const name of LIMIT_NAMES) {
-        const value = body.limits[name];
-        if (value !== undefined && value > plan.limits[name]) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['limits', name],
-            message: `${name} may not exceed ${plan.limits[name]} on the ${plan.name} plan`,
-          });
-        }
-      }
+      limitsWithinPlan(ctx, plan, body.limits);
       if (
         body.securityPolicy.mfaRequired &&
         !body.features.auth.some((method) => method === '2fa' || method === 'passkey')

@@ -4,6 +4,7 @@ import { planChangeProblems } from '../../functions/lifecycle/usage.ts';
 import { databaseName } from '../../functions/shared/names.ts';
 import { PLANS } from '../../functions/shared/plans.ts';
 import { TenantConfig } from '../../functions/shared/tenants.ts';
+import { ChangePlanRequest } from '../../schema/api/lifecycle.ts';
 import { eventsFor } from '../provision/helpers.ts';
 import { addFaults, type FaultRuleInput, removeFaults, superuserPool } from '../support/sandbox.ts';
 import { activeTenant, alarmActions, clients, connectAs, operate, registry, request } from './helpers.ts';
@@ -136,6 +137,20 @@ describe('changing a tenant plan', () => {
     expect(empty.status).toBe(400);
     expect(await registry.require(tenant.id)).toMatchObject({ plan: 'professional', status: 'active' });
     expect(await connectionLimit(tenant.id)).toBe(50);
+  });
+
+  it('refuses a request whose limits are above the plan it asks for, or that asks for nothing', () => {
+    // Act
+    const above = ChangePlanRequest.safeParse({ plan: 'basic', limits: { maxUsers: 11, maxApiKeys: 2 } });
+    const nothing = ChangePlanRequest.safeParse({ limits: {} });
+    const within = ChangePlanRequest.safeParse({ plan: 'basic', limits: { maxUsers: 10 } });
+
+    // Assess
+    expect(above.error?.issues.map(({ path, message }) => ({ path, message }))).toEqual([
+      { path: ['limits', 'maxUsers'], message: 'maxUsers may not exceed 10 on the basic plan' },
+    ]);
+    expect(nothing.error?.issues.map(({ message }) => message)).toEqual(['Give a plan, limits, or both']);
+    expect(within.success).toBe(true);
   });
 
   it('names storage above a lowered quota', () => {
