@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
@@ -149,13 +150,7 @@ export class ControlPlaneFunction extends Construct {
 }
 
 /** Where the functions' own entry files are written at synth (under the project root, as CDK requires). */
-export const FUNCTION_ENTRIES_DIR = join(
-  PROJECT_ROOT,
-  'node_modules',
-  '.cache',
-  'tenant-provisioner',
-  'entries',
-);
+const FUNCTION_ENTRIES_DIR = join(PROJECT_ROOT, 'node_modules', '.cache', 'tenant-provisioner', 'entries');
 
 /**
  * An entry file of the function's own, exporting its handler alone as `handler`. A handler module groups related
@@ -169,15 +164,9 @@ function functionEntry(definition: FunctionDefinition): string {
   const file = join(FUNCTION_ENTRIES_DIR, `${definition.id}.ts`);
   const module = relative(FUNCTION_ENTRIES_DIR, join(PROJECT_ROOT, definition.entry)).split(sep).join('/');
   const text = `export { ${definition.handler ?? 'handler'} as handler } from '${module}';\n`;
-  let current: string | undefined;
-  try {
-    current = readFileSync(file, 'utf8');
-  } catch {
-    current = undefined;
-  }
-  if (current !== text) {
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== text) {
     mkdirSync(FUNCTION_ENTRIES_DIR, { recursive: true });
-    const temporary = `${file}.${process.pid}.tmp`;
+    const temporary = `${file}.${randomUUID()}.tmp`;
     writeFileSync(temporary, text);
     renameSync(temporary, file);
   }
