@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataApi } from '../shared/data-api.ts';
 import { SchemaValidationError } from '../shared/errors.ts';
 import { applyMigrations, type Migration, MigrationOrderError } from '../shared/migrations.ts';
@@ -11,6 +12,12 @@ const DUPLICATE_DATABASE = 'SQLState: 42P04';
 const MISSING_DATABASE = 'SQLState: 3D000';
 /** SQLSTATE 42P01, undefined_table. */
 const UNDEFINED_TABLE = 'SQLState: 42P01';
+/**
+ * DROP DATABASE … WITH (FORCE) refused to end a session it may not end (SQLSTATE 42501). Besides a superuser's
+ * session, that is an autovacuum worker that happened to be in the database at that moment: only a superuser may
+ * end one, and it is gone a moment later.
+ */
+const TERMINATE_DENIED = 'permission denied to terminate process';
 
 const hasState = (error: unknown, state: string): boolean =>
   error instanceof Error && error.message.includes(state);
@@ -175,7 +182,7 @@ async function dropTemplate(cluster: DataApi, name: string): Promise<void> {
   await cluster.execute(`ALTER DATABASE ${ident(name)} WITH IS_TEMPLATE false`).catch((error: unknown) => {
     if (!hasState(error, MISSING_DATABASE)) throw error;
   });
-  await cluster.execute(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
+  await dropDatabase(cluster, name);
 }
 
 /**
@@ -184,8 +191,21 @@ async function dropTemplate(cluster: DataApi, name: string): Promise<void> {
  */
 export async function dropTenantDatabase(cluster: DataApi, tenantId: string): Promise<{ dropped: string }> {
   const name = databaseName(tenantId);
-  await cluster.execute(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
+  await dropDatabase(cluster, name);
   return { dropped: name };
+}
+
+/** Drops a database and ends its sessions; tried again a few times while an autovacuum worker is in it. */
+async function dropDatabase(cluster: DataApi, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await cluster.execute(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
+      return;
+    } catch (error) {
+      if (attempt >= 5 || !hasState(error, TERMINATE_DENIED)) throw error;
+      await sleep(100 * attempt);
+    }
+  }
 }
 
 /** The tables and indexes a migration set promises, read from its statements. */

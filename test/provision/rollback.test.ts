@@ -1,12 +1,17 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { dropTenantDatabase } from '../../functions/provision/database.ts';
+import { databaseName, ident, newTenantId } from '../../functions/shared/names.ts';
+import * as z from '../../functions/shared/zod.ts';
 import { STAGE } from '../../local/constants.ts';
-import { addFaults, type FaultRuleInput, removeFaults } from '../support/sandbox.ts';
+import { addFaults, type FaultRuleInput, removeFaults, sandbox } from '../support/sandbox.ts';
 import {
   asRole,
   cleanUpTenant,
   eventsFor,
   NOTHING_LEFT,
   provision,
+  provisioner,
   registry,
   reserveTenant,
   startProvisioning,
@@ -212,6 +217,39 @@ describe('an undo step that keeps failing', () => {
 });
 
 describe('the undo steps', () => {
+  it('drops a database once a session it may not end has left (an autovacuum worker, a superuser), and fails when it stays', async () => {
+    // Prepare: a superuser session in the database, which the provisioner may not end (as an autovacuum worker)
+    const tenantId = newTenantId();
+    const name = databaseName(tenantId);
+    const hold = async () => {
+      const client = new pg.Client({ ...sandbox.postgres, database: name });
+      await client.connect();
+      return client;
+    };
+    await provisioner.execute(`CREATE DATABASE ${ident(name)}`);
+    const staying = await hold();
+
+    // Act, Assess: the session stays, so the drop fails, after its retries, with PostgreSQL's reason
+    await expect(dropTenantDatabase(provisioner, tenantId)).rejects.toThrow(
+      /permission denied to terminate process/,
+    );
+    await staying.end();
+
+    // Act: the session leaves while the drop waits
+    const leaving = await hold();
+    const dropped = dropTenantDatabase(provisioner, tenantId);
+    setTimeout(() => void leaving.end(), 150);
+
+    // Assess
+    await expect(dropped).resolves.toEqual({ dropped: name });
+    const left = await provisioner.query(
+      'SELECT count(*)::int AS count FROM pg_database WHERE datname = :name',
+      { name },
+      z.object({ count: z.number() }),
+    );
+    expect(left).toEqual([{ count: 0 }]);
+  });
+
   it('remove a provisioned tenant completely, with objects its roles made and sessions they hold', async () => {
     // Prepare: an active tenant whose admin made a table and whose roles hold pooled sessions.
     const tenant = await provision();
