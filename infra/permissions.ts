@@ -153,6 +153,8 @@ export function grantsOf(
       });
     }
     if (unscoped.length > 0) {
+      // These actions support no resource-level permissions, so only `*` grants them; each one's reason is its entry
+      // in UNSCOPED_ACTIONS, acknowledged beside the role (infra/constructs/function.ts).
       grants.push({
         actions: unscoped,
         resources: ['*'],
