@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT, type SandboxInfo, sandboxFile } from './constants.ts';
@@ -24,9 +24,20 @@ export interface SpawnSandboxOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** A fresh, empty directory the sandbox's PostgreSQL (which runs as its own system user) can reach. */
+/** Memory a temporary sandbox's data may go to: a fleet benchmark of 1,000 tenant databases takes about 9 GB. */
+const IN_MEMORY_MIN_BYTES = 12 * 2 ** 30;
+const SHARED_MEMORY = '/dev/shm';
+
+/**
+ * A fresh, empty directory the sandbox's PostgreSQL (which runs as its own system user) can reach: in memory
+ * (/dev/shm) when it and the machine have room, else in the temporary directory. A temporary sandbox keeps nothing
+ * across a crash of the machine (its PostgreSQL runs with fsync off anyway), and each tenant database is about 300
+ * files: on a disk where making a file is slow, that is where a provisioning's time went. On this project's
+ * machines (ext4 without a journal), a new file skips every inode freed in the last 5 s to 5 min, so after a removed
+ * sandbox PostgreSQL spent 351 ms of CPU per provisioning at concurrency 16 against 217 ms in memory.
+ */
 export async function sandboxDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'tenant-provisioner-'));
+  const dir = await mkdtemp(join(await sandboxParent(), 'tenant-provisioner-'));
   await chmod(dir, 0o755);
   return dir;
 }
@@ -81,6 +92,14 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   if (address === null || typeof address === 'string') throw new Error('no free port');
   return address.port;
+}
+
+async function sandboxParent(): Promise<string> {
+  const room = await statfs(SHARED_MEMORY).then(
+    ({ bavail, bsize }) => bavail * bsize,
+    () => 0,
+  );
+  return Math.min(room, freemem()) >= IN_MEMORY_MIN_BYTES ? SHARED_MEMORY : tmpdir();
 }
 
 export const removeDir = (dir: string) => rm(dir, { recursive: true, force: true });
