@@ -61,6 +61,11 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
       'synchronous_commit=off',
       '-c',
       'full_page_writes=off',
+      // The autovacuum launcher starts a worker, itself a backend start, every naptime / (number of databases):
+      // with 1,000 tenant databases that was every 60 ms, about half a core of this machine's two, which AWS spends on
+      // the Aurora instance and not beside the control plane. A sandbox's tables need no vacuum every minute.
+      '-c',
+      'autovacuum_naptime=600',
     ],
     onLog,
     onError: (error) => onLog(`[postgres] ${String(error)}`),
