@@ -31,7 +31,7 @@ const SHARED_MEMORY = '/dev/shm';
 /**
  * A fresh, empty directory the sandbox's PostgreSQL (which runs as its own system user) can reach: in memory
  * (/dev/shm) when it and the machine have room, else in the temporary directory. A temporary sandbox keeps nothing
- * across a crash of the machine (its PostgreSQL runs with fsync off anyway), and each tenant database is about 300
+ * across a crash of the machine (its PostgreSQL runs with fsync off anyway), and each tenant database is about 350
  * files: on a disk where making a file is slow, that is where a provisioning's time went. On this project's
  * machines (ext4 without a journal), a new file skips every inode freed in the last 5 s to 5 min, so after a removed
  * sandbox PostgreSQL spent 351 ms of CPU per provisioning at concurrency 16 against 217 ms in memory.
