@@ -79,7 +79,7 @@ export async function runColdStart(samples: number): Promise<SectionResult> {
       const builtinTimings: number[] = [];
       try {
         for (let i = 0; i < samples; i += 1) {
-          timings.push(await importTime(file, environment));
+          timings.push(await importTime([file], environment));
           builtinTimings.push((await importTime(builtins, environment)).importMs);
         }
       } catch (error) {
@@ -201,10 +201,11 @@ function staticBuiltins(code: string): string[] {
 }
 
 /**
- * A fresh Node process imports the bundle (or the built-ins given, one after another); returns the import's wall time and CPU time (all threads, V8's
- * background compilation included), measured inside, and the whole process's wall time.
+ * A fresh Node process imports the modules one after another (a bundle, or the built-ins it imports); returns the
+ * imports' wall time and CPU time (all threads, V8's background compilation included), measured inside, and the
+ * whole process's wall time.
  */
-async function importTime(what: string | string[], environment: Record<string, string>): Promise<Timing> {
+async function importTime(modules: readonly string[], environment: Record<string, string>): Promise<Timing> {
   const script =
     'const c = process.cpuUsage(); const t = performance.now(); ' +
     'for (const module of process.argv.slice(1)) await import(module); ' +
@@ -212,7 +213,6 @@ async function importTime(what: string | string[], environment: Record<string, s
     // Exits at once: a module scope that left a handle open must not hold the measurement.
     'process.stdout.write(JSON.stringify({ importMs, cpuMs: (user + system) / 1000 }), () => process.exit(0));';
   const started = performance.now();
-  const modules = typeof what === 'string' ? [what] : what;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script, ...modules], {
     env: environment,
   });

@@ -198,20 +198,14 @@ async function runTenantTimes(
   sandbox: FleetSandbox,
   runId: string,
 ): Promise<{ meanMs: number; p50Ms: number; sumMs: number }> {
-  const client = await sandbox.superuser();
-  try {
-    const { rows } = await client.query<{ mean: number; p50: number; sum: number }>(
-      `SELECT avg(duration_ms)::float8 AS mean, percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50,
-         sum(duration_ms)::float8 AS sum
-       FROM fleet_migration_tenants WHERE migration_id = $1 AND status = 'succeeded'`,
-      [runId],
-    );
-    const row = rows[0];
-    if (!row) throw new Error(`no tenants recorded for run ${runId}`);
-    return { meanMs: row.mean, p50Ms: row.p50, sumMs: row.sum };
-  } finally {
-    await client.end();
-  }
+  const [row] = await sandbox.query<{ mean: number; p50: number; sum: number }>(
+    `SELECT avg(duration_ms)::float8 AS mean, percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50,
+       sum(duration_ms)::float8 AS sum
+     FROM fleet_migration_tenants WHERE migration_id = $1 AND status = 'succeeded'`,
+    [runId],
+  );
+  if (!row) throw new Error(`no tenants recorded for run ${runId}`);
+  return { meanMs: row.mean, p50Ms: row.p50, sumMs: row.sum };
 }
 
 /**
@@ -219,12 +213,7 @@ async function runTenantTimes(
  * dirty pages and WAL for the checkpointer), so that the part timed next does not pay for it.
  */
 async function settle(sandbox: FleetSandbox): Promise<void> {
-  const client = await sandbox.superuser();
-  try {
-    await client.query('CHECKPOINT');
-  } finally {
-    await client.end();
-  }
+  await sandbox.query('CHECKPOINT');
 }
 
 /** CPU the sandbox's processes (`node`: functions, AWS stand-ins, API; `postgres`) have used so far. */
@@ -234,13 +223,8 @@ async function sandboxCpu(sandbox: FleetSandbox): Promise<Map<string, number>> {
 
 /** Sessions ever opened on the tenants' databases (PostgreSQL counts one when a backend ends). */
 async function tenantSessions(sandbox: FleetSandbox): Promise<number> {
-  const client = await sandbox.superuser();
-  try {
-    const { rows } = await client.query<{ sessions: number }>(
-      "SELECT coalesce(sum(sessions), 0)::int AS sessions FROM pg_stat_database WHERE datname LIKE 'tenant\\_%'",
-    );
-    return rows[0]?.sessions ?? 0;
-  } finally {
-    await client.end();
-  }
+  const [row] = await sandbox.query<{ sessions: number }>(
+    "SELECT coalesce(sum(sessions), 0)::int AS sessions FROM pg_stat_database WHERE datname LIKE 'tenant\\_%'",
+  );
+  return row?.sessions ?? 0;
 }

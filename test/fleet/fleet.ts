@@ -108,6 +108,20 @@ export class FleetSandbox {
     return client;
   }
 
+  /** One statement as the superuser on a database of the sandbox's PostgreSQL, on a connection of its own. */
+  async query<Row extends pg.QueryResultRow>(
+    sql: string,
+    values: unknown[] = [],
+    database = 'control_plane',
+  ): Promise<Row[]> {
+    const client = await this.superuser(database);
+    try {
+      return (await client.query<Row>(sql, values)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+
   /** Provisions `count` tenants through the API (bulk onboarding), waiting for every one to be active. */
   async provision(count: number, label: string): Promise<string[]> {
     const tenants = Array.from({ length: count }, (_, i) => ({
@@ -241,31 +255,23 @@ export async function schemaVersions(
   sandbox: FleetSandbox,
   ids: readonly string[],
 ): Promise<Map<string, number | null>> {
-  const client = await sandbox.superuser();
-  try {
-    const { rows } = await client.query<{ id: string; schema_version: number | null }>(
-      'SELECT id, schema_version FROM tenants WHERE id = ANY($1)',
-      [ids],
-    );
-    return new Map(rows.map((row) => [row.id, row.schema_version]));
-  } finally {
-    await client.end();
-  }
+  const rows = await sandbox.query<{ id: string; schema_version: number | null }>(
+    'SELECT id, schema_version FROM tenants WHERE id = ANY($1)',
+    [ids],
+  );
+  return new Map(rows.map((row) => [row.id, row.schema_version]));
 }
 
 /** Which of the tenants' databases have the table (read as the superuser, database by database). */
 export async function databasesWithTable(sandbox: FleetSandbox, ids: readonly string[], table: string) {
   const having: string[] = [];
   for (const id of ids) {
-    const client = await sandbox.superuser(databaseName(id));
-    try {
-      const { rows } = await client.query<{ found: string | null }>('SELECT to_regclass($1)::text AS found', [
-        table,
-      ]);
-      if (rows[0]?.found) having.push(id);
-    } finally {
-      await client.end();
-    }
+    const [row] = await sandbox.query<{ found: string | null }>(
+      'SELECT to_regclass($1)::text AS found',
+      [table],
+      databaseName(id),
+    );
+    if (row?.found) having.push(id);
   }
   return having;
 }
