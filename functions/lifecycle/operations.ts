@@ -120,6 +120,10 @@ export interface BackupRecord {
  * The lifecycle's part of the registry (`control_plane`): operations (at most one running per tenant), completed
  * backups, and plan changes. The API claims an operation before it starts the execution; the execution's last
  * task finishes it.
+ *
+ * Lock order: a transaction that writes both the tenant row and its operations takes the tenant row first. The
+ * claim locks the tenant and then inserts an operation, whose unique check waits for any transaction holding a
+ * running operation of the tenant; a transaction writing them the other way round deadlocks with it (40P01).
  */
 export class LifecycleStore {
   readonly #db: DataApi;
@@ -173,9 +177,13 @@ export class LifecycleStore {
     }
   }
 
-  /** The execution doing the operation; also the tenant's `executionArn`, so that GET shows the latest run. */
+  /**
+   * The execution doing the operation; also the tenant's `executionArn`, so that GET shows the latest run. The
+   * tenant row first, then the operation: the lock order of {@link begin}.
+   */
   async setExecution(operationId: string, tenantId: string, executionArn: string, by: string): Promise<void> {
     await this.#db.transaction(async (tx) => {
+      await new TenantRegistry(tx).setExecutionArn(tenantId, executionArn, by);
       await tx.execute(
         'UPDATE tenant_operations SET execution_arn = :executionArn WHERE id = CAST(:id AS bigint)',
         {
@@ -183,23 +191,23 @@ export class LifecycleStore {
           executionArn,
         },
       );
-      await new TenantRegistry(tx).setExecutionArn(tenantId, executionArn, by);
     });
   }
 
   /**
-   * Undoes a {@link begin} whose execution could not start: the operation row goes and the tenant gets back the
-   * status it had, so that nothing is left of the refused request.
+   * Undoes a {@link begin} whose execution could not start: the tenant gets back the status it had and the
+   * operation row goes (in that order, the lock order of {@link begin}), so that nothing is left of the refused
+   * request.
    */
   async abandon(operationId: string, tenantId: string, status: TenantStatus, by: string): Promise<void> {
     await this.#db.transaction(async (tx) => {
+      await new TenantRegistry(tx).setStatus(tenantId, status, by);
       await tx.execute(
         "DELETE FROM tenant_operations WHERE id = CAST(:id AS bigint) AND status = 'running'",
         {
           id: operationId,
         },
       );
-      await new TenantRegistry(tx).setStatus(tenantId, status, by);
     });
   }
 
