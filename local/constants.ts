@@ -20,8 +20,10 @@ export const ALARM_TOPIC_ARN = `arn:aws:sns:${REGION}:${ACCOUNT_ID}:${STACK_PREF
 export const stateMachineArn = (name: string): string =>
   `arn:aws:states:${REGION}:${ACCOUNT_ID}:stateMachine:${STACK_PREFIX}-${name}`;
 
-/** What a test or a person needs to reach the sandbox; written to `<dir>/sandbox.json`. */
+/** What a test or a person needs to reach the sandbox; written to `<dir>/sandbox.json`, readable by its owner only. */
 export interface SandboxInfo {
+  /** The sandbox's process (`node local/main.ts`), which wrote the file. */
+  readonly pid: number;
   readonly region: string;
   readonly accountId: string;
   readonly awsEndpoint: string;

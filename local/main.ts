@@ -1,5 +1,6 @@
 import { sandboxOptionsFromEnv } from './config.ts';
 import { sandboxFile } from './constants.ts';
+import { SandboxRunningError } from './lock.ts';
 import { startSandbox } from './sandbox.ts';
 
 /** `npm start`: runs the sandbox until SIGINT, SIGTERM or SIGHUP, then stops PostgreSQL and every server. */
@@ -35,7 +36,11 @@ for (const signal of SIGNALS) {
   });
 }
 
-const sandbox = await starting;
+const sandbox = await starting.catch((error: unknown) => {
+  if (!(error instanceof SandboxRunningError)) throw error;
+  console.error(`[sandbox] not starting: ${error.message}`);
+  process.exit(1);
+});
 log(`API           ${sandbox.info.apiUrl}  (token in sandbox.json; npm run token mints others)`);
 log(`AWS endpoint  ${sandbox.info.awsEndpoint}  (AWS_ENDPOINT_URL)`);
 log(`PostgreSQL    postgresql://${sandbox.info.postgres.user}@127.0.0.1:${sandbox.info.postgres.port}`);

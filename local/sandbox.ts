@@ -24,6 +24,7 @@ import {
   sandboxFile,
 } from './constants.ts';
 import { createLambdaRuntime } from './lambda.ts';
+import { lockSandbox } from './lock.ts';
 import { startPostgres } from './postgres.ts';
 import { startSchedules } from './schedule.ts';
 
@@ -51,20 +52,24 @@ export interface Sandbox {
 
 /**
  * Starts PostgreSQL, the AWS endpoint, and in them what a deployed stack has (the provisioner role and
- * its secret, the registry database, the bucket, the bus, the state machines); writes `sandbox.json`.
+ * its secret, the registry database, the bucket, the bus, the state machines); writes `sandbox.json` (mode 0600).
+ * Throws a SandboxRunningError (lock.ts) while another sandbox runs on the directory.
  */
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   await mkdir(options.dir, { recursive: true });
-  await rm(sandboxFile(options.dir), { force: true });
-  const postgres = await startPostgres({
-    dataDir: join(options.dir, 'postgres'),
-    port: options.postgresPort,
-  });
-  const stops: (() => Promise<void>)[] = [postgres.stop];
+  // Before anything on the directory is touched: a second start would stop this one's PostgreSQL.
+  const lock = await lockSandbox(options.dir);
+  const stops: (() => Promise<void>)[] = [lock.release];
   const stop = async () => {
     for (const step of stops.reverse()) await step().catch((error) => options.log(`stop: ${error}`));
   };
   try {
+    await rm(sandboxFile(options.dir), { force: true });
+    const postgres = await startPostgres({
+      dataDir: join(options.dir, 'postgres'),
+      port: options.postgresPort,
+    });
+    stops.push(postgres.stop);
     const store = await Store.open(postgres.connection);
     stops.push(() => store.close());
     const deps = { store, region: REGION, accountId: ACCOUNT_ID };
@@ -125,6 +130,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     });
     stops.push(api.close);
     const info: SandboxInfo = {
+      pid: process.pid,
       region: REGION,
       accountId: ACCOUNT_ID,
       awsEndpoint: endpoint.url,
@@ -142,9 +148,17 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       log: options.log,
     });
     stops.push(schedules.stop);
-    // Written whole then renamed, so that a reader never sees half a file.
-    await writeFile(`${sandboxFile(options.dir)}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
-    await rename(`${sandboxFile(options.dir)}.tmp`, sandboxFile(options.dir));
+    // Written whole then renamed, so that a reader never sees half a file; owner-only from its creation, since it
+    // holds the superuser's password and an admin token (a `.tmp` a killed start left keeps its mode, so it goes).
+    const partial = `${sandboxFile(options.dir)}.tmp`;
+    await rm(partial, { force: true });
+    await writeFile(partial, `${JSON.stringify(info, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
+    await rename(partial, sandboxFile(options.dir));
+    await lock.ready({
+      api: Number(new URL(api.url).port || 80),
+      aws: endpoint.port,
+      postgres: postgres.connection.port,
+    });
     return { info, stop };
   } catch (error) {
     await stop();

@@ -44,8 +44,6 @@ export async function sandboxDir(): Promise<string> {
 
 export async function spawnSandbox(options: SpawnSandboxOptions = {}): Promise<SandboxProcess> {
   const dir = options.dir ?? (await sandboxDir());
-  // A restart in the same directory must not read the previous run's file.
-  await rm(sandboxFile(dir), { force: true });
   const child = spawn(process.execPath, ['local/main.ts'], {
     cwd: PROJECT_ROOT,
     env: {
@@ -78,7 +76,11 @@ export async function spawnSandbox(options: SpawnSandboxOptions = {}): Promise<S
 async function waitForInfo(child: ChildProcess, dir: string, output: () => string): Promise<SandboxInfo> {
   for (let waited = 0; waited < 60_000; waited += 20) {
     if (child.exitCode !== null) throw new Error(`The sandbox exited (${child.exitCode}):\n${output()}`);
-    if (existsSync(sandboxFile(dir))) return JSON.parse(await readFile(sandboxFile(dir), 'utf8'));
+    // A restart in the same directory must not read the previous run's file, nor a refused start the running one's.
+    if (existsSync(sandboxFile(dir))) {
+      const info: SandboxInfo = JSON.parse(await readFile(sandboxFile(dir), 'utf8'));
+      if (info.pid === child.pid) return info;
+    }
     await sleep(20);
   }
   throw new Error(`The sandbox did not start in 60 s:\n${output()}`);
