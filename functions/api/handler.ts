@@ -20,6 +20,7 @@ import {
   jsonResult,
   parseWith,
   requireScopes,
+  requireWellFormedPath,
 } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
 import { lifecycleRoutes } from './lifecycle.ts';
@@ -103,6 +104,7 @@ async function route(input: unknown): Promise<HttpResult> {
   const matched = routeByKey.get(parsed.data.routeKey);
   if (!matched) throw new NotFoundError(`No route ${parsed.data.routeKey}`);
   requireScopes(parsed.data, matched.scopes);
+  requireWellFormedPath(parsed.data.rawPath);
   return operations[matched.operationId](parsed.data);
 }
 

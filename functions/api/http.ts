@@ -1,5 +1,6 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { ErrorResponse } from '../../schema/api/tenants.ts';
+import { toStorable, unstorableText } from '../../schema/api/text.ts';
 import {
   ForbiddenError,
   PlanChangeRefusedError,
@@ -46,7 +47,22 @@ export interface HttpResult {
   body: string;
 }
 
-/** A JSON answer. */
+/** Strings and keys as PostgreSQL can store them (a `JSON.stringify` replacer). */
+function storableMember(_key: string, value: unknown): unknown {
+  if (typeof value === 'string') return unstorableText(value) ? toStorable(value) : value;
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    if (Object.keys(value).some((key) => unstorableText(key))) {
+      return Object.fromEntries(Object.entries(value).map(([key, member]) => [toStorable(key), member]));
+    }
+  }
+  return value;
+}
+
+/**
+ * A JSON answer. Its text is made storable (a NUL or a lone surrogate becomes U+FFFD, in keys too): an answer can
+ * echo refused input (a batch report's name and slug, an unknown field's name), and the answer to an
+ * Idempotency-Key is kept in PostgreSQL, which would refuse it, leaving the key in progress.
+ */
 export function jsonResult(
   statusCode: number,
   body: unknown,
@@ -55,7 +71,7 @@ export function jsonResult(
   return {
     statusCode,
     headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
-    body: JSON.stringify(body),
+    body: JSON.stringify(body, storableMember),
   };
 }
 
@@ -86,6 +102,30 @@ export function requireScopes(event: HttpEvent, accepted: readonly string[] | nu
   if (!accepted.some((scope) => scopes.includes(scope))) {
     throw new ForbiddenError(`This operation needs one of the scopes ${accepted.join(', ')}`);
   }
+}
+
+/**
+ * Why a request path is refused, or undefined: an empty segment (`//`), a percent-encoding that does not decode
+ * (`%E0%A4%A`), or decoded text PostgreSQL cannot store. API Gateway passes such paths to the function; the local
+ * API server refuses them with the same answer.
+ */
+export function pathProblem(rawPath: string): string | undefined {
+  if (!rawPath.startsWith('/')) return 'A path starts with /';
+  if (rawPath.includes('//')) return 'A path has no empty segment (//)';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    return 'The percent-encoding does not decode: each % starts two hex digits, and the bytes are UTF-8';
+  }
+  return unstorableText(decoded);
+}
+
+/** A {@link ValidationError} at `path` when the request's path is malformed (see {@link pathProblem}). */
+export function requireWellFormedPath(rawPath: string): void {
+  const problem = pathProblem(rawPath);
+  if (problem)
+    throw new ValidationError('The request path is malformed', [{ path: 'path', message: problem }]);
 }
 
 export const MAX_BODY_BYTES = 256 * 1024;

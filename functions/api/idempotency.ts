@@ -28,16 +28,42 @@ export function idempotencyKeyOf(event: HttpEvent): string | undefined {
   return key;
 }
 
-/** JSON with object keys sorted at every depth: two bodies that mean the same have the same text. */
+/**
+ * JSON with object keys sorted at every depth: two bodies that mean the same have the same text. Written without
+ * recursion, so that a body nested 100,000 levels deep (which `JSON.parse` reads) cannot overflow the stack.
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  const out: string[] = [];
+  // What is left to write, last first: a value, or punctuation.
+  const todo: ({ text: string } | { value: unknown })[] = [{ value }];
+  for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+    if ('text' in next) {
+      out.push(next.text);
+      continue;
+    }
+    const item = next.value;
+    if (Array.isArray(item)) {
+      todo.push({ text: ']' });
+      for (let i = item.length - 1; i >= 0; i -= 1) {
+        todo.push({ value: item[i] });
+        if (i > 0) todo.push({ text: ',' });
+      }
+      todo.push({ text: '[' });
+    } else if (typeof item === 'object' && item !== null) {
+      const entries = Object.entries(item)
+        .filter(([, member]) => member !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      todo.push({ text: '}' });
+      for (let i = entries.length - 1; i >= 0; i -= 1) {
+        const [key, member] = entries[i] as [string, unknown];
+        todo.push({ value: member }, { text: `${i > 0 ? ',' : ''}${JSON.stringify(key)}:` });
+      }
+      todo.push({ text: '{' });
+    } else {
+      out.push(JSON.stringify(item) ?? 'null');
+    }
   }
-  return JSON.stringify(value) ?? 'null';
+  return out.join('');
 }
 
 /** The hash a key's request is recognised by: the route and the canonical body. */

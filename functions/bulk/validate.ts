@@ -1,5 +1,5 @@
 import type { BatchRowReport } from '../../schema/api/batches.ts';
-import { deriveSlug } from '../../schema/api/slug.ts';
+import { deriveSlug, slugProblem } from '../../schema/api/slug.ts';
 import { CreateTenantRequest } from '../../schema/api/tenants.ts';
 import { SUGGESTION_COUNT, slugCandidates } from '../api/create-tenant.ts';
 import { formatPath } from '../api/http.ts';
@@ -86,10 +86,16 @@ export async function validateRows(
     }
   }
 
-  const slugs = [...firstBySlug.keys()];
+  // Only well-formed slugs are looked up: a malformed one is already reported, and may hold text PostgreSQL
+  // cannot take (a NUL, a lone surrogate).
+  const slugs = [...firstBySlug.keys()].filter((slug) => !slugProblem(slug));
   const free = new Set(slugs.length > 0 ? await registry.freeSlugs(slugs) : []);
   const taken = parsed.filter(
-    (entry) => entry.slug !== null && firstBySlug.get(entry.slug) === entry && !free.has(entry.slug),
+    (entry) =>
+      entry.slug !== null &&
+      firstBySlug.get(entry.slug) === entry &&
+      !slugProblem(entry.slug) &&
+      !free.has(entry.slug),
   );
   if (taken.length > 0) {
     const candidatesOf = new Map(

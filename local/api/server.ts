@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { errorResult, pathProblem } from '../../functions/api/http.ts';
 import { ALL_SCOPES, type Route, routeKey, routes } from '../../functions/api/routes.ts';
 import { functionName, functions } from '../../functions/registry.ts';
+import { ValidationError } from '../../functions/shared/errors.ts';
 import { ACCOUNT_ID, PROJECT_ROOT, REGION, STACK_PREFIX } from '../constants.ts';
 import { createLambdaRuntime } from '../lambda.ts';
 import { type Claims, type LocalIssuer, startIssuer } from './jwt.ts';
@@ -99,7 +101,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (!issuer) throw new Error('The issuer is not ready');
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const target = requestUrl(request.url ?? '/');
+    if ('problem' in target) {
+      // Answered as the api function answers such a path when API Gateway passes it on, before any route.
+      const result = errorResult(
+        new ValidationError('The request path is malformed', [{ path: 'path', message: target.problem }]),
+      );
+      response.writeHead(result.statusCode, result.headers);
+      response.end(result.body);
+      return;
+    }
+    const { url } = target;
     const method = request.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/.well-known/jwks.json')
       return send(response, 200, issuer.jwks());
@@ -181,6 +193,22 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The request target as a URL, or why it is refused (see `pathProblem`). Parsed with the origin written in front
+ * rather than against a base URL, which would read `//` or `//host/x` as a host (or throw).
+ */
+function requestUrl(target: string): { url: URL } | { problem: string } {
+  if (!target.startsWith('/')) return { problem: 'Not a request path' };
+  let url: URL;
+  try {
+    url = new URL(`http://localhost${target}`);
+  } catch {
+    return { problem: 'Not a request path' };
+  }
+  const problem = pathProblem(url.pathname);
+  return problem === undefined ? { url } : { problem };
 }
 
 interface RouteMatch {

@@ -124,6 +124,23 @@ const breakage: fc.Arbitrary<(body: Body) => Body> = fc.oneof(
     .map((value) => (body: Body) => set(body, ['name'], value)),
   fc.constant((body: Body) => set(body, ['settings'], { deep: { a: { b: { c: { d: { e: { f: 1 } } } } } } })),
   fc.constant((body: Body) => set(body, ['settings'], { blob: 'x'.repeat(17_000) })),
+  // Text PostgreSQL cannot store: a NUL or a lone surrogate in a settings value or key (at any depth), or a name.
+  fc
+    .tuple(
+      fc.constantFrom('\u0000', '\uD800', 'a\uDC00b'),
+      fc.constantFrom<(bad: string) => [string[], unknown]>(
+        (bad) => [['settings'], { theme: bad }],
+        (bad) => [['settings'], { [bad]: 1 }],
+        (bad) => [['settings'], { ui: [{ [`k${bad}`]: [bad] }] }],
+        (bad) => [['adminUser', 'firstName'], `Ada${bad}`],
+        (bad) => [['adminUser', 'lastName'], bad],
+      ),
+    )
+    .map(
+      ([bad, place]) =>
+        (body: Body) =>
+          set(body, ...place(bad)),
+    ),
 );
 
 /** A request the API must refuse: method, path, headers and raw body. */
@@ -169,6 +186,17 @@ const rawBodies: fc.Arbitrary<BadRequest> = fc
       .map((value) => JSON.stringify(value))
       .filter((text) => !text.includes('"adminUser"')),
     fc.integer({ min: 1000, max: 5000 }).map((depth) => `${'['.repeat(depth)}${']'.repeat(depth)}`),
+    // Nesting that overflows any recursive walk, within the API's 256 KB: in settings, as objects or arrays.
+    fc
+      .tuple(fc.integer({ min: 20_000, max: 40_000 }), fc.boolean())
+      .map(
+        ([depth, objects]) =>
+          `{"name":"Deep","plan":"basic","adminUser":{"email":"d@example.com"},"settings":{"a":${
+            objects
+              ? `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`
+              : `${'['.repeat(depth)}${']'.repeat(depth)}`
+          }}}`,
+      ),
   )
   .map((body) => ({ kind: 'raw body', method: 'POST', path: '/tenants', headers: json, body }));
 
@@ -223,6 +251,10 @@ const badPaths: fc.Arbitrary<BadRequest> = fc.oneof(
   fc.stringMatching(/^t[a-z0-9]{15}$/).map((id) => ({ kind: 'path', method: 'GET', path: `/tenants/${id}` })),
   nasty.map((text) => ({ kind: 'path', method: 'GET', path: `/tenants/x/${segment(text)}` })),
   fc.constantFrom('PUT', 'PATCH').map((method) => ({ kind: 'method', method, path: '/openapi.json/x' })),
+  // Percent-encodings that do not decode, and empty segments.
+  fc
+    .constantFrom('/tenants/%E0%A4%A', '/tenants/%ZZ/backups', '/%', '//', '/tenants//suspend')
+    .map((path) => ({ kind: 'path', method: 'GET', path })),
 );
 
 const badQueries: fc.Arbitrary<BadRequest> = fc

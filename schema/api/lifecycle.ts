@@ -10,6 +10,7 @@ import {
   TenantName,
   TenantStatusSchema,
 } from './tenants.ts';
+import { text } from './text.ts';
 
 /**
  * The request and response bodies of the lifecycle routes (suspend, resume, plan change, delete, backups,
@@ -17,22 +18,12 @@ import {
  * Every object is strict, as in `tenants.ts`.
  */
 
-const CONTROL_CHARACTERS = /\p{Cc}/u;
-
-export const Reason = z
-  .string()
-  .check(
-    z.trim(),
-    z.minLength(1),
-    z.maxLength(500),
-    z.refine((value) => !CONTROL_CHARACTERS.test(value), 'Control characters are not allowed'),
-  )
-  .check(
-    z.meta({
-      description: 'Why, for the audit log and the event: 1 to 500 characters, no control characters.',
-      examples: ['Invoice 2024-117 unpaid for 60 days'],
-    }),
-  );
+export const Reason = text(1, 500).check(
+  z.meta({
+    description: 'Why, for the audit log and the event: 1 to 500 characters, no control characters.',
+    examples: ['Invoice 2024-117 unpaid for 60 days'],
+  }),
+);
 
 /** The lifecycle operations, as the registry's `tenant_operations` and the API's answers name them. */
 export const LIFECYCLE_OPERATIONS = [

@@ -11,6 +11,7 @@ import {
 import * as z from '../../functions/shared/zod.ts';
 import { cidrProblem } from './cidr.ts';
 import { deriveSlug, RESERVED_SLUGS, SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, slugProblem } from './slug.ts';
+import { inspectJson, text } from './text.ts';
 
 /**
  * The request and response bodies of the tenants API, as zod schemas: the API validates with them, the
@@ -18,17 +19,6 @@ import { deriveSlug, RESERVED_SLUGS, SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, slugProbl
  * Every object is strict (an unknown field is refused, at any depth) and every optional field has its
  * default written here, so that the document shows it.
  */
-
-const CONTROL_CHARACTERS = /\p{Cc}/u;
-
-/** Trimmed text without control characters. */
-const text = (min: number, max: number) =>
-  z.string().check(
-    z.trim(),
-    z.minLength(min),
-    z.maxLength(max),
-    z.refine((value) => !CONTROL_CHARACTERS.test(value), 'Control characters are not allowed'),
-  );
 
 export const TenantName = text(1, 200).check(
   z.meta({
@@ -186,28 +176,29 @@ export const Compliance = z.strictObject({
 export const SETTINGS_MAX_BYTES = 16_384;
 export const SETTINGS_MAX_DEPTH = 5;
 
-/** Nesting depth of a JSON value: 0 for a scalar, 1 for a flat object or array. */
-function depth(value: unknown): number {
-  if (Array.isArray(value)) return 1 + Math.max(0, ...value.map(depth));
-  if (typeof value === 'object' && value !== null) return 1 + Math.max(0, ...Object.values(value).map(depth));
-  return 0;
-}
-
+/**
+ * Free settings: a JSON object, its nesting measured and its keys and strings checked at any depth without
+ * recursion (a body of 256 KB can nest 100,000 levels), its size measured only once its nesting is known to be
+ * within bounds (`JSON.stringify` recurses too).
+ */
 export const Settings = z
   .record(z.string().check(z.maxLength(100)), z.unknown())
   .check(
     z.superRefine((value, ctx) => {
-      if (Buffer.byteLength(JSON.stringify(value)) > SETTINGS_MAX_BYTES) {
+      const { tooDeep, problems } = inspectJson(value, SETTINGS_MAX_DEPTH);
+      if (tooDeep) {
+        ctx.addIssue({ code: 'custom', message: `At most ${SETTINGS_MAX_DEPTH} levels of nesting` });
+      } else if (Buffer.byteLength(JSON.stringify(value)) > SETTINGS_MAX_BYTES) {
         ctx.addIssue({ code: 'custom', message: `At most ${SETTINGS_MAX_BYTES} bytes of JSON` });
       }
-      if (depth(value) > SETTINGS_MAX_DEPTH) {
-        ctx.addIssue({ code: 'custom', message: `At most ${SETTINGS_MAX_DEPTH} levels of nesting` });
+      for (const problem of problems) {
+        ctx.addIssue({ code: 'custom', path: [...problem.path], message: problem.message });
       }
     }),
   )
   .check(
     z.meta({
-      description: `Free application settings: a JSON object of at most ${SETTINGS_MAX_BYTES} bytes and ${SETTINGS_MAX_DEPTH} levels.`,
+      description: `Free application settings: a JSON object of at most ${SETTINGS_MAX_BYTES} bytes and ${SETTINGS_MAX_DEPTH} levels, no NUL character or lone surrogate in its keys and strings.`,
       examples: [{ theme: 'corporate', timezone: 'America/New_York' }],
     }),
   );

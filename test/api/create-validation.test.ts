@@ -171,6 +171,54 @@ const CASES: readonly Case[] = [
     path: 'settings',
     message: 'bytes',
   },
+  {
+    title: 'a NUL in a settings value',
+    body: (name) => base(name, { settings: { theme: 'dark\u0000' } }),
+    path: 'settings.theme',
+    message: 'NUL',
+  },
+  {
+    title: 'a NUL in a settings key',
+    body: (name) => base(name, { settings: { 'the\u0000me': 'dark' } }),
+    path: 'settings',
+    message: 'key',
+  },
+  {
+    title: 'a NUL in a nested settings key',
+    body: (name) => base(name, { settings: { ui: [{ ok: 1 }, { 'c\u0000': 1 }] } }),
+    path: 'settings.ui[1]',
+    message: 'key',
+  },
+  {
+    title: 'a lone surrogate in a settings value',
+    body: (name) => base(name, { settings: { ui: { labels: ['ok', 'x\ud800'] } } }),
+    path: 'settings.ui.labels[1]',
+    message: 'surrogate',
+  },
+  {
+    title: 'a lone surrogate in a settings key',
+    body: (name) => base(name, { settings: { ui: { '\udc00': true } } }),
+    path: 'settings.ui',
+    message: 'surrogate',
+  },
+  {
+    title: "a lone surrogate in the admin's first name",
+    body: (name) => base(name, { adminUser: { email: 'owner@example.com', firstName: 'Ada\ud800' } }),
+    path: 'adminUser.firstName',
+    message: 'surrogate',
+  },
+  {
+    title: "a lone surrogate in the admin's last name",
+    body: (name) => base(name, { adminUser: { email: 'owner@example.com', lastName: '\udfffLovelace' } }),
+    path: 'adminUser.lastName',
+    message: 'surrogate',
+  },
+  {
+    title: 'a lone surrogate in the name (stored as U+FFFD before)',
+    body: (name) => base(`${name} \ud83d`),
+    path: 'name',
+    message: 'surrogate',
+  },
   { title: 'an unknown plan', body: (name) => base(name, { plan: 'gold' }), path: 'plan' },
   { title: 'a control character in the name', body: (name) => base(`${name}\u0007`), path: 'name' },
   { title: 'a blank name', body: () => base('   '), path: 'name' },
@@ -234,6 +282,32 @@ describe('POST /tenants refuses an invalid body with 400, naming each problem, a
     for (const answer of answers) {
       expect(answer.status).toBe(400);
       expect(ErrorBody.parse(answer.body).error.code).toBe('invalid_request');
+    }
+  });
+
+  it('refuses JSON nested 100,000 levels deep in settings, as objects or arrays, naming settings', async () => {
+    // Prepare: 240 KB and 200 KB, under the API's 256 KB; the test cannot JSON.stringify them either
+    const head = `{"name":${JSON.stringify(uniqueName('Deep'))},"plan":"basic","adminUser":{"email":"o@example.com"},"settings":`;
+    const objects = `${head}${'{"a":'.repeat(40_000)}1${'}'.repeat(40_000)}}`;
+    const arrays = `${head}{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
+
+    // Act
+    const answers = await Promise.all(
+      [objects, arrays].map((rawBody) =>
+        call(api, 'POST', '/tenants', {
+          token: admin,
+          rawBody,
+          headers: { 'content-type': 'application/json' },
+        }),
+      ),
+    );
+
+    // Assess
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(ErrorBody.parse(answer.body).error.details).toEqual([
+        { path: 'settings', message: 'At most 5 levels of nesting' },
+      ]);
     }
   });
 

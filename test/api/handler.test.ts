@@ -71,6 +71,22 @@ describe('the api function behind API Gateway', () => {
     expect(adminByList.status).toBe(404);
   });
 
+  it('answers 400 to a path whose percent-encoding does not decode, as API Gateway passes it', async () => {
+    // Prepare
+    const authorizer = { claims: { sub: 'x' }, scopes: ['tenants/admin'] };
+    const malformed = { ...event('GET /tenants/{tenantId}', authorizer), rawPath: '/tenants/%E0%A4%A' };
+
+    // Act
+    const answer = await invoke({ ...malformed, pathParameters: { tenantId: '%E0%A4%A' } });
+
+    // Assess
+    expect(answer.status).toBe(400);
+    expect(ErrorBody.parse(answer.body).error).toMatchObject({
+      code: 'invalid_request',
+      details: [{ path: 'path' }],
+    });
+  });
+
   it('answers an unknown route 404 and a malformed event a plain 500', async () => {
     // Act
     const unknown = await invoke(

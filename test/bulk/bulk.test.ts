@@ -269,6 +269,110 @@ describe('POST /tenant-batches, refusals', () => {
   });
 });
 
+describe('POST /tenant-batches, text PostgreSQL cannot store and rows nested too deep', () => {
+  it('reports a NUL in a CSV slug cell and a lone surrogate in a JSON slug at the slug, dry run or not', async () => {
+    // Prepare
+    const prefix = uniqueName('nul-slug');
+    const csv = `name,slug,plan,admin_email\n${prefix} Nul,bad\u0000slug,basic,n@example.com\n`;
+    const json = {
+      tenants: [
+        {
+          name: `${prefix} Lone`,
+          slug: `${prefix}-\ud800`,
+          plan: 'basic',
+          adminUser: { email: 'l@example.com' },
+        },
+      ],
+    };
+    const csvRequest = { token, rawBody: csv, headers: { 'content-type': 'text/csv' } };
+
+    // Act
+    const csvDry = await call(api, 'POST', '/tenant-batches?dryRun=true', csvRequest);
+    const csvReal = await call(api, 'POST', '/tenant-batches', csvRequest);
+    const jsonDry = await call(api, 'POST', '/tenant-batches', { token, body: { ...json, dryRun: true } });
+    const jsonReal = await call(api, 'POST', '/tenant-batches', { token, body: json });
+
+    // Assess
+    expect([csvDry.status, csvReal.status, jsonDry.status, jsonReal.status]).toEqual([200, 400, 200, 400]);
+    for (const answer of [csvDry, jsonDry]) {
+      const report = DryRun.parse(answer.body);
+      expect(report.valid).toBe(false);
+      expect(report.rows[0]?.problems.map((problem) => problem.path)).toEqual(['slug']);
+    }
+    expect(ErrorBody.parse(csvReal.body).error.details.map((detail) => detail.path)).toEqual([
+      'rows[0].slug',
+    ]);
+    expect(ErrorBody.parse(jsonReal.body).error.details.map((detail) => detail.path)).toEqual([
+      'tenants[0].slug',
+    ]);
+    expect(await batchesOfCaller()).toBe(0);
+  });
+
+  it('refuses on the dry run a row with a NUL in settings, as the real run does', async () => {
+    // Prepare
+    const row = {
+      name: uniqueName('nul-settings'),
+      plan: 'basic',
+      adminUser: { email: 's@example.com', firstName: 'Ada' },
+      settings: { theme: 'dark\u0000' },
+    };
+
+    // Act
+    const dry = await call(api, 'POST', '/tenant-batches', { token, body: { dryRun: true, tenants: [row] } });
+    const real = await call(api, 'POST', '/tenant-batches', { token, body: { tenants: [row] } });
+
+    // Assess
+    expect(dry.status).toBe(200);
+    const report = DryRun.parse(dry.body);
+    expect(report.valid).toBe(false);
+    expect(report.rows[0]?.problems.map((problem) => problem.path)).toEqual(['settings.theme']);
+    expect(real.status).toBe(400);
+    expect(ErrorBody.parse(real.body).error.details.map((detail) => detail.path)).toEqual([
+      'tenants[0].settings.theme',
+    ]);
+    expect(await batchesOfCaller()).toBe(0);
+  });
+
+  it('reports rows nested 60,000 levels deep, with an Idempotency-Key too', async () => {
+    // Prepare: built as text (JSON.stringify cannot write them either); 60,000 levels twice fit in 256 KB
+    const deepArray = `${'['.repeat(60_000)}${']'.repeat(60_000)}`;
+    const deepSettings = `{"name":${JSON.stringify(uniqueName('deep'))},"plan":"basic","adminUser":{"email":"d@example.com"},"settings":{"a":${deepArray}}}`;
+    const rawBody = `{"dryRun":true,"tenants":[${deepArray},${deepSettings}]}`;
+
+    // Act
+    const answer = await call(api, 'POST', '/tenant-batches', {
+      token,
+      rawBody,
+      headers: { 'content-type': 'application/json', 'idempotency-key': uniqueName('deep') },
+    });
+
+    // Assess
+    expect(answer.status).toBe(200);
+    const report = DryRun.parse(answer.body);
+    expect(report.summary).toEqual({ rows: 2, valid: 0, invalid: 2 });
+    expect(report.rows[0]?.problems.map((problem) => problem.path)).toEqual(['']);
+    expect(report.rows[1]?.problems).toEqual([{ path: 'settings', message: 'At most 5 levels of nesting' }]);
+  });
+  it('keeps a report that echoes a NUL for its Idempotency-Key, and answers it again', async () => {
+    // Prepare: the row's name and slug come back in the report, which the key's record keeps
+    const request = {
+      token,
+      rawBody: `name,slug,plan,admin_email\n${uniqueName('echo')} \u0000,x\u0000y,basic,e@example.com\n`,
+      headers: { 'content-type': 'text/csv', 'idempotency-key': uniqueName('echo') },
+    };
+    const first = await call(api, 'POST', '/tenant-batches?dryRun=true', request);
+
+    // Act
+    const again = await call(api, 'POST', '/tenant-batches?dryRun=true', request);
+
+    // Assess
+    expect(first.status).toBe(200);
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+  });
+});
+
 describe('POST /tenant-batches, a real run', () => {
   it('provisions 10 rows; the one made to fail is reported alone and leaves nothing behind', {
     timeout: 180_000,
