@@ -26,14 +26,14 @@ const { values } = parseArgs({
 const count = Number(values.tenants ?? (values.quick ? 20 : 200));
 if (!Number.isInteger(count) || count < 1) throw new Error(`--tenants: ${values.tenants}`);
 
-const MIGRATION = `CREATE TABLE bench_notes (
+const MIGRATION = `CREATE TABLE public.bench_notes (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  user_id uuid REFERENCES users (id),
+  user_id uuid REFERENCES public.users (id),
   note text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX bench_notes_user_idx ON bench_notes (user_id);
-ALTER TABLE users ADD COLUMN locale text;
+CREATE INDEX bench_notes_user_idx ON public.bench_notes (user_id);
+ALTER TABLE public.users ADD COLUMN locale text;
 `;
 
 /** Tenant databases migrated at once by a run: the Map's MaxConcurrency times each invocation's. */

@@ -11,6 +11,7 @@ import {
   newTenantId,
   roleName,
 } from '../functions/shared/names.ts';
+import { doBlock } from '../functions/shared/tenant-db.ts';
 import { PROJECT_ROOT } from '../local/constants.ts';
 import type { BenchSandbox } from './lib/sandbox.ts';
 
@@ -69,7 +70,7 @@ export class Floor {
             `NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT ${limits[role]} PASSWORD ${literal(verifiers[index] ?? '')}`,
         );
       }
-      await db.query(grantsBlock(tenantId));
+      await db.query(doBlock('grants', grantsBlock(tenantId)));
       const roles = DATABASE_ROLES.map((role) => ident(roleName(tenantId, role))).join(', ');
       await this.#cluster.query(`GRANT CONNECT ON DATABASE ${ident(name)} TO ${roles}`);
     } finally {

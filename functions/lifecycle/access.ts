@@ -9,6 +9,7 @@ import { databaseExists } from '../provision/database.ts';
 import { existingTenantRoles } from '../provision/roles.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
 import { databaseName, ident, literal } from '../shared/names.ts';
+import { doBlock } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 
 /** How long a suspension waits for the ended sessions to be gone before it reports them. */
@@ -27,10 +28,6 @@ async function sessionsOf(cluster: DataApi, roles: readonly string[]): Promise<n
   );
   return row?.n ?? 0;
 }
-
-/** A PL/pgSQL block of statements: one Data API call, applied atomically. */
-const block = (tag: string, statements: readonly string[]) =>
-  `DO $${tag}$ BEGIN\n${statements.map((statement) => `  ${statement};`).join('\n')}\nEND $${tag}$`;
 
 /**
  * Closes the tenant's database to its roles, without a superuser and without closing it to the provisioner (the
@@ -54,10 +51,10 @@ export async function disableTenantAccess(
       ? [`REVOKE CONNECT ON DATABASE ${ident(name)} FROM ${list}`]
       : []),
     `GRANT ${list} TO CURRENT_USER`,
-    `PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (${roles.map(literal).join(', ')})`,
+    `PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename IN (${roles.map(literal).join(', ')})`,
     `REVOKE ${list} FROM CURRENT_USER`,
   ];
-  await cluster.execute(block('suspend', statements));
+  await cluster.execute(doBlock('suspend', statements));
   const deadline = Date.now() + SESSION_END_WAIT_MS;
   let left = await sessionsOf(cluster, roles);
   while (left > 0 && Date.now() < deadline) {
@@ -82,7 +79,7 @@ export async function enableTenantAccess(cluster: DataApi, tenantId: string): Pr
       ? [`GRANT CONNECT ON DATABASE ${ident(name)} TO ${roles.map(ident).join(', ')}`]
       : []),
   ];
-  await cluster.execute(block('resume', statements));
+  await cluster.execute(doBlock('resume', statements));
   return { roles: roles.length };
 }
 

@@ -9,11 +9,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { BACKUP_KINDS, BackupId } from '../../schema/api/lifecycle.ts';
 import { databaseExists } from '../provision/database.ts';
-import type { DataApi } from '../shared/data-api.ts';
+import type { DataApi, Sql } from '../shared/data-api.ts';
 import { BackupCorruptError } from '../shared/errors.ts';
 import { currentVersion } from '../shared/migrations.ts';
-import { databaseName, ident, roleName } from '../shared/names.ts';
+import { databaseName, ident } from '../shared/names.ts';
 import { taggingHeader } from '../shared/storage.ts';
+import { publicTable, TenantDatabase } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 
 /**
@@ -72,6 +73,8 @@ export const Manifest = z.object({
   schemaVersion: z.int().check(z.minimum(0)),
   completedAt: z.string(),
   tables: z.array(ManifestTable),
+  /** Tables of `public` a tenant role owns (made before tenant roles lost CREATE there): not read, see tenant-db.ts. */
+  skipped: z.optional(z.array(z.string())),
 });
 export type Manifest = z.infer<typeof Manifest>;
 
@@ -101,8 +104,15 @@ const TableRow = z.pipe(
   ),
 );
 
-/** The tables of the `public` schema but the migration runner's own, with what loading them needs. */
-export async function listTables(db: DataApi): Promise<TableSpec[]> {
+/** The tables of `public` a backup considers (`c` is pg_class, `n` pg_namespace), whoever owns them. */
+const PUBLIC_TABLES = `n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND c.relname <> 'schema_migrations'`;
+
+/**
+ * The control plane's tables of the `public` schema (the migrations'; not the runner's own `schema_migrations`, not
+ * any a tenant role owns), with what loading them needs.
+ */
+export async function listTables(db: Sql): Promise<TableSpec[]> {
   return db.query(
     `SELECT c.relname AS name,
        (SELECT json_agg(json_build_object(
@@ -118,13 +128,23 @@ export async function listTables(db: DataApi): Promise<TableSpec[]> {
         WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key,
        (SELECT json_agg(DISTINCT f.relname)::text FROM pg_constraint k JOIN pg_class f ON f.oid = k.confrelid
         WHERE k.conrelid = c.oid AND k.contype = 'f' AND k.confrelid <> c.oid) AS refs
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-       AND c.relname <> 'schema_migrations'
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE ${PUBLIC_TABLES} AND pg_catalog.pg_get_userbyid(c.relowner) = current_user
      ORDER BY c.relname`,
     {},
     TableRow,
   );
+}
+
+/** Tables of `public` a tenant role owns: the control plane does not read them (`functions/shared/tenant-db.ts`). */
+export async function foreignTables(db: Sql): Promise<string[]> {
+  const rows = await db.query(
+    `SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE ${PUBLIC_TABLES} AND pg_catalog.pg_get_userbyid(c.relowner) <> current_user ORDER BY c.relname`,
+    {},
+    z.object({ name: z.string() }),
+  );
+  return rows.map((row) => row.name);
 }
 
 /**
@@ -140,7 +160,7 @@ export const CANONICAL_SETTINGS = [
 ] as const;
 
 /** Opens a read-only snapshot with the canonical settings; the first statement of the transaction. */
-export async function beginCanonicalSnapshot(tx: DataApi): Promise<void> {
+export async function beginCanonicalSnapshot(tx: Sql): Promise<void> {
   await tx.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
   for (const statement of CANONICAL_SETTINGS) await tx.execute(statement);
 }
@@ -153,15 +173,16 @@ const PageRow = z.object({ r: z.string(), k: z.string() });
  * `tx` is a transaction opened by {@link beginCanonicalSnapshot}.
  */
 export async function* canonicalRows(
-  tx: DataApi,
+  tx: Sql,
   table: TableSpec,
   pageRows = PAGE_ROWS,
 ): AsyncGenerator<string[]> {
-  const from = `public.${ident(table.name)} AS t`;
+  // ONLY: a table's rows, not those of tables inheriting from it.
+  const from = `ONLY ${publicTable(table.name)} AS t`;
   if (table.primaryKey.length === 0) {
     for (let offset = 0; ; offset += pageRows) {
       const page = await tx.query(
-        `SELECT row_to_json(t)::text AS r, '' AS k FROM ${from} ORDER BY 1 LIMIT ${pageRows} OFFSET ${offset}`,
+        `SELECT pg_catalog.row_to_json(t)::text AS r, '' AS k FROM ${from} ORDER BY 1 LIMIT ${pageRows} OFFSET ${offset}`,
         {},
         PageRow,
       );
@@ -181,7 +202,8 @@ export async function* canonicalRows(
       ? `WHERE (${keyColumns.join(', ')}) > (${keyTypes.map((type, i) => `CAST(:k${i} AS ${type})`).join(', ')})`
       : '';
     const page = await tx.query(
-      `SELECT row_to_json(t)::text AS r, json_build_array(${keyColumns.map((c) => `${c}::text`).join(', ')})::text AS k
+      `SELECT pg_catalog.row_to_json(t)::text AS r,
+         pg_catalog.json_build_array(${keyColumns.map((c) => `${c}::text`).join(', ')})::text AS k
        FROM ${from} ${after} ORDER BY ${keyColumns.join(', ')} LIMIT ${pageRows}`,
       Object.fromEntries((last ?? []).map((value, i) => [`k${i}`, value])),
       PageRow,
@@ -195,7 +217,7 @@ export async function* canonicalRows(
 
 /** A table's canonical data: its JSON lines (each row and a newline), their count, bytes and sha256. */
 export async function canonicalTable(
-  tx: DataApi,
+  tx: Sql,
   table: TableSpec,
 ): Promise<{ data: Buffer; rows: number; sha256: string }> {
   const chunks: Buffer[] = [];
@@ -247,12 +269,12 @@ const ENCRYPTION: Record<BackupRequest['encryptionLevel'], ServerSideEncryption>
  * Takes the backup: one read-only snapshot of the tenant database, each table's data file written as it is read,
  * then the manifest, written last (a folder without a manifest is an incomplete backup, which nothing lists).
  *
- * The provisioner owns the template's tables but not those a tenant's admin role may have made: it takes that role's
- * membership for the backup, so that every table is read, and gives it back.
+ * Only the control plane's own tables are read (`functions/shared/tenant-db.ts`): a table of `public` that a tenant
+ * role owns is listed in the manifest as skipped.
  */
 export async function backupTenantDatabase(deps: BackupDeps, request: BackupRequest): Promise<BackupResult> {
   const name = databaseName(request.tenantId);
-  const db = deps.cluster.on(name);
+  const db = TenantDatabase.of(deps.cluster, request.tenantId);
   const prefix = backupPrefix(request.tenantId, request.backupId);
   const put = (key: string, body: Buffer, contentType: string) =>
     deps.s3.send(
@@ -269,61 +291,43 @@ export async function backupTenantDatabase(deps: BackupDeps, request: BackupRequ
         ]),
       }),
     );
-  const admin = await adminRoleIfAny(deps.cluster, request.tenantId);
-  if (admin) await deps.cluster.execute(`GRANT ${ident(admin)} TO CURRENT_USER`);
-  try {
-    const { schemaVersion, tables } = await db.transaction(async (tx) => {
-      await beginCanonicalSnapshot(tx);
-      const schemaVersion = await currentVersion(tx);
-      const written: ManifestTable[] = [];
-      for (const table of await listTables(tx)) {
-        const { data, rows, sha256 } = await canonicalTable(tx, table);
-        const key = `${prefix}data/${encodeURIComponent(table.name)}.jsonl`;
-        await put(key, data, 'application/x-ndjson');
-        written.push({ ...table, key, rows, bytes: data.length, sha256 });
-      }
-      return { schemaVersion, tables: written };
-    });
-    const manifest: Manifest = {
-      format: BACKUP_FORMAT,
-      tenantId: request.tenantId,
-      backupId: request.backupId,
-      kind: request.kind,
-      database: name,
-      schemaVersion,
-      completedAt: new Date().toISOString(),
-      tables,
-    };
-    const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
-    const manifestKey = `${prefix}${MANIFEST_NAME}`;
-    await put(manifestKey, body, 'application/json');
-    return {
-      backupId: request.backupId,
-      bucket: deps.bucket,
-      prefix,
-      manifestKey,
-      manifestSha256: createHash('sha256').update(body).digest('hex'),
-      schemaVersion,
-      tables: tables.length,
-      rows: tables.reduce((sum, table) => sum + table.rows, 0),
-      bytes: tables.reduce((sum, table) => sum + table.bytes, 0),
-    };
-  } finally {
-    if (admin) await deps.cluster.execute(`REVOKE ${ident(admin)} FROM CURRENT_USER`);
-  }
-}
-
-const found = z.object({ found: z.number() });
-
-/** The tenant's admin role when it exists (a tenant being deleted may have lost it). */
-async function adminRoleIfAny(cluster: DataApi, tenantId: string): Promise<string | undefined> {
-  const admin = roleName(tenantId, 'admin');
-  const rows = await cluster.query(
-    'SELECT 1 AS found FROM pg_roles WHERE rolname = :admin',
-    { admin },
-    found,
-  );
-  return rows.length > 0 ? admin : undefined;
+  const { schemaVersion, tables, skipped } = await db.transaction(async (tx) => {
+    await beginCanonicalSnapshot(tx);
+    const schemaVersion = await currentVersion(tx);
+    const written: ManifestTable[] = [];
+    for (const table of await listTables(tx)) {
+      const { data, rows, sha256 } = await canonicalTable(tx, table);
+      const key = `${prefix}data/${encodeURIComponent(table.name)}.jsonl`;
+      await put(key, data, 'application/x-ndjson');
+      written.push({ ...table, key, rows, bytes: data.length, sha256 });
+    }
+    return { schemaVersion, tables: written, skipped: await foreignTables(tx) };
+  });
+  const manifest: Manifest = {
+    format: BACKUP_FORMAT,
+    tenantId: request.tenantId,
+    backupId: request.backupId,
+    kind: request.kind,
+    database: name,
+    schemaVersion,
+    completedAt: new Date().toISOString(),
+    tables,
+    ...(skipped.length > 0 ? { skipped } : {}),
+  };
+  const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
+  const manifestKey = `${prefix}${MANIFEST_NAME}`;
+  await put(manifestKey, body, 'application/json');
+  return {
+    backupId: request.backupId,
+    bucket: deps.bucket,
+    prefix,
+    manifestKey,
+    manifestSha256: createHash('sha256').update(body).digest('hex'),
+    schemaVersion,
+    tables: tables.length,
+    rows: tables.reduce((sum, table) => sum + table.rows, 0),
+    bytes: tables.reduce((sum, table) => sum + table.bytes, 0),
+  };
 }
 
 /** Whether the tenant has a database to back up. */

@@ -6,6 +6,7 @@ import { existingTenantRoles, roleConnectionLimits } from '../provision/roles.ts
 import { type DataApi, json } from '../shared/data-api.ts';
 import { DATABASE_ROLES, databaseName, ident, roleName } from '../shared/names.ts';
 import { PLAN_NAMES, type PlanLimits, type PlanName } from '../shared/plans.ts';
+import { doBlock, TenantDatabase } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 
 /** A plan and its effective limits, as the change-plan run passes them between its states. */
@@ -38,13 +39,12 @@ export async function applyTenantLimits(
         `ALTER ROLE ${ident(roleName(tenantId, role))} CONNECTION LIMIT ${z.int().parse(shares[role])}`,
     ),
   ];
-  await cluster.execute(`DO $limits$ BEGIN\n${statements.map((s) => `  ${s};`).join('\n')}\nEND $limits$`);
-  await cluster
-    .on(name)
-    .execute(
-      `UPDATE feature_flags SET config = config || CAST(:quotas AS jsonb), updated_at = now() WHERE key = 'apiAccess'`,
-      { quotas: json({ maxApiKeys: limits.maxApiKeys, requestsPerMinute: limits.apiRequestsPerMinute }) },
-    );
+  await cluster.execute(doBlock('limits', statements));
+  await TenantDatabase.of(cluster, tenantId).execute(
+    `UPDATE public.feature_flags SET config = config || CAST(:quotas AS jsonb), updated_at = pg_catalog.now()
+     WHERE key = 'apiAccess'`,
+    { quotas: json({ maxApiKeys: limits.maxApiKeys, requestsPerMinute: limits.apiRequestsPerMinute }) },
+  );
   return { maxConnections };
 }
 

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { expectedObjects, validateTenantSchema } from '../provision/database.ts';
-import type { DataApi } from '../shared/data-api.ts';
+import { expectedObjects, recreateEmptyTenantDatabase, validateTenantSchema } from '../provision/database.ts';
+import type { DataApi, Sql } from '../shared/data-api.ts';
 import { BackupCorruptError, BackupVerificationError } from '../shared/errors.ts';
-import { applyMigrations, type Migration } from '../shared/migrations.ts';
-import { databaseName, ident } from '../shared/names.ts';
+import { applyMigrations, currentVersion, type Migration } from '../shared/migrations.ts';
+import { ident } from '../shared/names.ts';
+import { publicTable, TenantDatabase } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 import {
   type BackupDeps,
@@ -33,7 +34,11 @@ export async function restoreTenantSchema(
     );
   }
   const template = migrations.slice(0, version);
-  const db = cluster.on(databaseName(tenantId));
+  // CreateDatabase copied the latest template: a backup of an older version starts from an empty database.
+  if ((await currentVersion(TenantDatabase.of(cluster, tenantId))) > version) {
+    await recreateEmptyTenantDatabase(cluster, tenantId);
+  }
+  const db = TenantDatabase.of(cluster, tenantId);
   const result = await applyMigrations(db, template);
   await validateTenantSchema(db, expectedObjects(template));
   return result;
@@ -82,11 +87,11 @@ function verifiedLines(table: ManifestTable, data: Buffer): string[] {
 }
 
 /** Loads one table's rows, batch by batch, as the table's own row type reads them (`json_populate_recordset`). */
-async function loadTable(tx: DataApi, table: ManifestTable, lines: readonly string[]): Promise<void> {
+async function loadTable(tx: Sql, table: ManifestTable, lines: readonly string[]): Promise<void> {
   const columns = table.columns.filter((column) => !column.generated).map((column) => ident(column.name));
-  const target = `public.${ident(table.name)}`;
+  const target = publicTable(table.name);
   const sql = `INSERT INTO ${target} (${columns.join(', ')}) OVERRIDING SYSTEM VALUE
-    SELECT ${columns.join(', ')} FROM json_populate_recordset(NULL::${target}, CAST(:rows AS json))`;
+    SELECT ${columns.join(', ')} FROM pg_catalog.json_populate_recordset(NULL::${target}, CAST(:rows AS json))`;
   let batch: string[] = [];
   let size = 0;
   const flush = async () => {
@@ -106,12 +111,12 @@ async function loadTable(tx: DataApi, table: ManifestTable, lines: readonly stri
 const count = z.object({ n: z.coerce.number() });
 
 /** Sets each identity or serial sequence past the largest value loaded, so that new rows do not collide. */
-async function resetSequences(tx: DataApi, table: ManifestTable): Promise<void> {
+async function resetSequences(tx: Sql, table: ManifestTable): Promise<void> {
   for (const column of table.columns) {
     if (!column.sequence) continue;
     await tx.execute(
-      `SELECT setval(CAST(:sequence AS regclass),
-         coalesce((SELECT max(${ident(column.name)}) FROM public.${ident(table.name)}), 0) + 1, false)`,
+      `SELECT pg_catalog.setval(CAST(:sequence AS regclass),
+         (coalesce((SELECT max(${ident(column.name)}) FROM ${publicTable(table.name)}), 0) + 1)::bigint, false)`,
       { sequence: column.sequence },
     );
   }
@@ -137,7 +142,7 @@ export async function restoreBackup(
   source: { tenantId: string; backupId: string },
 ): Promise<RestoreResult> {
   const manifest: Manifest = await readManifest(deps, source.tenantId, source.backupId);
-  const db = deps.cluster.on(databaseName(tenantId));
+  const db = TenantDatabase.of(deps.cluster, tenantId);
   const present = new Map((await listTables(db)).map((table) => [table.name, table]));
   const missing = manifest.tables.filter((table) => !present.has(table.name)).map((table) => table.name);
   if (missing.length > 0) {
@@ -155,7 +160,7 @@ export async function restoreBackup(
     }
   }
   const [existing] = await db.query(
-    `SELECT (${manifest.tables.map((table) => `(SELECT count(*) FROM public.${ident(table.name)})`).join(' + ') || '0'})::int AS n`,
+    `SELECT (${manifest.tables.map((table) => `(SELECT count(*) FROM ${publicTable(table.name)})`).join(' + ') || '0'})::int AS n`,
     {},
     count,
   );
@@ -181,7 +186,7 @@ export async function restoreBackup(
 }
 
 /** Reads every table of the manifest back canonically; a {@link BackupVerificationError} lists what differs. */
-export async function verifyAgainstManifest(db: DataApi, manifest: Manifest): Promise<void> {
+export async function verifyAgainstManifest(db: Sql, manifest: Manifest): Promise<void> {
   const mismatches = await db.transaction(async (tx) => {
     await beginCanonicalSnapshot(tx);
     const found: string[] = [];

@@ -13,6 +13,7 @@ import {
   type PlanLimits,
   type PlanName,
 } from '../shared/plans.ts';
+import { TenantDatabase } from '../shared/tenant-db.ts';
 import type { Tenant } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 
@@ -44,10 +45,11 @@ export async function measureUsage(deps: UsageDeps, tenantId: string): Promise<T
   const [database, storageBytes] = await Promise.all([
     (async () => {
       if (!(await databaseExists(deps.cluster, name))) return { users: 0, apiKeys: 0 };
-      const db = deps.cluster.on(name);
-      const [users] = await db.query('SELECT count(*)::int AS n FROM users', {}, count);
+      const db = TenantDatabase.of(deps.cluster, tenantId);
+      const [users] = await db.query('SELECT count(*)::int AS n FROM public.users', {}, count);
       const [apiKeys] = await db.query(
-        'SELECT count(*)::int AS n FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
+        `SELECT count(*)::int AS n FROM public.api_keys
+         WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > pg_catalog.now())`,
         {},
         count,
       );

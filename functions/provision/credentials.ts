@@ -17,7 +17,8 @@ export function sha256Hex(value: string): string {
 const SCRAM_ITERATIONS = 4096;
 const derive = promisify(pbkdf2);
 // Printable ASCII without spaces: SASLprep leaves it as it is, so no normalisation library is needed.
-const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+/** Passwords SASLprep leaves as they are (RFC 4013), so that the verifier is the one PostgreSQL would compute. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 /**
  * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802/7677, PostgreSQL's `SCRAM-SHA-256$…`

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DataApi } from '../shared/data-api.ts';
+import type { DataApi, Sql } from '../shared/data-api.ts';
 import { SchemaValidationError } from '../shared/errors.ts';
 import { applyMigrations, type Migration, MigrationOrderError } from '../shared/migrations.ts';
 import { databaseName, ident, literal } from '../shared/names.ts';
+import { TENANT_SCHEMA, TenantDatabase } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 
 /** SQLSTATE 42P04, duplicate_database, as the Data API reports it in the message. */
@@ -34,6 +35,19 @@ export async function databaseExists(cluster: DataApi, name: string): Promise<bo
   return rows.length > 0;
 }
 
+/** What a template holds besides the migrations ({@link buildTemplate}); a new layout makes new templates. */
+const TEMPLATE_LAYOUT = `layout 2: schema ${TENANT_SCHEMA}`;
+
+/**
+ * The layout of a tenant database beside its migrations: PUBLIC has nothing on `public` (each tenant role gets
+ * exactly its grants, `grantsBlock` in roles.ts), and the tenant's own schema exists, open to nobody yet.
+ */
+const LAYOUT = [
+  'REVOKE ALL ON SCHEMA public FROM PUBLIC',
+  `CREATE SCHEMA IF NOT EXISTS ${TENANT_SCHEMA}`,
+  `REVOKE ALL ON SCHEMA ${TENANT_SCHEMA} FROM PUBLIC`,
+];
+
 /** Every template database's name starts so; not `tenant_`, which is the tenants' (and the reconciler's). */
 export const TEMPLATE_PREFIX = 'template_tenant_';
 
@@ -42,7 +56,7 @@ export const TEMPLATE_PREFIX = 'template_tenant_';
  * which set a template holds, so finding it by name is finding the right one, and a changed set gets a new one.
  */
 export function templateName(migrations: readonly Migration[]): string {
-  const hash = createHash('sha256');
+  const hash = createHash('sha256').update(`${TEMPLATE_LAYOUT}\0`);
   for (const migration of migrations) {
     hash.update(`${migration.version}\0${migration.name}\0${migration.statements.join('\0')}\0`);
   }
@@ -85,8 +99,29 @@ export async function createTenantDatabase(
   }
   await cluster.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(name)} FROM PUBLIC`);
   // An existing database may not be a copy of the template (made before templates, or by hand).
-  if (existed) await cluster.on(name).execute('REVOKE ALL ON SCHEMA public FROM PUBLIC');
+  if (existed) await TenantDatabase.of(cluster, tenantId).block('layout', LAYOUT);
   return { name, template };
+}
+
+const connectionLimit = z.object({ limit: z.number() });
+
+/**
+ * Replaces the tenant database by an empty one with the same connection limit and the tenant layout, not a copy of
+ * the template: for a restore of a backup taken at an older template version, which its own migrations bring up.
+ * Only for a database no tenant role has reached yet (a restore's, before activation).
+ */
+export async function recreateEmptyTenantDatabase(cluster: DataApi, tenantId: string): Promise<void> {
+  const name = databaseName(tenantId);
+  const [row] = await cluster.query(
+    'SELECT datconnlimit AS limit FROM pg_catalog.pg_database WHERE datname = :name',
+    { name },
+    connectionLimit,
+  );
+  if (!row) throw new Error(`The tenant database ${name} does not exist`);
+  await dropDatabase(cluster, name);
+  await cluster.execute(`CREATE DATABASE ${ident(name)} CONNECTION LIMIT ${z.int().parse(row.limit)}`);
+  await cluster.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(name)} FROM PUBLIC`);
+  await TenantDatabase.of(cluster, tenantId).block('layout', LAYOUT);
 }
 
 /** How long a provisioning waits for a template another one is building (a build takes about a second). */
@@ -109,7 +144,11 @@ async function buildTemplateOnce(
 ): Promise<void> {
   const key = Number.parseInt(createHash('sha256').update(template).digest('hex').slice(0, 12), 16);
   const built = await cluster.transaction(async (tx) => {
-    const [lock] = await tx.query('SELECT pg_try_advisory_xact_lock(:key) AS taken', { key }, lockTaken);
+    const [lock] = await tx.query(
+      'SELECT pg_catalog.pg_try_advisory_xact_lock(CAST(:key AS bigint)) AS taken',
+      { key },
+      lockTaken,
+    );
     if (!lock?.taken) return false;
     await buildTemplate(cluster, template, migrations);
     return true;
@@ -146,8 +185,8 @@ export async function buildTemplate(
   const building = `${template}_build_${randomBytes(4).toString('hex')}`;
   await cluster.execute(`CREATE DATABASE ${ident(building)}`);
   try {
-    const db = cluster.on(building);
-    await db.execute('REVOKE ALL ON SCHEMA public FROM PUBLIC');
+    const db = TenantDatabase.template(cluster, building);
+    await db.block('layout', LAYOUT);
     await applyMigrations(db, migrations);
     await validateTenantSchema(db, expectedObjects(migrations));
     await cluster.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(building)} FROM PUBLIC`);
@@ -156,8 +195,8 @@ export async function buildTemplate(
     // Only its own: an autovacuum worker may be in the new database too, and ending it takes a superuser
     // (42501); the rename itself tells autovacuum workers to leave.
     await cluster.execute(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-       WHERE datname = :building AND usename = current_user AND pid <> pg_backend_pid()`,
+      `SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
+       WHERE datname = :building AND usename = current_user AND pid <> pg_catalog.pg_backend_pid()`,
       { building },
     );
     await cluster.execute(`ALTER DATABASE ${ident(building)} RENAME TO ${ident(template)}`);
@@ -245,9 +284,13 @@ export function expectedObjects(migrations: readonly Migration[]): SchemaObjects
 
 const schemaObject = z.object({ kind: z.enum(['table', 'index']), name: z.string() });
 
-const SCHEMA_OBJECTS = `SELECT 'table' AS kind, tablename AS name FROM pg_tables WHERE schemaname = 'public'
+/** The tables and indexes of `public` that the control plane owns (a tenant's own never stand in for them). */
+const SCHEMA_OBJECTS = `SELECT 'table' AS kind, tablename AS name FROM pg_catalog.pg_tables
+  WHERE schemaname = 'public' AND tableowner = current_user
   UNION ALL
-  SELECT 'index' AS kind, indexname AS name FROM pg_indexes WHERE schemaname = 'public'`;
+  SELECT 'index' AS kind, i.indexname AS name FROM pg_catalog.pg_indexes i
+  JOIN pg_catalog.pg_tables t ON t.schemaname = i.schemaname AND t.tablename = i.tablename
+  WHERE i.schemaname = 'public' AND t.tableowner = current_user`;
 
 /** Throws {@link SchemaValidationError} naming every promised table or index not among `present`. */
 function checkSchema(expected: SchemaObjects, present: ReadonlySet<string>): void {
@@ -261,7 +304,7 @@ function checkSchema(expected: SchemaObjects, present: ReadonlySet<string>): voi
 }
 
 /** Seed 002's validate step: throws {@link SchemaValidationError} naming every promised table or index missing. */
-export async function validateTenantSchema(db: DataApi, expected: SchemaObjects): Promise<void> {
+export async function validateTenantSchema(db: Sql, expected: SchemaObjects): Promise<void> {
   const rows = await db.query(SCHEMA_OBJECTS, {}, schemaObject);
   checkSchema(expected, new Set(rows.map((row) => `${row.kind} ${row.name}`)));
 }
@@ -272,13 +315,13 @@ const inspected = z.object({ kind: z.enum(['table', 'index', 'version']), name: 
  * The database's schema version and tables and indexes, in one query; undefined when it has no
  * `schema_migrations` (never migrated).
  */
-async function inspectSchema(db: DataApi): Promise<{ version: number; present: Set<string> } | undefined> {
+async function inspectSchema(db: Sql): Promise<{ version: number; present: Set<string> } | undefined> {
   let rows: z.infer<typeof inspected>[];
   try {
     rows = await db.query(
       `${SCHEMA_OBJECTS}
        UNION ALL
-       SELECT 'version' AS kind, coalesce(max(version), 0)::text AS name FROM schema_migrations`,
+       SELECT 'version' AS kind, coalesce(max(version), 0)::text AS name FROM public.schema_migrations`,
       {},
       inspected,
     );
@@ -307,8 +350,9 @@ function sealStatements(expected: SchemaObjects, tenantId: string, version: numb
     '  DECLARE missing text; BEGIN',
     `    SELECT string_agg(kind || ' ' || name, ', ') INTO missing
      FROM (VALUES ${promised.join(', ')}) AS promised (kind, name, relkinds)
-     WHERE NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = 'public'::regnamespace
-       AND relname = promised.name AND relkind = ANY (promised.relkinds::"char"[]));`,
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE relnamespace = 'public'::regnamespace
+       AND relname = promised.name AND relkind = ANY (promised.relkinds::"char"[])
+       AND pg_catalog.pg_get_userbyid(relowner) = current_user);`,
     `    IF missing IS NOT NULL THEN RAISE EXCEPTION '${INCOMPLETE}%', missing; END IF;`,
     `    EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), ${literal(commentOf(tenantId, version))});`,
     '  END;',
@@ -335,7 +379,7 @@ export async function migrateTenantDatabase(
   registryVersion?: number,
 ): Promise<{ version: number; applied: number[] }> {
   const name = databaseName(tenantId);
-  const db = cluster.on(name);
+  const db = TenantDatabase.of(cluster, tenantId);
   const expected = expectedObjects(migrations);
   const latest = migrations.at(-1)?.version ?? 0;
   const then = sealStatements(expected, tenantId, latest);

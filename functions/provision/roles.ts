@@ -10,6 +10,7 @@ import {
   roleSecretName,
   secretPrefix,
 } from '../shared/names.ts';
+import { doBlock, publicTable, TENANT_SCHEMA, TenantDatabase } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 import { generatePassword, scramVerifier } from './credentials.ts';
 import { databaseExists } from './database.ts';
@@ -92,7 +93,7 @@ export async function createTenantRoles(
       return [role, secret.arn] as const;
     }),
   );
-  await deps.cluster.on(dbname).execute(grantsBlock(tenantId));
+  await TenantDatabase.of(deps.cluster, tenantId).block('grants', grantsBlock(tenantId));
   return Object.fromEntries(arns) as Record<DatabaseRole, string>;
 }
 
@@ -140,34 +141,46 @@ async function ensureLoginRole(
 }
 
 /**
- * The privileges of the four roles on the template's objects, and on the provisioner's future ones (default
- * privileges), as one statement. The provisioner owns every object; the roles get privileges, never ownership
- * nor grant options. No role gets TRIGGER or MAINTAIN on the provisioner's tables: a trigger a tenant role
- * wrote would run with the provisioner's rights when a later migration writes to that table.
- * `schema_migrations` is the runner's: readable, not writable.
+ * The privileges of the four roles in their database, as one statement (see `functions/shared/tenant-db.ts` for
+ * why each is what it is). The provisioner owns every object of `public` (the migrations'); the roles get
+ * privileges on them, never ownership, grant options, CREATE on the schema, TRIGGER or REFERENCES, so no code of
+ * theirs can hang on what the control plane reads and writes. The admin creates its own objects in the tenant's own
+ * schema ({@link TENANT_SCHEMA}), first on its search path; the other roles may use what it shares there.
+ * `schema_migrations` is the runner's: readable, not writable. Default privileges cover what later migrations make.
  */
-export function grantsBlock(tenantId: string): string {
+export function grantsBlock(tenantId: string): string[] {
   const [admin, app, readonly, auditor] = DATABASE_ROLES.map((role) => ident(roleName(tenantId, role)));
-  const adminTable = 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES';
+  const all = `${admin}, ${app}, ${readonly}, ${auditor}`;
+  const own = ident(TENANT_SCHEMA);
+  const adminTable = 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE';
   const appTable = 'SELECT, INSERT, UPDATE, DELETE';
-  const statements = [
-    `GRANT USAGE ON SCHEMA public TO ${admin}, ${app}, ${readonly}, ${auditor}`,
-    `GRANT CREATE ON SCHEMA public TO ${admin}`,
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${own}`,
+    `REVOKE ALL ON SCHEMA public, ${own} FROM PUBLIC`,
+    `REVOKE CREATE ON SCHEMA public FROM ${all}`,
+    `REVOKE TRIGGER, REFERENCES ON ALL TABLES IN SCHEMA public FROM ${all}`,
+    `GRANT USAGE ON SCHEMA public, ${own} TO ${all}`,
+    `GRANT CREATE ON SCHEMA ${own} TO ${admin}`,
     `GRANT ${adminTable} ON ALL TABLES IN SCHEMA public TO ${admin}`,
     `GRANT ${appTable} ON ALL TABLES IN SCHEMA public TO ${app}`,
     `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${readonly}`,
     `GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${admin}`,
     `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${app}`,
-    `REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON schema_migrations FROM ${admin}, ${app}`,
-    `GRANT SELECT ON ${AUDITOR_TABLES.join(', ')} TO ${auditor}`,
+    `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.schema_migrations FROM ${admin}, ${app}`,
+    `GRANT SELECT ON ${AUDITOR_TABLES.map(publicTable).join(', ')} TO ${auditor}`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE TRIGGER, REFERENCES ON TABLES FROM ${all}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ${adminTable} ON TABLES TO ${admin}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ${appTable} ON TABLES TO ${app}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ${readonly}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${admin}`,
     `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${app}`,
+    // Where unqualified names go in the tenant's own sessions: the admin's new objects into its schema.
+    `ALTER ROLE ${admin} IN DATABASE ${ident(databaseName(tenantId))} SET search_path = ${own}, public`,
+    ...[app, readonly, auditor].map(
+      (role) =>
+        `ALTER ROLE ${role} IN DATABASE ${ident(databaseName(tenantId))} SET search_path = public, ${own}`,
+    ),
   ];
-  // One DO block: one Data API call, applied atomically.
-  return `DO $grants$ BEGIN\n${statements.map((statement) => `  ${statement};`).join('\n')}\nEND $grants$`;
 }
 
 /** Opens the tenant database to its four roles (activation). Idempotent. */
@@ -213,19 +226,22 @@ export async function removeTenantRoles(
 export async function dropTenantRoles(cluster: DataApi, tenantId: string): Promise<string[]> {
   const roles = await existingTenantRoles(cluster, tenantId);
   if (roles.length === 0) return roles;
-  const dbname = databaseName(tenantId);
-  const inDatabase = await databaseExists(cluster, dbname);
   const list = roles.map(ident).join(', ');
   const statements = [
+    // The membership lasts only as long as this block: the roles are gone at its end, or nothing happened.
     `GRANT ${list} TO CURRENT_USER`,
     ...roles.map((role) => `ALTER ROLE ${ident(role)} NOLOGIN`),
-    `PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (${roles.map(literal).join(', ')})`,
-    // Objects the roles made and their privileges, in the tenant database, and on shared objects.
-    `DROP OWNED BY ${list}`,
+    `PERFORM pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename IN (${roles.map(literal).join(', ')})`,
+    // Objects the roles made and their privileges, in the tenant database, and on shared objects. CASCADE: what
+    // has no owner but hangs on theirs (a cast on a function of theirs) would otherwise keep the roles forever.
+    `DROP OWNED BY ${list} CASCADE`,
     `DROP ROLE ${list}`,
   ];
-  const block = `DO $remove$ BEGIN\n${statements.map((statement) => `  ${statement};`).join('\n')}\nEND $remove$`;
-  await (inDatabase ? cluster.on(dbname) : cluster).execute(block);
+  if (await databaseExists(cluster, databaseName(tenantId))) {
+    await TenantDatabase.of(cluster, tenantId).block('remove', statements);
+  } else {
+    await cluster.execute(doBlock('remove', statements));
+  }
   return roles;
 }
 

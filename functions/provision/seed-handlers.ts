@@ -1,5 +1,5 @@
 import { secretsManagerClient } from '../shared/clients.ts';
-import { databaseName } from '../shared/names.ts';
+import { TenantDatabase } from '../shared/tenant-db.ts';
 import { seedTenantDefaults } from './seed.ts';
 import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
 
@@ -12,7 +12,7 @@ export const seedDefaults = /* @__PURE__ */ provisioningStep(
   async (tenant, step) => {
     const { invitationSecretArn } = await seedTenantDefaults(
       {
-        db: cluster.on(databaseName(tenant.id)),
+        db: TenantDatabase.of(cluster, tenant.id),
         secrets: secretsManagerClient(),
         stage: env.STAGE,
         actor: ACTOR,

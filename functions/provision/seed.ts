@@ -1,6 +1,5 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { DataApi } from '../shared/data-api.ts';
-import { json } from '../shared/data-api.ts';
+import { json, type Sql } from '../shared/data-api.ts';
 import { invitationSecretName } from '../shared/names.ts';
 import { FEATURE_FLAGS, type PlanLimits } from '../shared/plans.ts';
 import type { TenantConfig } from '../shared/tenants.ts';
@@ -54,8 +53,8 @@ const InvitationSecret = z.object({
 type InvitationSecret = z.infer<typeof InvitationSecret>;
 
 export interface SeedDeps {
-  /** The provisioner on the tenant database. */
-  readonly db: DataApi;
+  /** The provisioner on the tenant database, through its door (`functions/shared/tenant-db.ts`). */
+  readonly db: Sql;
   readonly secrets: SecretsManagerClient;
   readonly stage: string;
   readonly actor: string;
@@ -113,51 +112,51 @@ export async function seedTenantDefaults(
   // from what exists. ON CONFLICT DO NOTHING and NOT EXISTS keep a rerun from adding anything.
   await deps.db.execute(
     `WITH roles AS (
-       INSERT INTO app_roles (name, description, scopes, is_system)
+       INSERT INTO public.app_roles (name, description, scopes, is_system)
        SELECT r.name, r.description, ARRAY(SELECT jsonb_array_elements_text(r.scopes)), true
        FROM jsonb_to_recordset(CAST(:roles AS jsonb)) AS r(name text, description text, scopes jsonb)
        ON CONFLICT (name) DO NOTHING
        RETURNING id, name),
      policy AS (
-       INSERT INTO security_policy (password_policy, session, mfa_required, auth_methods, allowed_ip_ranges, updated_by)
+       INSERT INTO public.security_policy (password_policy, session, mfa_required, auth_methods, allowed_ip_ranges, updated_by)
        VALUES (CAST(:passwordPolicy AS jsonb), CAST(:session AS jsonb), :mfaRequired,
          ARRAY(SELECT jsonb_array_elements_text(CAST(:authMethods AS jsonb))),
          ARRAY(SELECT CAST(jsonb_array_elements_text(CAST(:allowedIpRanges AS jsonb)) AS cidr)), :actor)
        ON CONFLICT (singleton) DO NOTHING
        RETURNING 1),
      templates AS (
-       INSERT INTO email_templates (key, subject, body_text)
+       INSERT INTO public.email_templates (key, subject, body_text)
        SELECT t.key, t.subject, t.body FROM jsonb_to_recordset(CAST(:templates AS jsonb)) AS t(key text, subject text, body text)
        ON CONFLICT (key, locale) DO NOTHING
        RETURNING 1),
      flags AS (
-       INSERT INTO feature_flags (key, enabled, config)
+       INSERT INTO public.feature_flags (key, enabled, config)
        SELECT f.key, f.enabled, f.config FROM jsonb_to_recordset(CAST(:flags AS jsonb)) AS f(key text, enabled boolean, config jsonb)
        ON CONFLICT (key) DO NOTHING
        RETURNING 1),
      admin_role AS (
        SELECT id FROM roles WHERE name = 'Admin'
        UNION ALL
-       SELECT id FROM app_roles WHERE name = 'Admin'
+       SELECT id FROM public.app_roles WHERE name = 'Admin'
        LIMIT 1),
      new_user AS (
-       INSERT INTO users (email, status, role_id, first_name, last_name)
+       INSERT INTO public.users (email, status, role_id, first_name, last_name)
        SELECT :email, 'invited', admin_role.id, :firstName, :lastName FROM admin_role
        ON CONFLICT ((lower(email))) DO NOTHING
        RETURNING id),
      admin AS (
        SELECT id FROM new_user
        UNION ALL
-       SELECT id FROM users WHERE lower(email) = lower(:email)
+       SELECT id FROM public.users WHERE lower(email) = lower(:email)
        LIMIT 1),
      invitation AS (
-       INSERT INTO invitations (user_id, token_hash, expires_at, created_by)
+       INSERT INTO public.invitations (user_id, token_hash, expires_at, created_by)
        SELECT admin.id, :tokenHash, CAST(:expiresAt AS timestamptz), :actor FROM admin
        ON CONFLICT (token_hash) DO NOTHING
        RETURNING 1)
-     INSERT INTO activity_log (actor, action, resource_type, resource_id, details)
+     INSERT INTO public.activity_log (actor, action, resource_type, resource_id, details)
      SELECT :actor, 'user.invited', 'user', admin.id::text, CAST(:details AS jsonb) FROM admin
-     WHERE NOT EXISTS (SELECT 1 FROM activity_log a WHERE a.action = 'user.invited' AND a.resource_id = admin.id::text)`,
+     WHERE NOT EXISTS (SELECT 1 FROM public.activity_log a WHERE a.action = 'user.invited' AND a.resource_id = admin.id::text)`,
     {
       roles: json(DEFAULT_APP_ROLES),
       passwordPolicy: json(policy.passwordPolicy),

@@ -14,7 +14,7 @@ export async function setupControlPlane(
   options: { readonly database: string; readonly schemaDir: string },
 ): Promise<{ applied: number[]; version: number }> {
   const exists = await db.query(
-    'SELECT 1 AS found FROM pg_database WHERE datname = :name',
+    'SELECT 1 AS found FROM pg_catalog.pg_database WHERE datname = :name',
     { name: options.database },
     z.object({ found: z.number() }),
   );
@@ -25,6 +25,11 @@ export async function setupControlPlane(
     });
   }
   await db.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(options.database)} FROM PUBLIC`);
+  // The provisioner's sessions pin their search path to pg_catalog (tenant-db.ts); the registry, which no tenant
+  // reaches, is the one database where its own unqualified tables resolve.
+  await db.execute(
+    `ALTER ROLE CURRENT_USER IN DATABASE ${ident(options.database)} SET search_path = "$user", public`,
+  );
   const migrations = await loadMigrations(join(options.schemaDir, 'control-plane'));
   return applyMigrations(db.on(options.database), migrations);
 }

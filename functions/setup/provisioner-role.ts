@@ -1,7 +1,9 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { scramVerifier } from '../provision/credentials.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
-import { ident } from '../shared/names.ts';
+import { ident, literal } from '../shared/names.ts';
+import { PINNED_SEARCH_PATH } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 
 const rdsSecretSchema = z.object({
@@ -10,9 +12,21 @@ const rdsSecretSchema = z.object({
 });
 
 /**
- * Creates (or brings up to date) the provisioner database role from its secret: LOGIN CREATEDB CREATEROLE, not
- * superuser, with the secret's password, allowed to connect to `postgres`. `master` is the cluster's master user
- * on the `postgres` database; the provisioner's secret is the source of truth for the name and the password.
+ * The statement that creates (or brings up to date) the provisioner role: LOGIN CREATEDB CREATEROLE, not superuser,
+ * with the password given as its SCRAM verifier (so no statement log keeps the password), and the search path its
+ * sessions start with pinned to pg_catalog (`functions/shared/tenant-db.ts`): a separate statement, returned second.
+ */
+export function provisionerRoleStatements(name: string, verifier: string, exists: boolean): [string, string] {
+  return [
+    `${exists ? 'ALTER' : 'CREATE'} ROLE ${ident(name)} WITH LOGIN CREATEDB CREATEROLE PASSWORD ${literal(verifier)}`,
+    `ALTER ROLE ${ident(name)} SET search_path = ${PINNED_SEARCH_PATH}`,
+  ];
+}
+
+/**
+ * Creates (or brings up to date) the provisioner database role from its secret ({@link provisionerRoleStatements}),
+ * allowed to connect to `postgres`. `master` is the cluster's master user on the `postgres` database; the
+ * provisioner's secret is the source of truth for the name and the password.
  */
 export async function ensureProvisionerRole(
   master: DataApi,
@@ -24,23 +38,22 @@ export async function ensureProvisionerRole(
   if (!parsed.success)
     throw new ConfigurationError('The provisioner secret is not an RDS secret with a username and password');
   const { username, password } = parsed.data;
+  if (!/^[\x20-\x7e]+$/.test(password))
+    throw new ConfigurationError("The provisioner secret's password must be printable ASCII");
 
   const existing = await master.query(
-    'SELECT 1 AS found FROM pg_roles WHERE rolname = :name',
+    'SELECT 1 AS found FROM pg_catalog.pg_roles WHERE rolname = :name',
     { name: username },
     z.object({ found: z.number() }),
   );
-  // DDL takes no bind parameters: PostgreSQL quotes the password, so no character of it can end the literal.
-  const [quoted] = await master.query(
-    'SELECT quote_literal(:password) AS literal',
-    { password },
-    z.object({ literal: z.string() }),
-  );
-  if (!quoted) throw new Error('quote_literal returned no row');
-  const verb = existing.length === 0 ? 'CREATE' : 'ALTER';
-  await master.execute(
-    `${verb} ROLE ${ident(username)} WITH LOGIN CREATEDB CREATEROLE PASSWORD ${quoted.literal}`,
-  );
+  // DDL takes no bind parameters, and a password in SQL text would stay in the statement logs: the verifier goes.
+  for (const statement of provisionerRoleStatements(
+    username,
+    await scramVerifier(password),
+    existing.length > 0,
+  )) {
+    await master.execute(statement);
+  }
   await master.execute(`GRANT CONNECT ON DATABASE postgres TO ${ident(username)}`);
   return { role: username, created: existing.length === 0 };
 }

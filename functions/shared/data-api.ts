@@ -45,6 +45,15 @@ export function jsonText<T>(schema: z.ZodMiniType<T>) {
 
 export type SqlParams = Readonly<Record<string, SqlValue | undefined>>;
 
+/** What runs SQL: a {@link DataApi}, or a door onto one (`functions/shared/tenant-db.ts`). */
+export interface Sql {
+  execute(sql: string, params?: SqlParams): Promise<number>;
+  query<Row>(sql: string, params: SqlParams, row: z.ZodMiniType<Row>): Promise<Row[]>;
+  transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
+  /** PL/pgSQL statements that every DO block sent through it begins with. */
+  readonly blockPrologue?: readonly string[];
+}
+
 export interface DataApiTarget {
   readonly resourceArn: string;
   readonly secretArn: string;
@@ -55,7 +64,7 @@ export interface DataApiTarget {
  * PostgreSQL through the RDS Data API: SQL with named parameters in, rows as plain objects out
  * (`formatRecordsAs: JSON`), checked against a zod schema so that nothing is cast.
  */
-export class DataApi {
+export class DataApi implements Sql {
   readonly #client: RDSDataClient;
   readonly target: DataApiTarget;
   readonly #transactionId: string | undefined;

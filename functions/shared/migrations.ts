@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DataApi } from './data-api.ts';
+import type { Sql } from './data-api.ts';
 import { literal } from './names.ts';
 import * as z from './zod.ts';
 
@@ -32,7 +32,11 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
   return migrations;
 }
 
-const LOCK_KEY = 7_100_001;
+/**
+ * The advisory lock runners on one database serialise on, called exactly: an integer argument would let an
+ * `integer` overload made anywhere on the search path win over pg_catalog's `bigint` one (CVE-2018-1058).
+ */
+const LOCK = 'pg_catalog.pg_advisory_xact_lock(7100001::bigint)';
 /** SQLSTATE 42P01, undefined_table, as the Data API reports it in the message. */
 const UNDEFINED_TABLE = 'SQLState: 42P01';
 
@@ -52,7 +56,7 @@ const UNDEFINED_TABLE = 'SQLState: 42P01';
  * that migration with it), or in a DO block of their own when this call applies none.
  */
 export async function applyMigrations(
-  db: DataApi,
+  db: Sql,
   migrations: readonly Migration[],
   options: { readonly version?: number; readonly then?: readonly string[] } = {},
 ): Promise<{ applied: number[]; version: number }> {
@@ -63,7 +67,7 @@ export async function applyMigrations(
     (await currentVersion(db).catch(async (error: unknown) => {
       if (!(error instanceof Error && error.message.includes(UNDEFINED_TABLE))) throw error;
       await db.execute(
-        `CREATE TABLE IF NOT EXISTS schema_migrations (
+        `CREATE TABLE IF NOT EXISTS public.schema_migrations (
            version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
       );
       return 0;
@@ -80,7 +84,7 @@ export async function applyMigrations(
     }
     version = migration.version;
   }
-  if (!thenRan) await db.execute(doBlock(then));
+  if (!thenRan) await db.execute(doBlock(db, then));
   return { applied, version };
 }
 
@@ -97,8 +101,8 @@ export class MigrationOrderError extends Error {
 }
 
 /** Applies one migration unless the database has it, then `then`; says whether this call applied it. */
-async function applyMigration(db: DataApi, migration: Migration, then: readonly string[]): Promise<boolean> {
-  const block = migrationBlock(migration, then);
+async function applyMigration(db: Sql, migration: Migration, then: readonly string[]): Promise<boolean> {
+  const block = migrationBlock(migration, then, db.blockPrologue);
   if (block !== undefined && block.length <= MAX_BLOCK_LENGTH) {
     // One statement, so one transaction of its own without a transactionId (the Data API autocommits each
     // statement): all of the migration and its schema_migrations row, or none of it. One call, not three.
@@ -115,7 +119,7 @@ async function applyMigration(db: DataApi, migration: Migration, then: readonly 
     }
   }
   return db.transaction(async (tx) => {
-    await tx.execute('SELECT pg_advisory_xact_lock(:key)', { key: LOCK_KEY });
+    await tx.execute(`SELECT ${LOCK}`);
     const current = await currentVersion(tx);
     if (current >= migration.version) return false;
     if (current !== migration.version - 1) {
@@ -124,26 +128,31 @@ async function applyMigration(db: DataApi, migration: Migration, then: readonly 
       );
     }
     for (const statement of migration.statements) await tx.execute(statement);
-    await tx.execute('INSERT INTO schema_migrations (version, name) VALUES (:version, :name)', {
+    await tx.execute('INSERT INTO public.schema_migrations (version, name) VALUES (:version, :name)', {
       version: migration.version,
       name: migration.name,
     });
-    if (then.length > 0) await tx.execute(doBlock(then));
+    if (then.length > 0) await tx.execute(doBlock(tx, then));
     return true;
   });
 }
 
 const firstLine = (message: string): string => message.split('\n')[0]?.replace(/^ERROR:\s*/, '') ?? message;
 
-/** PL/pgSQL statements as one anonymous block. */
-const doBlock = (body: readonly string[]): string => ['DO $block$ BEGIN', ...body, 'END $block$'].join('\n');
+/** PL/pgSQL statements as one anonymous block, after the prologue of whatever runs it. */
+const doBlock = (db: Sql, body: readonly string[]): string =>
+  ['DO $block$ BEGIN', ...(db.blockPrologue ?? []), ...body, 'END $block$'].join('\n');
 
 /**
  * The migration as one DO block: each statement run by EXECUTE from a dollar-quoted string (so that any SQL, even
  * one with dollar quotes of its own, goes as written), under a tag no statement contains, then `then`. Undefined
  * when no such tag is found (not in practice).
  */
-export function migrationBlock(migration: Migration, then: readonly string[] = []): string | undefined {
+export function migrationBlock(
+  migration: Migration,
+  then: readonly string[] = [],
+  prologue: readonly string[] = [],
+): string | undefined {
   const text = migration.statements.join('\n');
   const tag = ['$migration$', ...Array.from({ length: 8 }, (_, i) => `$migration_${i}$`)].find(
     (candidate) => !text.includes(candidate),
@@ -153,15 +162,16 @@ export function migrationBlock(migration: Migration, then: readonly string[] = [
   const previous = migration.version - 1;
   return [
     `DO ${outer} DECLARE current integer; BEGIN`,
-    `  PERFORM pg_advisory_xact_lock(${LOCK_KEY});`,
-    '  SELECT coalesce(max(version), 0) INTO current FROM schema_migrations;',
+    ...prologue,
+    `  PERFORM ${LOCK};`,
+    '  SELECT coalesce(max(version), 0) INTO current FROM public.schema_migrations;',
     `  IF current >= ${migration.version} THEN`,
     `    RAISE EXCEPTION ${literal(ALREADY_APPLIED)};`,
     `  ELSIF current <> ${previous} THEN`,
     `    RAISE EXCEPTION '${OUT_OF_ORDER} %, not ${previous}', current;`,
     '  END IF;',
     ...migration.statements.map((statement) => `  EXECUTE ${tag}${statement}${tag};`),
-    `  INSERT INTO schema_migrations (version, name) VALUES (${migration.version}, ${literal(migration.name)});`,
+    `  INSERT INTO public.schema_migrations (version, name) VALUES (${migration.version}, ${literal(migration.name)});`,
     ...then,
     `END ${outer}`,
   ].join('\n');
@@ -169,9 +179,9 @@ export function migrationBlock(migration: Migration, then: readonly string[] = [
 
 const VersionRow = z.object({ version: z.number() });
 
-export async function currentVersion(db: DataApi): Promise<number> {
+export async function currentVersion(db: Sql): Promise<number> {
   const [row] = await db.query(
-    'SELECT coalesce(max(version), 0)::int AS version FROM schema_migrations',
+    'SELECT coalesce(max(version), 0)::int AS version FROM public.schema_migrations',
     {},
     VersionRow,
   );

@@ -1,7 +1,7 @@
 -- The tenant's users and what they may do: application roles (seed 000's Admin/Member/Viewer with scopes),
 -- users, and one-time invitations. Every tenant database starts from this template.
 
-CREATE TABLE app_roles (
+CREATE TABLE public.app_roles (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   name text NOT NULL,
   description text NOT NULL DEFAULT '',
@@ -16,11 +16,11 @@ CREATE TABLE app_roles (
   CONSTRAINT app_roles_scopes_check CHECK (array_position(scopes, NULL) IS NULL)
 );
 
-CREATE TABLE users (
+CREATE TABLE public.users (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   email text NOT NULL,
   status text NOT NULL DEFAULT 'invited',
-  role_id uuid NOT NULL REFERENCES app_roles (id),
+  role_id uuid NOT NULL REFERENCES public.app_roles (id),
   first_name text,
   last_name text,
   -- Set when the user accepts an invitation; a one-way hash, never the password.
@@ -34,13 +34,13 @@ CREATE TABLE users (
   CONSTRAINT users_active_password_check CHECK (status <> 'active' OR password_hash IS NOT NULL)
 );
 -- One account per address, whatever its case.
-CREATE UNIQUE INDEX users_email_key ON users (lower(email));
-CREATE INDEX users_role_id_idx ON users (role_id);
-CREATE INDEX users_status_idx ON users (status);
+CREATE UNIQUE INDEX users_email_key ON public.users (lower(email));
+CREATE INDEX users_role_id_idx ON public.users (role_id);
+CREATE INDEX users_status_idx ON public.users (status);
 
-CREATE TABLE invitations (
+CREATE TABLE public.invitations (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  user_id uuid NOT NULL REFERENCES public.users (id) ON DELETE CASCADE,
   -- SHA-256 of the one-time token, hex; the token itself is only ever with the invitee.
   token_hash text NOT NULL,
   expires_at timestamptz NOT NULL,
@@ -52,6 +52,6 @@ CREATE TABLE invitations (
   CONSTRAINT invitations_expiry_check CHECK (expires_at > created_at),
   CONSTRAINT invitations_accepted_check CHECK (accepted_at IS NULL OR accepted_at >= created_at)
 );
-CREATE INDEX invitations_user_id_idx ON invitations (user_id);
+CREATE INDEX invitations_user_id_idx ON public.invitations (user_id);
 -- Open invitations, for the expiry sweep.
-CREATE INDEX invitations_open_expires_at_idx ON invitations (expires_at) WHERE accepted_at IS NULL;
+CREATE INDEX invitations_open_expires_at_idx ON public.invitations (expires_at) WHERE accepted_at IS NULL;

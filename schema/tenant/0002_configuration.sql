@@ -1,6 +1,6 @@
 -- The tenant's configuration: its security policy (one row), transactional email templates and feature flags.
 
-CREATE TABLE security_policy (
+CREATE TABLE public.security_policy (
   -- Always true: the table holds exactly one row.
   singleton boolean PRIMARY KEY DEFAULT true,
   -- minLength, requireUppercase, requireLowercase, requireNumbers, requireSymbols, preventReuse, expiryDays
@@ -21,7 +21,7 @@ CREATE TABLE security_policy (
   )
 );
 
-CREATE TABLE email_templates (
+CREATE TABLE public.email_templates (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   -- welcome, password_reset, verification, security_alert, and any the application adds
   key text NOT NULL,
@@ -35,7 +35,7 @@ CREATE TABLE email_templates (
   CONSTRAINT email_templates_key_check CHECK (key ~ '^[a-z][a-z0-9_]{0,63}$')
 );
 
-CREATE TABLE feature_flags (
+CREATE TABLE public.feature_flags (
   key text PRIMARY KEY,
   enabled boolean NOT NULL DEFAULT false,
   config jsonb NOT NULL DEFAULT '{}',

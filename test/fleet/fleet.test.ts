@@ -15,11 +15,11 @@ import { databasesWithTable, FleetSandbox, Run, schemaVersions, waitForRun } fro
  * and registry row) for speed.
  */
 const TEMPLATE_VERSION = 3;
-const NOTES = `CREATE TABLE fleet_notes (
+const NOTES = `CREATE TABLE public.fleet_notes (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   note text NOT NULL
 );
-CREATE INDEX fleet_notes_note_idx ON fleet_notes (note);
+CREATE INDEX fleet_notes_note_idx ON public.fleet_notes (note);
 `;
 
 let sandbox: FleetSandbox;
@@ -190,7 +190,7 @@ describe('a fleet migration', () => {
     // Prepare: migration 0005 (read per run: no restart needed); three tenants of the first chunk have drifted and refuse it.
     await sandbox.addTenantMigration(
       '0005_fleet_note_authors.sql',
-      'ALTER TABLE fleet_notes ADD COLUMN author text;',
+      'ALTER TABLE public.fleet_notes ADD COLUMN author text;',
     );
     const refusing = tenants.slice(0, 3);
     await drift(refusing, 'ALTER TABLE fleet_notes ADD COLUMN author text');
@@ -224,7 +224,7 @@ describe('a fleet migration', () => {
     // Prepare: migration 0006, and a run planned as POST /migrations plans one, run here chunk by chunk.
     await sandbox.addTenantMigration(
       '0006_fleet_note_tags.sql',
-      'ALTER TABLE fleet_notes ADD COLUMN tags text[];',
+      'ALTER TABLE public.fleet_notes ADD COLUMN tags text[];',
     );
     const { store, cluster, migrations, runId, chunk } = await planRun(6, tenants.slice(0, 4), 10);
 
@@ -254,7 +254,7 @@ describe('a fleet migration', () => {
     // Prepare: migration 0007, every tenant's migration slowed down so that the run is stopped mid-way.
     await sandbox.addTenantMigration(
       '0007_fleet_note_pins.sql',
-      'ALTER TABLE fleet_notes ADD COLUMN pinned boolean;',
+      'ALTER TABLE public.fleet_notes ADD COLUMN pinned boolean;',
     );
     // Each tenant's migration is one statement, a DO block that carries the migration's SQL.
     const slow: Fault = {
@@ -301,7 +301,7 @@ describe('a fleet migration', () => {
     // database, and one a version ahead (its database lost migration 7); one database lost a promised index.
     await sandbox.addTenantMigration(
       '0008_fleet_note_colors.sql',
-      'ALTER TABLE fleet_notes ADD COLUMN color text;',
+      'ALTER TABLE public.fleet_notes ADD COLUMN color text;',
     );
     const [right, registryBehind, registryAhead, lacking] = tenants.slice(0, 4) as [
       string,

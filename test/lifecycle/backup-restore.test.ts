@@ -217,12 +217,12 @@ describe('backing up and restoring a tenant', () => {
   });
 
   it('deletes what a failed backup wrote; the tenant keeps its status', async () => {
-    // Prepare: a table of the tenant's own admin role, named after the tenant, is written last (after the
-    // template's eight), and its upload fails.
+    // Prepare: a table of a later migration (the provisioner's), named after the tenant, is written last (after
+    // the template's eight), and its upload fails.
     const tenant = await activeTenant();
     const extra = `zz_extra_${tenant.id}`;
     await superuserPool(databaseName(tenant.id)).query(
-      `CREATE TABLE ${extra} (id int PRIMARY KEY); ALTER TABLE ${extra} OWNER TO ${databaseName(tenant.id)}_admin`,
+      `CREATE TABLE public.${extra} (id int PRIMARY KEY); ALTER TABLE public.${extra} OWNER TO provisioner`,
     );
     const fault: FaultRuleInput = {
       service: 's3',

@@ -291,8 +291,16 @@ describe('provisioning a tenant', () => {
     expect(await outcome(auditor.execute('SELECT count(*) FROM security_policy'))).toBe('ok');
     expect(await outcome(auditor.execute('SELECT count(*) FROM users'))).toBe('DatabaseErrorException');
     expect(await outcome(auditor.execute('SELECT count(*) FROM invitations'))).toBe('DatabaseErrorException');
-    // The admin has DML and DDL in public, but not the provisioner's rights.
+    // The admin has DML in public and DDL in its own schema, where its unqualified names go; nothing of its own in
+    // public, and no foreign key into the control plane's tables (tenant-db.ts says why).
     expect(await outcome(admin.execute('CREATE TABLE admin_made (id int)'))).toBe('ok');
+    expect(await outcome(admin.execute('SELECT count(*) FROM tenant.admin_made'))).toBe('ok');
+    expect(await outcome(admin.execute('CREATE TABLE public.admin_made (id int)'))).toBe(
+      'DatabaseErrorException',
+    );
+    expect(await outcome(admin.execute('CREATE TABLE refs (u uuid REFERENCES public.users (id))'))).toBe(
+      'DatabaseErrorException',
+    );
     expect(await outcome(admin.execute('DELETE FROM feature_flags WHERE false'))).toBe('ok');
     expect(
       await outcome(admin.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'x')")),
@@ -352,7 +360,7 @@ describe('provisioning a tenant', () => {
 
   it("gives the provisioner's future tables to the roles by default privileges", async () => {
     // Prepare
-    await provisioner.on(db).execute('CREATE TABLE later_migration (id int)');
+    await provisioner.on(db).execute('CREATE TABLE public.later_migration (id int)');
 
     // Act
     const read = await outcome(asRole(secrets.readonly, db).execute('SELECT * FROM later_migration'));
