@@ -326,11 +326,12 @@ export const functions: readonly FunctionDefinition[] = [
     id: 'Reconcile',
     entry: 'functions/reconcile/handler.ts',
     description:
-      'Drift reconciler: resumes or rolls back provisionings whose run died, reports resources without a tenant and what active tenants lack, repairs alarms and storage markers',
+      'Drift reconciler: settles provisionings, lifecycle operations and bulk batches whose run died; reports resources without a tenant and what active tenants lack; repairs alarms, storage markers and role passwords',
     timeoutSeconds: 300,
     schedule: {
       expression: 'rate(15 minutes)',
-      description: 'Finds tenants stuck in provisioning and drift between the registry and AWS',
+      description:
+        'Finds tenants stuck in provisioning, operations and batches whose run died, and drift between the registry and AWS',
     },
     environment: [
       ...PROVISIONING_ENV,
@@ -338,6 +339,7 @@ export const functions: readonly FunctionDefinition[] = [
       'ALARM_TOPIC_ARN',
       'EVENT_BUS_NAME',
       'PROVISION_STATE_MACHINE_ARN',
+      ...LIFECYCLE_STATE_MACHINE_ENV,
     ],
     permissions: [
       ...PROVISIONING_DATA_API,
@@ -366,6 +368,19 @@ export const functions: readonly FunctionDefinition[] = [
         resource: 'tenantAlarms',
       },
       { actions: ['events:PutEvents'], resource: 'eventBus' },
+      // A lifecycle operation whose run died is claimed again and its state machine started again.
+      ...LIFECYCLE_STATE_MACHINES.flatMap((name): Permission[] => [
+        { actions: ['states:StartExecution'], resource: `stateMachine:${name}` },
+        {
+          actions: ['states:DescribeExecution', 'states:GetExecutionHistory'],
+          resource: `executions:${name}`,
+        },
+      ]),
+      // A batch whose run died is settled from its rows' tenants.
+      { actions: ['states:DescribeExecution'], resource: 'executions:bulk-onboard' },
+      // The credential check logs in with each active tenant's role secrets (the Data API reads them as the caller)
+      // and reads a secret's password to put its SCRAM verifier back on the role.
+      { actions: ['secretsmanager:GetSecretValue'], resource: 'tenantSecrets' },
     ],
   },
   // ---- lifecycle after creation (statemachines/{suspend,resume,delete,restore}-tenant, change-plan, backup-tenant)

@@ -1,7 +1,7 @@
 import type { ScenarioResult } from './report.ts';
 import { SandboxUnderTest } from './sandbox.ts';
 import { badInput } from './scenarios/bad-input.ts';
-import { crash, drift } from './scenarios/crash.ts';
+import { crash, crashMidOperation, drift } from './scenarios/crash.ts';
 import { duplicates } from './scenarios/duplicates.ts';
 import { type FaultKind, type FaultPoint, faultFigures, referencePoints, sweep } from './scenarios/faults.ts';
 import { hygiene } from './scenarios/hygiene.ts';
@@ -52,7 +52,7 @@ export async function faultSweep(count = sweepSandboxes()): Promise<ScenarioResu
 }
 
 /**
- * Duplicates, bad input, isolation, drift and a crash in one sandbox (the reconciler on a 2 s schedule), then
+ * Duplicates, bad input, isolation, drift and two crashes in one sandbox (the reconciler on a 2 s schedule), then
  * the secret hygiene of everything that happened there.
  */
 export async function productScenarios(): Promise<ScenarioResult> {
@@ -64,6 +64,7 @@ export async function productScenarios(): Promise<ScenarioResult> {
     results.push(await isolation(sut));
     results.push(await drift(sut));
     results.push(await crash(sut));
+    results.push(await crashMidOperation(sut));
     results.push(await hygiene(sut));
     return merge(results);
   } finally {

@@ -74,6 +74,9 @@ const FailInput = z.extend(BatchInput, {
 });
 
 export const failTenantBatch = /* @__PURE__ */ task('FailBatch', FailInput, async (input) => {
-  await deps.batches.fail(input.batchId, { error: input.error.Error, cause: input.error.Cause ?? '' });
-  return { batchId: input.batchId, status: 'failed' as const };
+  const status = await deps.batches.fail(input.batchId, {
+    error: input.error.Error,
+    cause: input.error.Cause ?? '',
+  });
+  return { batchId: input.batchId, status };
 });

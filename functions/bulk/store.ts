@@ -294,12 +294,68 @@ export class BatchStore {
     });
   }
 
-  /** The batch's run failed as a whole (not one row): recorded with why; rows keep what they reached. */
-  async fail(id: string, error: { error: string; cause: string }): Promise<void> {
-    await this.#db.execute(
-      `UPDATE tenant_batches SET status = 'failed', error = CAST(:error AS jsonb), ended_at = now()
-       WHERE id = :id AND status = 'running'`,
-      { id, error: json(error) },
+  /**
+   * The batch's run ended without finishing the batch (it failed as a whole, was stopped, timed out, or died with
+   * the process running it): `error` is recorded as why, and the batch is settled from its rows' tenants, which go
+   * on without the run (each row's provisioning is an execution of its own, which the reconciler finishes or rolls
+   * back when it dies too). A row without an outcome takes its tenant's: succeeded when the tenant got past
+   * provisioning, failed with the tenant's failure when it failed, failed with `error` when the row never reserved
+   * its tenant. Once no row is left without an outcome the batch ends as {@link finish} ends it (`failed` only when
+   * no row succeeded; the run's error is kept then); until then it stays `running`, and the next settle (a read of
+   * the batch, a pass of the reconciler) tries again. Returns the batch's status.
+   */
+  async fail(id: string, error: { error: string; cause: string }): Promise<BatchStatus> {
+    const rowError = json({ step: null, ...error });
+    return this.#db.transaction(async (tx) => {
+      await tx.execute(
+        `UPDATE tenant_batch_rows r SET
+           status = CASE WHEN t.id IS NULL OR t.status IN ('failed', 'rollback_failed') THEN 'failed'
+                    ELSE 'succeeded' END,
+           error = CASE
+             WHEN t.id IS NULL THEN CAST(:rowError AS jsonb)
+             WHEN t.status IN ('failed', 'rollback_failed') THEN jsonb_build_object(
+               'step', t.failure->>'step',
+               'error', coalesce(t.failure->>'error', 'ProvisioningFailed'),
+               'cause', coalesce(t.failure->>'cause', 'The tenant ended ' || t.status))
+             ELSE NULL END,
+           ended_at = now(), started_at = coalesce(r.started_at, now())
+         FROM tenant_batch_rows o LEFT JOIN tenants t ON t.id = o.tenant_id
+         WHERE o.batch_id = :id AND o.status IN ('pending', 'provisioning')
+           AND (t.id IS NULL OR t.status <> 'provisioning')
+           AND r.batch_id = o.batch_id AND r.row_index = o.row_index`,
+        { id, rowError },
+      );
+      const counts = await new BatchStore(tx).counts(id);
+      if (counts.pending + counts.provisioning > 0) {
+        await tx.execute(
+          `UPDATE tenant_batches SET error = coalesce(error, CAST(:error AS jsonb))
+           WHERE id = :id AND status = 'running'`,
+          { id, error: json(error) },
+        );
+        return 'running';
+      }
+      const status: BatchStatus =
+        counts.failed === 0 ? 'succeeded' : counts.succeeded === 0 ? 'failed' : 'completed_with_failures';
+      await tx.execute(
+        `UPDATE tenant_batches SET status = :status, ended_at = now(),
+           error = CASE WHEN CAST(:status AS text) = 'failed' THEN coalesce(error, CAST(:error AS jsonb)) END
+         WHERE id = :id AND status = 'running'`,
+        { id, status, error: json(error) },
+      );
+      return status;
+    });
+  }
+
+  /** Batches whose run has not finished them, oldest first: what the reconciler settles when their run is gone. */
+  async running(): Promise<{ id: string; executionArn: string | null; createdAt: string }[]> {
+    return this.#db.query(
+      `SELECT id, execution_arn, ${isoText('created_at')} AS created_at FROM tenant_batches
+       WHERE status = 'running' ORDER BY created_at`,
+      {},
+      z.pipe(
+        z.object({ id: z.string(), execution_arn: z.nullable(z.string()), created_at: z.string() }),
+        z.transform((row) => ({ id: row.id, executionArn: row.execution_arn, createdAt: row.created_at })),
+      ),
     );
   }
 

@@ -230,6 +230,52 @@ export class LifecycleStore {
     return row;
   }
 
+  /** Every running operation, oldest first: what the reconciler looks at for runs that died. */
+  async allRunning(): Promise<OperationRecord[]> {
+    return this.#db.query(
+      `SELECT ${OPERATION_COLUMNS} FROM tenant_operations WHERE status = 'running' ORDER BY id`,
+      {},
+      OperationRow,
+    );
+  }
+
+  /**
+   * Replaces a running operation whose execution ended or vanished without closing it by a new operation of the
+   * same kind, from the same status, for the same requester, with `request`: in one transaction (the tenant row
+   * first), the old one is closed failed with `failure` and the new one claimed, not yet started. Undefined, and
+   * nothing changed, when the old one is no longer running (its run, the API or another reconciler closed it).
+   */
+  async replace(
+    old: OperationRecord,
+    failure: StepFailure,
+    request: Record<string, unknown>,
+  ): Promise<{ operationId: string } | undefined> {
+    return this.#db.transaction(async (tx) => {
+      await tx.execute('SELECT 1 FROM tenants WHERE id = :id FOR UPDATE', { id: old.tenantId });
+      const closed = await tx.execute(
+        `UPDATE tenant_operations SET status = 'failed', failure = CAST(:failure AS jsonb), ended_at = now()
+         WHERE id = CAST(:id AS bigint) AND status = 'running'`,
+        { id: old.id, failure: json(failure) },
+      );
+      if (closed === 0) return undefined;
+      const [row] = await tx.query(
+        `INSERT INTO tenant_operations (tenant_id, operation, request, from_status, requested_by)
+         VALUES (:tenantId, :operation, CAST(:request AS jsonb), :fromStatus, :by)
+         RETURNING id::text AS id`,
+        {
+          tenantId: old.tenantId,
+          operation: old.operation,
+          request: json(request),
+          fromStatus: old.fromStatus,
+          by: old.requestedBy,
+        },
+        z.object({ id: z.string() }),
+      );
+      if (!row) throw new Error('INSERT … RETURNING returned no row');
+      return { operationId: row.id };
+    });
+  }
+
   /** Ends an operation; a second end (a retried task) changes nothing. Returns whether this call ended it. */
   async finish(
     operationId: string,

@@ -4,7 +4,7 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { type AlarmDeps, configureTenantAlarms, tenantAlarms } from '../provision/alarms.ts';
 import { listSecretsUnder } from '../provision/secrets.ts';
 import { configureTenantStorage, type StorageDeps } from '../provision/storage.ts';
-import type { DataApi } from '../shared/data-api.ts';
+import { type DataApi, isoText } from '../shared/data-api.ts';
 import { DATABASE_ROLES, databaseName, roleName, roleSecretName } from '../shared/names.ts';
 import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
@@ -16,6 +16,24 @@ import * as z from '../shared/zod.ts';
  * {@link UNRECOGNISED}.
  */
 export type Inventory = Map<string, string[]>;
+
+const CAN_LOG_IN = ' can log in';
+
+/** A tenant role that can log in carries this label beside `role <name>`. */
+export const canLogIn = (role: string): string => `role ${role}${CAN_LOG_IN}`;
+
+/** Whether the label qualifies a resource listed beside it rather than naming one. */
+const qualifies = (label: string): boolean => label.endsWith(CAN_LOG_IN);
+
+/** The inventory and when it began, by the database's clock. */
+export interface FleetInventory {
+  readonly resources: Inventory;
+  /**
+   * Milliseconds since the epoch, as `now()` said before the first list call: a tenant whose record changed since
+   * may have been caught half-made (or half-removed) by the lists, so it is not judged on them.
+   */
+  readonly startedAt: number;
+}
 
 export const UNRECOGNISED = '(unrecognised)';
 
@@ -32,7 +50,14 @@ export interface InventoryDeps {
 }
 
 /** Lists every tenant-named resource: a few paged list calls, not one per tenant. */
-export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
+export async function takeInventory(deps: InventoryDeps): Promise<FleetInventory> {
+  const [clock] = await deps.cluster.query(
+    `SELECT ${isoText('now()')} AS at`,
+    {},
+    z.object({ at: z.string() }),
+  );
+  const startedAt = Date.parse(clock?.at ?? '');
+  if (Number.isNaN(startedAt)) throw new Error('The database gave no time');
   const inventory: Inventory = new Map();
   const add = (pattern: RegExp, name: string, label: string) => {
     const id = pattern.exec(name)?.[1] ?? UNRECOGNISED;
@@ -45,11 +70,15 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
   );
   for (const { name } of databases) add(new RegExp(`^tenant_(${ID})$`), name, `database ${name}`);
   const roles = await deps.cluster.query(
-    "SELECT rolname AS name FROM pg_roles WHERE rolname LIKE 'tenant\\_%' ORDER BY rolname",
+    "SELECT rolname AS name, rolcanlogin AS login FROM pg_roles WHERE rolname LIKE 'tenant\\_%' ORDER BY rolname",
     {},
-    z.object({ name: z.string() }),
+    z.object({ name: z.string(), login: z.boolean() }),
   );
-  for (const { name } of roles) add(new RegExp(`^tenant_(${ID})_[a-z]+$`), name, `role ${name}`);
+  const rolePattern = new RegExp(`^tenant_(${ID})_[a-z]+$`);
+  for (const { name, login } of roles) {
+    add(rolePattern, name, `role ${name}`);
+    if (login) add(rolePattern, name, canLogIn(name));
+  }
   const secretPattern = new RegExp(`^tenants/[^/]+/(${ID})/`);
   for (const secret of await listSecretsUnder(deps.secrets, `tenants/${deps.stage}/`)) {
     add(
@@ -88,7 +117,7 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
     }
     next = page.NextToken;
   } while (next);
-  return inventory;
+  return { resources: inventory, startedAt };
 }
 
 /** Every tenant of the registry, a page at a time. */
@@ -132,12 +161,15 @@ export interface Missing {
   readonly repaired: readonly string[];
 }
 
-/** The resources an active tenant must have, as the inventory labels them (alarms from its plan). */
+/**
+ * The resources an active tenant must have, as the inventory labels them (alarms from its plan), its roles able to
+ * log in among them.
+ */
 export function expectedResources(tenant: Tenant, stage: string, bucket: string): string[] {
   const id = tenant.id;
   return [
     `database ${databaseName(id)}`,
-    ...DATABASE_ROLES.map((role) => `role ${roleName(id, role)}`),
+    ...DATABASE_ROLES.flatMap((role) => [`role ${roleName(id, role)}`, canLogIn(roleName(id, role))]),
     ...DATABASE_ROLES.map((role) => `secret ${roleSecretName(stage, id, role)}`),
     ...(tenant.config.features.storage ? [`objects s3://${bucket}/tenants/${id}/`] : []),
     ...tenantAlarms(id, tenant.plan, tenant.limits).map((alarm) => `alarm ${alarm.AlarmName}`),
@@ -147,28 +179,35 @@ export function expectedResources(tenant: Tenant, stage: string, bucket: string)
 /**
  * Compares the registry with the inventory: resources of no tenant, or of a tenant whose resources should be
  * gone (orphans), and resources an active tenant lacks (missing). Resources of tenants in other statuses
- * (provisioning, suspended, rollback_failed with its leftovers listed…) are neither.
+ * (provisioning, suspended, rollback_failed with its leftovers listed…) are neither. The tenants of `unsettled`
+ * are not judged: their record changed since the inventory began, or an operation on them runs, so the inventory
+ * may have caught them between two states (a tenant turning active while its alarms were being listed).
  */
 export function compare(
   tenants: readonly Tenant[],
   inventory: Inventory,
   stage: string,
   bucket: string,
+  unsettled: ReadonlySet<string> = new Set(),
 ): { orphans: Orphans[]; missing: { tenant: Tenant; resources: string[] }[] } {
   const byId = new Map(tenants.map((tenant) => [tenant.id, tenant]));
   const orphans: Orphans[] = [];
   for (const [tenantId, resources] of inventory) {
+    if (unsettled.has(tenantId)) continue;
     const tenant = byId.get(tenantId);
-    if (!tenant) orphans.push({ tenantId, status: 'unknown', resources });
-    else if (GONE.includes(tenant.status)) {
-      const left = resources.filter((label) => !retained(tenant, label));
+    if (!tenant) {
+      // Labels that only qualify a resource listed beside them are not resources of their own.
+      const listed = resources.filter((label) => !qualifies(label));
+      orphans.push({ tenantId, status: 'unknown', resources: listed });
+    } else if (GONE.includes(tenant.status)) {
+      const left = resources.filter((label) => !retained(tenant, label) && !qualifies(label));
       if (left.length > 0) orphans.push({ tenantId, status: tenant.status, resources: left });
     }
   }
   const missing: { tenant: Tenant; resources: string[] }[] = [];
   for (const tenant of tenants) {
     // Only an active tenant is held to the full set: a suspended or changing one may lack some on purpose.
-    if (tenant.status !== 'active') continue;
+    if (tenant.status !== 'active' || unsettled.has(tenant.id)) continue;
     const present = new Set(inventory.get(tenant.id) ?? []);
     const lacking = expectedResources(tenant, stage, bucket).filter((label) => !present.has(label));
     if (lacking.length > 0) missing.push({ tenant, resources: lacking });

@@ -1,5 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
+import { BatchStore } from '../bulk/store.ts';
+import { LifecycleStore } from '../lifecycle/operations.ts';
 import { logger, stepSetup } from '../provision/step.ts';
 import {
   cloudWatchClient,
@@ -9,15 +11,27 @@ import {
   sfnClient,
 } from '../shared/clients.ts';
 import * as z from '../shared/zod.ts';
-import { type ReconcileDeps, type ReconcileReport, reconcile } from './reconcile.ts';
-import { DEFAULT_STUCK_POLICY, siblingStateMachineArn } from './stuck.ts';
+import {
+  DEFAULT_RECONCILE_POLICY,
+  type ReconcileDeps,
+  type ReconcileReport,
+  reconcile,
+} from './reconcile.ts';
+import { siblingStateMachineArn } from './stuck.ts';
 
 /** The Reconcile function: one pass of the drift reconciler per scheduled invocation. */
+const arn = z.string().check(z.startsWith('arn:'));
 const { env, cluster, registry } = stepSetup({
   STORAGE_BUCKET: z.string().check(z.minLength(3)),
-  ALARM_TOPIC_ARN: z.string().check(z.startsWith('arn:')),
+  ALARM_TOPIC_ARN: arn,
   EVENT_BUS_NAME: z.string().check(z.minLength(1)),
-  PROVISION_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
+  PROVISION_STATE_MACHINE_ARN: arn,
+  SUSPEND_STATE_MACHINE_ARN: arn,
+  RESUME_STATE_MACHINE_ARN: arn,
+  CHANGE_PLAN_STATE_MACHINE_ARN: arn,
+  DELETE_STATE_MACHINE_ARN: arn,
+  BACKUP_STATE_MACHINE_ARN: arn,
+  RESTORE_STATE_MACHINE_ARN: arn,
 });
 
 /** Who the reconciler writes to the registry as. */
@@ -35,6 +49,16 @@ const deps: ReconcileDeps = {
     'provision-tenant',
     'rollback-tenant',
   ),
+  lifecycleStateMachines: {
+    suspend: env.SUSPEND_STATE_MACHINE_ARN,
+    resume: env.RESUME_STATE_MACHINE_ARN,
+    change_plan: env.CHANGE_PLAN_STATE_MACHINE_ARN,
+    delete: env.DELETE_STATE_MACHINE_ARN,
+    backup: env.BACKUP_STATE_MACHINE_ARN,
+    restore: env.RESTORE_STATE_MACHINE_ARN,
+  },
+  store: new LifecycleStore(cluster),
+  batches: new BatchStore(cluster),
   secrets: secretsManagerClient(),
   s3: s3Client(),
   bucket: env.STORAGE_BUCKET,
@@ -59,17 +83,27 @@ const ReconcileEvent = z.partial(
     maxResumes: z.int().check(z.minimum(0)),
     maxRollbacks: z.int().check(z.minimum(0)),
     settleSeconds: z.number().check(z.minimum(0)),
+    credentialCheckSeconds: z.number().check(z.minimum(0)),
+    credentialChecksPerPass: z.int().check(z.minimum(0)),
   }),
 );
 
 export const handler = middy(async (event: unknown): Promise<ReconcileReport> => {
   const overrides = ReconcileEvent.safeParse(event);
-  const policy = { ...DEFAULT_STUCK_POLICY, ...(overrides.success ? overrides.data : {}) };
+  const policy = { ...DEFAULT_RECONCILE_POLICY, ...(overrides.success ? overrides.data : {}) };
   const report = await reconcile(deps, policy);
-  const acted = report.stuck.filter((outcome) => outcome.action !== 'waiting');
-  if (acted.length > 0 || report.newlyReported.length > 0) {
+  const acted = [...report.stuck, ...report.operations].filter((outcome) => outcome.action !== 'waiting');
+  if (
+    acted.length > 0 ||
+    report.newlyReported.length > 0 ||
+    report.credentials.length > 0 ||
+    report.batches.some((batch) => batch.status !== 'running')
+  ) {
     logger.info('Reconciled', {
       stuck: report.stuck,
+      operations: report.operations,
+      batches: report.batches,
+      credentials: report.credentials,
       orphans: report.orphans.length,
       missing: report.missing.length,
       newlyReported: report.newlyReported,

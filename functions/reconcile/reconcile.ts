@@ -1,8 +1,21 @@
 import { createHash } from 'node:crypto';
+import type { BatchStore } from '../bulk/store.ts';
+import type { LifecycleStore } from '../lifecycle/operations.ts';
 import { announce } from '../provision/outcome.ts';
-import type { TenantRegistry } from '../shared/tenants.ts';
+import { DATABASE_ROLES, roleName, roleSecretName } from '../shared/names.ts';
+import type { Tenant, TenantRegistry } from '../shared/tenants.ts';
+import { type BatchOutcome, settleBatches } from './batches.ts';
+import {
+  type CredentialDeps,
+  type CredentialDrift,
+  type CredentialPolicy,
+  checkTenantCredentials,
+  markCredentialsChecked,
+  tenantsDueForCredentialCheck,
+} from './credentials.ts';
 import {
   allTenants,
+  canLogIn,
   compare,
   type InventoryDeps,
   type Missing,
@@ -11,13 +24,39 @@ import {
   repairMissing,
   takeInventory,
 } from './drift.ts';
-import { type StuckDeps, type StuckOutcome, type StuckPolicy, settleStuckTenant } from './stuck.ts';
+import { type OperationDeps, type OperationOutcome, settleOperation } from './operations.ts';
+import {
+  DEFAULT_STUCK_POLICY,
+  type StuckDeps,
+  type StuckOutcome,
+  type StuckPolicy,
+  settleStuckTenant,
+} from './stuck.ts';
 
 /** The event the reconciler announces when it finds drift that is new since it last reported it. */
 export const DRIFT_DETAIL_TYPE = 'Tenant Drift Detected';
 
-export interface ReconcileDeps extends StuckDeps, InventoryDeps {
+/** How patient and how thorough one pass is. */
+export interface ReconcilePolicy extends StuckPolicy, CredentialPolicy {}
+
+export const DEFAULT_RECONCILE_POLICY: ReconcilePolicy = {
+  ...DEFAULT_STUCK_POLICY,
+  // Each tenant's four secrets about once an hour: on a 15-minute schedule, 250 tenants a pass cover 1,000.
+  credentialCheckSeconds: 3600,
+  credentialChecksPerPass: 250,
+};
+
+/** Tenants whose role secrets are tried at once (each try is a login to the tenant's database). */
+const CREDENTIAL_CONCURRENCY = 8;
+
+export interface ReconcileDeps
+  extends StuckDeps,
+    InventoryDeps,
+    CredentialDeps,
+    Omit<OperationDeps, keyof StuckDeps | keyof InventoryDeps> {
   readonly registry: TenantRegistry;
+  readonly store: LifecycleStore;
+  readonly batches: BatchStore;
   readonly repair: RepairDeps;
   readonly log: (message: string, details: Record<string, unknown>) => void;
 }
@@ -25,28 +64,53 @@ export interface ReconcileDeps extends StuckDeps, InventoryDeps {
 /** One pass of the reconciler: what it did and what it found. Names and ARNs only. */
 export interface ReconcileReport {
   readonly stuck: readonly StuckOutcome[];
+  /** Lifecycle operations whose run had died. */
+  readonly operations: readonly OperationOutcome[];
+  /** Bulk batches whose run had died. */
+  readonly batches: readonly BatchOutcome[];
   readonly orphans: readonly Orphans[];
   readonly missing: readonly Missing[];
+  /** Active tenants with a role secret that no longer logged in. */
+  readonly credentials: readonly CredentialDrift[];
   /** Tenants whose drift was reported (audited and announced) for the first time in this pass. */
   readonly newlyReported: readonly string[];
 }
 
 /**
- * One pass of the drift reconciler, on a schedule (and at sandbox start): first every tenant in `provisioning`
- * whose run died is resumed or rolled back ({@link settleStuckTenant}); then the registry is compared with what
- * exists, and resources of no tenant (or of a failed or deleted one) are reported, never deleted: a person
- * decides about data whose owner is unknown. What an active tenant lacks is reported, and alarms and the
- * storage marker are made again. A tenant's drift is audited (`TENANT_DRIFT_DETECTED`) and announced
- * (`Tenant Drift Detected`) when it is new, not on every pass.
+ * One pass of the drift reconciler, on a schedule (and at sandbox start). First what died half-way is settled:
+ * every lifecycle operation whose run ended without closing it is done again or given up on
+ * ({@link settleOperation}), every tenant in `provisioning` whose run died is resumed or rolled back
+ * ({@link settleStuckTenant}), and every bulk batch whose run died takes its status from its rows' tenants
+ * ({@link settleBatches}). Then the registry is compared with what exists: resources of no tenant (or of a failed or
+ * deleted one) are reported, never deleted: a person decides about data whose owner is unknown. What an active tenant
+ * lacks (a role that cannot log in included) is reported, and alarms and the storage marker are made again; a role
+ * secret of an active tenant that no longer logs in gets its password back. A tenant's drift is audited
+ * (`TENANT_DRIFT_DETECTED`) and announced (`Tenant Drift Detected`) when it is new, not on every pass.
  */
 export async function reconcile(
   deps: ReconcileDeps,
-  policy: StuckPolicy,
+  policy: ReconcilePolicy,
   now = Date.now(),
 ): Promise<ReconcileReport> {
+  const operations: OperationOutcome[] = [];
+  for (const operation of await deps.store.allRunning()) {
+    try {
+      const outcome = await settleOperation(deps, policy, operation, now);
+      if (outcome) operations.push(outcome);
+    } catch (error) {
+      deps.log('Could not settle an operation', {
+        tenantId: operation.tenantId,
+        operationId: operation.id,
+        error: errorName(error),
+      });
+    }
+  }
+
+  // A tenant with an operation running (a restore's, into a tenant in provisioning) is its operation's to settle.
+  const operating = new Set((await deps.store.allRunning()).map((operation) => operation.tenantId));
   const stuck: StuckOutcome[] = [];
   for (const tenant of await allTenants(deps.registry)) {
-    if (tenant.status !== 'provisioning') continue;
+    if (tenant.status !== 'provisioning' || operating.has(tenant.id)) continue;
     try {
       const outcome = await settleStuckTenant(deps, policy, tenant, now);
       if (outcome) stuck.push(outcome);
@@ -56,11 +120,26 @@ export async function reconcile(
     }
   }
 
+  let batches: BatchOutcome[] = [];
+  try {
+    batches = await settleBatches(deps, policy, now);
+  } catch (error) {
+    deps.log('Could not settle the batches', { error: errorName(error) });
+  }
+
   // The inventory before the registry: a tenant reserved in between has nothing in the inventory yet, whereas
-  // the other order would take its first resources for orphans.
+  // the other order would take its first resources for orphans. A tenant whose record changed after the inventory
+  // began (it turned active, was deleted, changed plan) or that an operation is changing may have been listed
+  // between two states; it is judged on the next pass instead.
   const inventory = await takeInventory(deps);
   const tenants = await allTenants(deps.registry);
-  const found = compare(tenants, inventory, deps.stage, deps.bucket);
+  const unsettled = new Set([
+    ...(await deps.store.allRunning()).map((operation) => operation.tenantId),
+    ...tenants
+      .filter((tenant) => Date.parse(tenant.updatedAt) >= inventory.startedAt)
+      .map((tenant) => tenant.id),
+  ]);
+  const found = compare(tenants, inventory.resources, deps.stage, deps.bucket, unsettled);
   const missing: Missing[] = [];
   for (const { tenant, resources } of found.missing) {
     let repaired: string[] = [];
@@ -79,15 +158,17 @@ export async function reconcile(
     missing.push({ tenantId: tenant.id, resources, repaired });
   }
 
+  const credentials = await checkCredentials(deps, policy, tenants, inventory.resources, unsettled);
+
   const newlyReported: string[] = [];
-  const drift = [
-    ...found.orphans.map((orphan) => ({
-      tenantId: orphan.tenantId,
-      details: { kind: 'orphans', ...orphan },
-    })),
-    ...missing.map((item) => ({ tenantId: item.tenantId, details: { kind: 'missing', ...item } })),
-  ];
-  for (const { tenantId, details } of drift) {
+  const drift = new Map<string, Record<string, unknown>>();
+  for (const orphan of found.orphans) drift.set(orphan.tenantId, { kind: 'orphans', ...orphan });
+  for (const item of missing) drift.set(item.tenantId, { kind: 'missing', ...item });
+  for (const { tenantId, roles, restored } of credentials) {
+    const other = drift.get(tenantId) ?? { kind: 'credentials', tenantId };
+    drift.set(tenantId, { ...other, credentials: { roles, restored } });
+  }
+  for (const [tenantId, details] of drift) {
     const fingerprint = createHash('sha256').update(JSON.stringify(details)).digest('hex').slice(0, 16);
     const log = await deps.registry.auditLog(tenantId);
     const last = log.filter((entry) => entry.action === 'TENANT_DRIFT_DETECTED').at(-1);
@@ -95,14 +176,79 @@ export async function reconcile(
     await deps.registry.audit(tenantId, 'TENANT_DRIFT_DETECTED', deps.actor, { ...details, fingerprint });
     newlyReported.push(tenantId);
   }
-  const report: ReconcileReport = { stuck, orphans: found.orphans, missing, newlyReported };
+  const report: ReconcileReport = {
+    stuck,
+    operations,
+    batches,
+    orphans: found.orphans,
+    missing,
+    credentials,
+    newlyReported,
+  };
   if (newlyReported.length > 0) {
     await announce(deps, DRIFT_DETAIL_TYPE, {
       orphans: found.orphans.filter((orphan) => newlyReported.includes(orphan.tenantId)),
       missing: missing.filter((item) => newlyReported.includes(item.tenantId)),
+      credentials: credentials.filter((item) => newlyReported.includes(item.tenantId)),
     });
   }
   return report;
+}
+
+/**
+ * Tries the role secrets of the active tenants due for it ({@link tenantsDueForCredentialCheck}), a few tenants at
+ * a time, and puts back the password of a role that changed its own. Only roles that can log in are tried (an
+ * active tenant's role that cannot is reported missing as such), and only secrets the inventory found (a lost one is
+ * reported missing); tenants being changed wait for a later pass. A tenant is recorded checked once each of its
+ * secrets tried logged in or got its password back.
+ */
+async function checkCredentials(
+  deps: ReconcileDeps,
+  policy: ReconcilePolicy,
+  tenants: readonly Tenant[],
+  inventory: ReadonlyMap<string, readonly string[]>,
+  unsettled: ReadonlySet<string>,
+): Promise<CredentialDrift[]> {
+  const byId = new Map(tenants.map((tenant) => [tenant.id, tenant]));
+  const due = (await tenantsDueForCredentialCheck(deps.cluster, policy))
+    .map((id) => byId.get(id))
+    .filter((tenant) => tenant?.status === 'active' && !unsettled.has(tenant.id))
+    .filter((tenant) => tenant !== undefined);
+  const drift: CredentialDrift[] = [];
+  const checked: string[] = [];
+  const queue = [...due];
+  const worker = async () => {
+    for (let tenant = queue.shift(); tenant; tenant = queue.shift()) {
+      const present = new Set(inventory.get(tenant.id) ?? []);
+      const roles = DATABASE_ROLES.filter(
+        (role) =>
+          present.has(canLogIn(roleName(tenant.id, role))) &&
+          present.has(`secret ${roleSecretName(deps.stage, tenant.id, role)}`),
+      );
+      try {
+        const { drift: found, untried } = await checkTenantCredentials(deps, tenant, roles, deps.log);
+        if (found) {
+          drift.push(found);
+          await deps.registry.audit(tenant.id, 'TENANT_RECONCILED', deps.actor, {
+            action: 'password_restored',
+            reason: "a role's secret no longer logged in (the role changed its own password)",
+            roles: found.roles,
+            restored: found.restored,
+          });
+        }
+        const settled = untried.length === 0 && (!found || found.restored.length === found.roles.length);
+        if (settled) checked.push(tenant.id);
+      } catch (error) {
+        deps.log('Could not check the credentials of a tenant', {
+          tenantId: tenant.id,
+          error: errorName(error),
+        });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CREDENTIAL_CONCURRENCY }, worker));
+  await markCredentialsChecked(deps.cluster, checked);
+  return drift.sort((a, b) => a.tenantId.localeCompare(b.tenantId));
 }
 
 const errorName = (error: unknown): string =>

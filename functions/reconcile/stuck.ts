@@ -77,7 +77,7 @@ const StateEntered = z.object({ name: z.string(), input: z.optional(z.string()) 
 const FailureInState = z.object({ failure: z.optional(CaughtFailure) });
 
 /** The last state the execution entered, with the failure its input carried (undo states carry one). */
-async function lastState(
+export async function lastState(
   sfn: SFNClient,
   executionArn: string,
 ): Promise<{ name: string; failure?: CaughtFailure } | undefined> {
@@ -113,7 +113,8 @@ async function anotherRun(deps: StuckDeps, tenantId: string): Promise<boolean> {
   return false;
 }
 
-async function describe(
+/** The execution, or undefined when Step Functions has none by that ARN. */
+export async function describeExecution(
   sfn: SFNClient,
   executionArn: string,
 ): Promise<DescribeExecutionCommandOutput | undefined> {
@@ -158,7 +159,7 @@ export async function settleStuckTenant(
   now: number = Date.now(),
 ): Promise<StuckOutcome | undefined> {
   const knownArn = tenant.executionArn ?? executionArnOf(deps.provisionStateMachineArn, tenant.id);
-  const execution = await describe(deps.sfn, knownArn);
+  const execution = await describeExecution(deps.sfn, knownArn);
   // The registry again, after the execution: a run that ended between the two reads ended the tenant too.
   const fresh = await deps.registry.get(tenant.id);
   if (fresh?.status !== 'provisioning') return undefined;
@@ -195,7 +196,11 @@ export async function settleStuckTenant(
   const last = await lastState(deps.sfn, executionArn);
   const reason = `run ${execution.name} ended ${execution.status}${execution.error ? ` (${execution.error})` : ''}${last ? ` in ${last.name}` : ''}`;
   const resumes = kind === 'r' ? attempt : 0;
-  const diedForward = !inRollback && (last === undefined || FORWARD_STATES.includes(last.name));
+  // Only provision-tenant is run again: a restore's run (restore-tenant, whose operation the reconciler settles as
+  // an operation) shares state names with it, but provisioning the tenant afresh would not restore it.
+  const diedForward =
+    execution.stateMachineArn === deps.provisionStateMachineArn &&
+    (last === undefined || FORWARD_STATES.includes(last.name));
 
   if (diedForward && resumes < policy.maxResumes) {
     const arn = await start(deps.sfn, deps.provisionStateMachineArn, `${tenant.id}-r${resumes + 1}`, {

@@ -5,9 +5,12 @@ import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateSecretCommand,
   DeleteSecretCommand,
+  GetSecretValueCommand,
   RestoreSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
+import pg from 'pg';
+import { z } from 'zod';
 import { executionArnOf } from '../../functions/reconcile/stuck.ts';
 import { DataApi } from '../../functions/shared/data-api.ts';
 import { effectiveLimits } from '../../functions/shared/plans.ts';
@@ -174,6 +177,15 @@ export async function drift(sut: SandboxUnderTest): Promise<ScenarioResult> {
 
   const orphanReservation = await reserveWithoutRun(sut);
 
+  // The tenant's admin changes its own password; the reconciler is told the tenant is due for a check.
+  const adminSecret = await roleSecret(sut, `tenants/${STAGE}/${id}/db/admin`);
+  await withSession(adminSecret, (session) =>
+    session.query("ALTER ROLE CURRENT_USER PASSWORD 'chosen-by-the-tenant-itself'"),
+  );
+  await sut
+    .superuser('control_plane')
+    .query("UPDATE tenants SET credentials_checked_at = now() - interval '1 day' WHERE id = $1", [id]);
+
   const repaired = await eventually(async () => {
     const traces = await tenantTraces(sut, id);
     return traces.includes(`alarm tenant-${id}-latency`) && traces.includes(`object tenants/${id}/.tenant`);
@@ -194,6 +206,15 @@ export async function drift(sut: SandboxUnderTest): Promise<ScenarioResult> {
     60_000,
   );
   if (!started) problems.push('a reservation without a run was not provisioned');
+  const passwordBack = await eventually(async () => {
+    try {
+      await withSession(adminSecret, (session) => session.query('SELECT 1'));
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!passwordBack) problems.push("the admin's secret does not log in after the role changed its password");
 
   // Put things back as a person would.
   await sut.clients.secrets.send(new RestoreSecretCommand({ SecretId: appSecret }));
@@ -216,8 +237,49 @@ export async function drift(sut: SandboxUnderTest): Promise<ScenarioResult> {
         orphansReported && leftAlone,
       ),
       figure(scenario, 'reservation without a run provisioned', started ? '1/1' : '0/1', '1/1', started),
+      figure(
+        scenario,
+        'role password changed by the tenant put back from its secret',
+        passwordBack ? 'yes' : 'no',
+        'yes',
+        passwordBack,
+      ),
     ],
   };
+}
+
+const RoleSecret = z.object({
+  host: z.string(),
+  port: z.number(),
+  username: z.string(),
+  password: z.string(),
+  dbname: z.string(),
+});
+
+async function roleSecret(sut: SandboxUnderTest, secretId: string): Promise<z.infer<typeof RoleSecret>> {
+  const { SecretString } = await sut.clients.secrets.send(new GetSecretValueCommand({ SecretId: secretId }));
+  return RoleSecret.parse(JSON.parse(SecretString ?? ''));
+}
+
+/** A session as the role of the secret, straight to PostgreSQL, as the tenant's own code opens one. */
+async function withSession<T>(
+  secret: z.infer<typeof RoleSecret>,
+  work: (session: pg.Client) => Promise<T>,
+): Promise<T> {
+  const session = new pg.Client({
+    host: secret.host,
+    port: secret.port,
+    user: secret.username,
+    password: secret.password,
+    database: secret.dbname,
+  });
+  session.on('error', () => {});
+  await session.connect();
+  try {
+    return await work(session);
+  } finally {
+    await session.end().catch(() => {});
+  }
 }
 
 async function driftAudited(sut: SandboxUnderTest, tenantId: string, needle: string): Promise<boolean> {
@@ -259,4 +321,154 @@ async function reserveWithoutRun(sut: SandboxUnderTest): Promise<string> {
     .superuser('control_plane')
     .query("UPDATE tenants SET updated_at = now() - interval '10 minutes' WHERE id = $1", [id]);
   return id;
+}
+
+/** Whether each of the tenant's roles can log in, from the catalog (true only when all four can). */
+async function rolesCanLogIn(sut: SandboxUnderTest, tenantId: string): Promise<boolean[]> {
+  const { rows } = await sut
+    .superuser()
+    .query<{ login: boolean }>(
+      'SELECT rolcanlogin AS login FROM pg_roles WHERE rolname LIKE $1 ORDER BY rolname',
+      [`tenant_${tenantId}_%`],
+    );
+  return rows.map((row) => row.login);
+}
+
+async function runningOperations(sut: SandboxUnderTest, tenantId: string): Promise<number> {
+  const { rowCount } = await sut
+    .superuser('control_plane')
+    .query("SELECT 1 FROM tenant_operations WHERE tenant_id = $1 AND status = 'running'", [tenantId]);
+  return rowCount ?? 0;
+}
+
+async function batchStatus(sut: SandboxUnderTest, batchId: string): Promise<string | undefined> {
+  const { rows } = await sut
+    .superuser('control_plane')
+    .query<{ status: string }>('SELECT status FROM tenant_batches WHERE id = $1', [batchId]);
+  return rows[0]?.status;
+}
+
+const BatchCreated = z.object({ batchId: z.string(), rows: z.array(z.object({ tenantId: z.string() })) });
+
+/**
+ * Crash mid-operation: a suspension held after its roles lost LOGIN (its DisableAlarmActions answer held back), a
+ * deletion held in its removal (a DeleteSecret answer held back) and a bulk batch whose two rows are held in their
+ * storage step; the sandbox is killed hard (SIGKILL) and started again. No person acts: the reconciler must finish
+ * the suspension (registry suspended, every role NOLOGIN, resume possible) and the deletion (deleted, nothing left
+ * but what is retained), and the batch, all of whose rows end active, must end `succeeded`.
+ */
+export async function crashMidOperation(sut: SandboxUnderTest): Promise<ScenarioResult> {
+  const problems: string[] = [];
+  const made = await Promise.all(
+    ['Crash suspend', 'Crash delete'].map(async (name) => {
+      const { created } = await createTenant(sut, tenantRequest(uniqueName(name)));
+      return created && (await waitSettled(sut, created.tenantId))?.status === 'active' ? created : undefined;
+    }),
+  );
+  const [suspended, deleted] = made;
+  if (!suspended || !deleted)
+    return { figures: [], problems: ['the tenants to cut short were not provisioned'] };
+  await sut.addFaults([
+    {
+      service: 'cloudwatch',
+      operation: 'DisableAlarmActions',
+      match: suspended.tenantId,
+      latencyMs: 60_000,
+      count: 1,
+    },
+    {
+      service: 'secrets-manager',
+      operation: 'DeleteSecret',
+      match: deleted.tenantId,
+      latencyMs: 60_000,
+      count: 1,
+    },
+  ]);
+  const json = { 'content-type': 'application/json' };
+  await sut.request('POST', `/tenants/${suspended.tenantId}/suspend`, {
+    body: JSON.stringify({ reason: 'Crash test' }),
+    headers: json,
+  });
+  await sut.request('DELETE', `/tenants/${deleted.tenantId}?confirm=${encodeURIComponent(deleted.slug)}`);
+  const operationsHeld = await Promise.all([
+    held(sut, 'DisableAlarmActions', suspended.tenantId),
+    held(sut, 'DeleteSecret', deleted.tenantId),
+  ]);
+  if (operationsHeld.some((ok) => !ok)) {
+    return { figures: [], problems: ['the operations were not held mid-way'] };
+  }
+  // Every storage marker from now on (the deletion, which retags its own, is past that step).
+  await sut.addFaults([{ service: 's3', operation: 'PutObject', match: '/.tenant', latencyMs: 60_000 }]);
+  const name = uniqueName('Crash batch');
+  const answer = await sut.request('POST', '/tenant-batches', {
+    body: JSON.stringify({ tenants: [0, 1].map((index) => tenantRequest(`${name} ${index}`)) }),
+    headers: json,
+  });
+  const batch = BatchCreated.safeParse(answer.body).data;
+  if (!batch) return { figures: [], problems: [`the batch was refused: ${answer.text}`] };
+  const rowsHeld = await Promise.all(batch.rows.map((row) => held(sut, 'PutObject', row.tenantId)));
+  if (rowsHeld.some((ok) => !ok))
+    return { figures: [], problems: ["the batch's rows were not held mid-way"] };
+
+  await sut.restart('SIGKILL');
+  await sut.clearFaults();
+
+  const agreed = await eventually(
+    async () =>
+      (await runningOperations(sut, suspended.tenantId)) === 0 &&
+      (await registryRows(sut, 'id = $1', [suspended.tenantId]))[0]?.status === 'suspended',
+    90_000,
+  );
+  const logins = await rolesCanLogIn(sut, suspended.tenantId);
+  const suspendedRight = agreed && logins.length === 4 && logins.every((login) => !login);
+  if (!suspendedRight) {
+    const [row] = await registryRows(sut, 'id = $1', [suspended.tenantId]);
+    problems.push(`the suspension cut short ended ${row?.status}, roles LOGIN ${logins.join(', ')}`);
+  }
+  const resume = await sut.request('POST', `/tenants/${suspended.tenantId}/resume`, {
+    body: JSON.stringify({ reason: 'After the crash' }),
+    headers: json,
+  });
+  if (resume.status !== 202)
+    problems.push(`resume after the crash answered ${resume.status}: ${resume.text}`);
+  const gone = await eventually(
+    async () => (await registryRows(sut, 'id = $1', [deleted.tenantId]))[0]?.status === 'deleted',
+    90_000,
+  );
+  const left = (await tenantTraces(sut, deleted.tenantId)).filter(
+    (trace) => !trace.startsWith('object ') && !trace.startsWith('secret '),
+  );
+  if (!gone || left.length > 0) {
+    const [row] = await registryRows(sut, 'id = $1', [deleted.tenantId]);
+    problems.push(`the deletion cut short ended ${row?.status}, leaving ${left.join(', ')}`);
+  }
+  await eventually(async () => (await batchStatus(sut, batch.batchId)) !== 'running', 90_000);
+  const status = await batchStatus(sut, batch.batchId);
+  const rowsActive = (
+    await Promise.all(batch.rows.map(async (row) => (await waitSettled(sut, row.tenantId, 1_000))?.status))
+  ).filter((rowStatus) => rowStatus === 'active').length;
+  if (status !== 'succeeded')
+    problems.push(`the batch cut short ended ${status} with ${rowsActive}/2 rows active`);
+  const finished = [suspendedRight, gone && left.length === 0].filter(Boolean).length;
+  const scenario = 'crash mid-operation';
+  return {
+    problems,
+    figures: [
+      figure(
+        scenario,
+        'operations cut short finished without a person',
+        `${finished}/2`,
+        'all',
+        finished === 2,
+      ),
+      figure(scenario, 'resume after the suspension cut short', resume.status, '202', resume.status === 202),
+      figure(
+        scenario,
+        'batch cut short, every row active',
+        `${status} (${rowsActive}/2 active)`,
+        'succeeded',
+        status === 'succeeded' && rowsActive === 2,
+      ),
+    ],
+  };
 }

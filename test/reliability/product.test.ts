@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScenarioResult } from '../../reliability/report.ts';
 import { SandboxUnderTest } from '../../reliability/sandbox.ts';
 import { badInput } from '../../reliability/scenarios/bad-input.ts';
-import { crash, drift } from '../../reliability/scenarios/crash.ts';
+import { crash, crashMidOperation, drift } from '../../reliability/scenarios/crash.ts';
 import { duplicates } from '../../reliability/scenarios/duplicates.ts';
 import { hygiene } from '../../reliability/scenarios/hygiene.ts';
 import { isolation } from '../../reliability/scenarios/isolation.ts';
@@ -53,7 +53,7 @@ describe('the product under duplicates, bad input, break-out attempts, drift and
     expectAtGoal(result);
   });
 
-  it('repairs lost alarms and markers, reports orphans without deleting them, starts a run never started', {
+  it('repairs lost alarms, markers and role passwords, reports orphans without deleting them, starts a run never started', {
     timeout: 180_000,
   }, async () => {
     // Prepare, Act
@@ -67,6 +67,15 @@ describe('the product under duplicates, bad input, break-out attempts, drift and
   }, async () => {
     // Prepare, Act
     const result = await crash(sut);
+    // Assess
+    expectAtGoal(result);
+  });
+
+  it('finishes, without a person, the suspension, deletion and bulk batch a SIGKILL cut short', {
+    timeout: 300_000,
+  }, async () => {
+    // Prepare, Act
+    const result = await crashMidOperation(sut);
     // Assess
     expectAtGoal(result);
   });
