@@ -9,6 +9,7 @@ import {
   UnauthorizedError,
   ValidationError,
 } from '../shared/errors.ts';
+import { API_TRANSIENT_ERRORS } from '../shared/transient.ts';
 import * as z from '../shared/zod.ts';
 
 /**
@@ -218,21 +219,14 @@ const UNAVAILABLE: ErrorResponse = {
   },
 };
 
-/** AWS errors that mean "later": throttling, an Aurora cluster resuming from pause, a service's own 5xx. */
-const TRANSIENT_AWS_ERRORS = new Set([
-  'DatabaseResumingException',
-  'DatabaseUnavailableException',
-  'ThrottlingException',
-  'Throttling',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'SlowDown',
-]);
-
-/** A dependency's transient failure, which the client may retry (a 503), rather than the API's own fault. */
+/**
+ * A dependency's transient failure, which the client may retry (a 503), rather than the API's own fault: an AWS
+ * error named in {@link API_TRANSIENT_ERRORS} (throttling, an Aurora cluster resuming from pause) or a service's own
+ * 5xx.
+ */
 function isTransientAwsError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  return TRANSIENT_AWS_ERRORS.has(error.name) || ('$fault' in error && error.$fault === 'server');
+  return API_TRANSIENT_ERRORS.has(error.name) || ('$fault' in error && error.$fault === 'server');
 }
 
 /** Middy's onError: maps every error to an answer, logging those that are the product's fault. */
