@@ -3,7 +3,8 @@ import { scramVerifier } from '../provision/credentials.ts';
 import { RoleSecret } from '../provision/roles.ts';
 import { readSecret } from '../provision/secrets.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
-import { type DatabaseRole, databaseName, ident, literal, roleName } from '../shared/names.ts';
+import { type DatabaseRole, ident, literal, roleName } from '../shared/names.ts';
+import { TenantDatabase } from '../shared/tenant-db.ts';
 import type { Tenant } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 
@@ -68,10 +69,11 @@ const PASSWORD_REFUSED = /SQLState: 28P01|password authentication failed/i;
 /** Whether the secret logs in to the tenant's database: `SELECT 1` through the Data API as the role. */
 async function logsIn(deps: CredentialDeps, tenantId: string, secretArn: string): Promise<boolean> {
   try {
-    await deps.cluster
-      .as(secretArn)
-      .on(databaseName(tenantId))
-      .query('SELECT 1 AS ok', {}, z.object({ ok: z.number() }));
+    await TenantDatabase.asTenantRole(deps.cluster, tenantId, secretArn).query(
+      'SELECT 1 AS ok',
+      {},
+      z.object({ ok: z.number() }),
+    );
     return true;
   } catch (error) {
     if (error instanceof Error && PASSWORD_REFUSED.test(error.message)) return false;
