@@ -1,5 +1,5 @@
 import type { SecretsManagerClient, Tag } from '@aws-sdk/client-secrets-manager';
-import type { DataApi } from '../shared/data-api.ts';
+import { type DataApi, json } from '../shared/data-api.ts';
 import {
   DATABASE_ROLES,
   type DatabaseRole,
@@ -9,6 +9,7 @@ import {
   roleName,
   roleSecretName,
   secretPrefix,
+  TENANT_ID_PATTERN,
 } from '../shared/names.ts';
 import { doBlock, publicTable, TENANT_SCHEMA, TenantDatabase } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
@@ -237,12 +238,43 @@ export async function dropTenantRoles(cluster: DataApi, tenantId: string): Promi
     `DROP OWNED BY ${list} CASCADE`,
     `DROP ROLE ${list}`,
   ];
+  // Another tenant may have granted these roles privileges on its own objects (PostgreSQL lets an owner grant to
+  // any role), and DROP ROLE refuses while any database holds one: they are revoked there first, in one block that
+  // runs no code of that tenant's (DROP OWNED only takes the roles out of ACLs, policies and default privileges). Only
+  // a grantor may revoke, so the block also takes the membership of that tenant's roles, the owners there.
+  for (const other of await otherTenantsDependingOn(cluster, tenantId, roles)) {
+    const members = [...roles, ...(await existingTenantRoles(cluster, other))].map(ident).join(', ');
+    await TenantDatabase.of(cluster, other).block('revoke', [
+      `GRANT ${members} TO CURRENT_USER`,
+      `DROP OWNED BY ${list}`,
+      `REVOKE ${members} FROM CURRENT_USER`,
+    ]);
+  }
   if (await databaseExists(cluster, databaseName(tenantId))) {
     await TenantDatabase.of(cluster, tenantId).block('remove', statements);
   } else {
     await cluster.execute(doBlock('remove', statements));
   }
   return roles;
+}
+
+/** The other tenants whose databases hold something (a privilege, a policy) for these roles. */
+async function otherTenantsDependingOn(
+  cluster: DataApi,
+  tenantId: string,
+  roles: readonly string[],
+): Promise<string[]> {
+  const rows = await cluster.query(
+    `SELECT DISTINCT substr(d.datname, 8) AS id FROM pg_catalog.pg_shdepend s
+     JOIN pg_catalog.pg_database d ON d.oid = s.dbid
+     JOIN pg_catalog.pg_roles r ON r.oid = s.refobjid
+     WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass AND d.datname <> :own
+       AND d.datname ~ '^tenant_t[a-z0-9]{15}$'
+       AND r.rolname = ANY (ARRAY(SELECT jsonb_array_elements_text(CAST(:roles AS jsonb))))`,
+    { own: databaseName(tenantId), roles: json(roles) },
+    z.object({ id: z.string().check(z.regex(TENANT_ID_PATTERN)) }),
+  );
+  return rows.map((row) => row.id);
 }
 
 /** The tags of everything made for a tenant, plus any given. */

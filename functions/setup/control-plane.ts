@@ -25,11 +25,12 @@ export async function setupControlPlane(
     });
   }
   await db.execute(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(options.database)} FROM PUBLIC`);
-  // The provisioner's sessions pin their search path to pg_catalog (tenant-db.ts); the registry, which no tenant
-  // reaches, is the one database where its own unqualified tables resolve.
-  await db.execute(
-    `ALTER ROLE CURRENT_USER IN DATABASE ${ident(options.database)} SET search_path = "$user", public`,
-  );
+  // The provisioner's sessions pin their search path to pg_catalog and give up on a lock after a while
+  // (tenant-db.ts); the registry, which no tenant reaches, is the one database where its own unqualified tables
+  // resolve and where it waits for its own locks as long as they are held.
+  for (const setting of ['search_path = "$user", public', 'lock_timeout = 0']) {
+    await db.execute(`ALTER ROLE CURRENT_USER IN DATABASE ${ident(options.database)} SET ${setting}`);
+  }
   const migrations = await loadMigrations(join(options.schemaDir, 'control-plane'));
   return applyMigrations(db.on(options.database), migrations);
 }

@@ -3,7 +3,7 @@ import { scramVerifier } from '../provision/credentials.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import { ident, literal } from '../shared/names.ts';
-import { PINNED_SEARCH_PATH } from '../shared/tenant-db.ts';
+import { PINNED_SEARCH_PATH, TENANT_LOCK_TIMEOUT } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 
 const rdsSecretSchema = z.object({
@@ -12,14 +12,16 @@ const rdsSecretSchema = z.object({
 });
 
 /**
- * The statement that creates (or brings up to date) the provisioner role: LOGIN CREATEDB CREATEROLE, not superuser,
- * with the password given as its SCRAM verifier (so no statement log keeps the password), and the search path its
- * sessions start with pinned to pg_catalog (`functions/shared/tenant-db.ts`): a separate statement, returned second.
+ * The statements that create (or bring up to date) the provisioner role: LOGIN CREATEDB CREATEROLE, not superuser,
+ * with the password given as its SCRAM verifier (so no statement log keeps the password); then the settings its
+ * sessions start with (`functions/shared/tenant-db.ts`): the search path pinned to pg_catalog, and a lock timeout,
+ * so that a lock a tenant holds on its own tables makes the control plane give up, not wait without end.
  */
-export function provisionerRoleStatements(name: string, verifier: string, exists: boolean): [string, string] {
+export function provisionerRoleStatements(name: string, verifier: string, exists: boolean): string[] {
   return [
     `${exists ? 'ALTER' : 'CREATE'} ROLE ${ident(name)} WITH LOGIN CREATEDB CREATEROLE PASSWORD ${literal(verifier)}`,
     `ALTER ROLE ${ident(name)} SET search_path = ${PINNED_SEARCH_PATH}`,
+    `ALTER ROLE ${ident(name)} SET lock_timeout = ${literal(TENANT_LOCK_TIMEOUT)}`,
   ];
 }
 

@@ -86,6 +86,16 @@ export class ServiceUnavailableError extends ProvisionerError {
   override readonly code = 'service_unavailable';
 }
 
+/**
+ * The tenant's own sessions hold a lock the control plane waited for longer than its lock timeout (a tenant may lock
+ * its tables): nothing was changed; retry when the tenant's work has ended.
+ */
+export class TenantDatabaseBusyError extends ProvisionerError {
+  override readonly name = 'TenantDatabaseBusyError';
+  override readonly statusCode = 409;
+  override readonly code = 'tenant_database_busy';
+}
+
 /** A tenant database lacks a table or index its template promises (the validate step). */
 export class SchemaValidationError extends ProvisionerError {
   override readonly name = 'SchemaValidationError';

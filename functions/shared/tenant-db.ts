@@ -1,4 +1,5 @@
 import type { DataApi, Sql, SqlParams } from './data-api.ts';
+import { TenantDatabaseBusyError } from './errors.ts';
 import { databaseName, ident } from './names.ts';
 import type * as z from './zod.ts';
 
@@ -39,6 +40,29 @@ import type * as z from './zod.ts';
 /** The search path of every provisioner session in a tenant database. */
 export const PINNED_SEARCH_PATH = 'pg_catalog, pg_temp';
 
+/**
+ * How long a provisioner session waits for a lock (its role default; not in the registry database). A tenant may
+ * lock its own tables: a statement of the control plane then fails with {@link TenantDatabaseBusyError}, and
+ * nothing waits behind it without end. Long enough for a migration's DDL to wait out the tenant's usual transactions.
+ */
+export const TENANT_LOCK_TIMEOUT = '5s';
+
+/** SQLSTATE 55P03, lock_not_available: the lock timeout ran out. */
+const LOCK_NOT_AVAILABLE = 'SQLState: 55P03';
+
+/** A lock timeout becomes {@link TenantDatabaseBusyError}; any other error stays as it is. */
+function busy(database: string) {
+  return (error: unknown): never => {
+    if (error instanceof Error && error.message.includes(LOCK_NOT_AVAILABLE)) {
+      throw new TenantDatabaseBusyError(
+        `The tenant's own sessions hold a lock in ${database}; nothing was changed, retry later`,
+        { cause: error },
+      );
+    }
+    throw error;
+  };
+}
+
 /** The tenant's own schema: its admin creates there; the control plane never looks in it. */
 export const TENANT_SCHEMA = 'tenant';
 
@@ -62,8 +86,11 @@ export class TenantDatabase implements Sql {
     return new TenantDatabase(cluster.on(databaseName(tenantId)), false);
   }
 
-  /** A template database (or one being built): it becomes every new tenant's, so the same rules hold. */
-  static template(cluster: DataApi, name: string): TenantDatabase {
+  /**
+   * A tenant database by name: a template (or one being built), which becomes every new tenant's, or another
+   * tenant's database that holds privileges for roles being dropped. The same rules hold.
+   */
+  static named(cluster: DataApi, name: string): TenantDatabase {
     return new TenantDatabase(cluster.on(name), false);
   }
 
@@ -76,16 +103,16 @@ export class TenantDatabase implements Sql {
   }
 
   execute(sql: string, params: SqlParams = {}): Promise<number> {
-    return this.#db.execute(sql, params);
+    return this.#db.execute(sql, params).catch(busy(this.name));
   }
 
   query<Row>(sql: string, params: SqlParams, row: z.ZodMiniType<Row>): Promise<Row[]> {
-    return this.#db.query(sql, params, row);
+    return this.#db.query(sql, params, row).catch(busy(this.name));
   }
 
   /** Statements as one DO block (one call, applied atomically), the search path pinned first. */
   async block(tag: string, statements: readonly string[]): Promise<void> {
-    await this.#db.execute(doBlock(tag, statements));
+    await this.execute(doBlock(tag, statements));
   }
 
   /** A transaction whose first statement pins the search path. */

@@ -75,10 +75,10 @@ async function run(sut: SandboxUnderTest, schemaDir: string): Promise<ScenarioRe
 
   const admin = await connectAsAdmin(sut, attacker);
   const planted = await plant(sut, admin, attacker, victim);
-  await admin.end();
 
   const paths: PathRun[] = [];
   const operate = async (path: string, method: string, url: string, body?: unknown) => {
+    const tenantId = url.split('/')[2]?.split('?')[0] ?? attacker;
     const answer = await sut.request(method, url, {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       headers: { 'content-type': 'application/json' },
@@ -89,7 +89,7 @@ async function run(sut: SandboxUnderTest, schemaDir: string): Promise<ScenarioRe
       return undefined;
     }
     const status = await executionStatus(sut, accepted.data.executionArn);
-    paths.push({ path, outcome: `${status} ${await failureOf(sut, attacker)}`, ok: status === 'SUCCEEDED' });
+    paths.push({ path, outcome: `${status} ${await failureOf(sut, tenantId)}`, ok: status === 'SUCCEEDED' });
     return accepted.data;
   };
 
@@ -97,6 +97,8 @@ async function run(sut: SandboxUnderTest, schemaDir: string): Promise<ScenarioRe
   await operate('plan change (limits, feature flags)', 'PATCH', `/tenants/${attacker}`, {
     plan: 'professional',
   });
+  paths.push(await whileLocked(sut, admin, attacker));
+  await admin.end();
   await operate('suspend', 'POST', `/tenants/${attacker}/suspend`, { reason: 'hostile' });
   await operate('resume', 'POST', `/tenants/${attacker}/resume`, { reason: 'hostile' });
 
@@ -136,15 +138,17 @@ UPDATE public.feature_flags SET updated_at = now();`,
     });
   }
 
-  const [row] = await registryRows(sut, 'id = $1', [attacker]);
-  const slug = row?.slug ?? '';
-  await operate(
-    'delete with a final backup',
-    'DELETE',
-    `/tenants/${attacker}?confirm=${encodeURIComponent(slug)}`,
-  );
-  const [after] = await registryRows(sut, 'id = $1', [attacker]);
-  if (after?.status !== 'deleted') problems.push(`the attacker ended ${after?.status}, not deleted`);
+  // The victim first, while the attacker's database still holds privileges for its roles; then the attacker.
+  for (const [who, id] of [
+    ['victim', victim],
+    ['attacker', attacker],
+  ] as const) {
+    const [row] = await registryRows(sut, 'id = $1', [id]);
+    const path = `delete the ${who} with a final backup`;
+    await operate(path, 'DELETE', `/tenants/${id}?confirm=${encodeURIComponent(row?.slug ?? '')}`);
+    const [after] = await registryRows(sut, 'id = $1', [id]);
+    if (after?.status !== 'deleted') problems.push(`the ${who} ended ${after?.status}, not deleted`);
+  }
 
   const executions = await probeExecutions(sut);
   const escalated = executions.filter((execution) => !tenantRoles.includes(execution.currentUser));
@@ -417,6 +421,12 @@ async function plant(
     await create('ALTER TABLE public.legacy_notes FORCE ROW LEVEL SECURITY');
     await create("CREATE POLICY hostile ON public.legacy_notes USING (tenant.hostile_check('policy'))");
     await create('CREATE TABLE tenant.notes (id int PRIMARY KEY, note text)');
+    // Privileges for the victim's roles on the attacker's objects: PostgreSQL lets an owner grant to any role, and
+    // each one, kept in the attacker's database, would stop the victim's roles from ever being dropped.
+    const victimRoles = ['admin', 'app', 'readonly', 'auditor'].map((role) => `"tenant_${victim}_${role}"`);
+    await create(`GRANT SELECT ON tenant.notes TO ${victimRoles.join(', ')}`);
+    await create(`CREATE POLICY victims ON tenant.notes TO ${victimRoles[0]} USING (true)`);
+    await create(`ALTER DEFAULT PRIVILEGES IN SCHEMA tenant GRANT SELECT ON TABLES TO ${victimRoles[1]}`);
     for (const table of ['public.legacy_notes', 'tenant.notes']) {
       for (const when of ['BEFORE', 'AFTER']) {
         await create(
@@ -461,6 +471,43 @@ async function plant(
   } finally {
     await superuser.query(`REVOKE CREATE ON SCHEMA public FROM "${attackerAdmin}"`);
   }
+}
+
+const ErrorBody = z.object({ error: z.object({ code: z.string() }) });
+
+/**
+ * The tenant locks its own `users` table and holds the lock: a plan change, which counts the users first, must answer
+ * 409 tenant_database_busy within the lock timeout, not wait or fail with a 5xx, and change nothing.
+ */
+async function whileLocked(sut: SandboxUnderTest, admin: pg.Client, tenantId: string): Promise<PathRun> {
+  const path = 'plan change while the tenant holds a lock (409, nothing changed)';
+  const limits = async () => (await registryLimits(sut, tenantId)) ?? '';
+  const before = await limits();
+  await admin.query('BEGIN');
+  try {
+    await admin.query('LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE');
+    const started = Date.now();
+    const answer = await sut.request('PATCH', `/tenants/${tenantId}`, {
+      body: JSON.stringify({ limits: { maxConnections: 20 } }),
+      headers: { 'content-type': 'application/json' },
+    });
+    const code = ErrorBody.safeParse(answer.body);
+    const outcome = `HTTP ${answer.status} ${code.success ? code.data.error.code : answer.text.slice(0, 200)} in ${Date.now() - started} ms`;
+    await admin.query('COMMIT');
+    const unchanged = (await limits()) === before;
+    const busy = answer.status === 409 && code.success && code.data.error.code === 'tenant_database_busy';
+    return { path, outcome: unchanged ? outcome : `${outcome}, limits changed`, ok: busy && unchanged };
+  } catch (error) {
+    await admin.query('ROLLBACK').catch(() => {});
+    return { path, outcome: String(error), ok: false };
+  }
+}
+
+async function registryLimits(sut: SandboxUnderTest, tenantId: string): Promise<string | undefined> {
+  const { rows } = await sut
+    .superuser('control_plane')
+    .query<{ limits: unknown }>('SELECT limits FROM tenants WHERE id = $1', [tenantId]);
+  return rows[0] ? JSON.stringify(rows[0].limits) : undefined;
 }
 
 /** The failure the registry records for the tenant, as text; empty when there is none. */
