@@ -27,7 +27,8 @@ const rds = new RDSDataClient(clientConfig);
 const secrets = new SecretsManagerClient(clientConfig);
 const sqlName = (prefix: string) => uniqueName(prefix).replaceAll('-', '_');
 
-// Every test works in this database, created by the provisioner through the Data API itself.
+// Every test works in this database, created by the provisioner through the Data API itself; its sessions resolve
+// names in pg_catalog only (functions/shared/tenant-db.ts), so tables are named with their schema.
 const database = sqlName('rds_data');
 const asProvisioner = { resourceArn: sandbox.clusterArn, secretArn: sandbox.provisionerSecretArn, database };
 
@@ -55,7 +56,7 @@ async function rowsIn(table: string): Promise<unknown[]> {
   const client = new pg.Client({ ...sandbox.postgres, database });
   await client.connect();
   try {
-    return (await client.query(`SELECT * FROM "${table}" ORDER BY 1`)).rows;
+    return (await client.query(`SELECT * FROM public."${table}" ORDER BY 1`)).rows;
   } finally {
     await client.end();
   }
@@ -149,13 +150,13 @@ describe('RDS Data API: statements and values', () => {
     // Prepare
     const table = sqlName('plans');
     await execute({
-      sql: `CREATE TABLE "${table}" (id serial PRIMARY KEY, name varchar(40) NOT NULL, fee numeric(8,2))`,
+      sql: `CREATE TABLE public."${table}" (id serial PRIMARY KEY, name varchar(40) NOT NULL, fee numeric(8,2))`,
     });
-    await execute({ sql: `INSERT INTO "${table}" (name, fee) VALUES ('pro', 9.5)` });
+    await execute({ sql: `INSERT INTO public."${table}" (name, fee) VALUES ('pro', 9.5)` });
 
     // Act
     const output = await execute({
-      sql: `SELECT id, name, fee, fee * 2 AS double_fee FROM "${table}"`,
+      sql: `SELECT id, name, fee, fee * 2 AS double_fee FROM public."${table}"`,
       includeResultMetadata: true,
     });
 
@@ -219,8 +220,8 @@ describe('RDS Data API: statements and values', () => {
   it('runs a batch once per parameter set, all or nothing outside a transaction', async () => {
     // Prepare
     const table = sqlName('seats');
-    await execute({ sql: `CREATE TABLE "${table}" (name text NOT NULL)` });
-    const insert = { ...asProvisioner, sql: `INSERT INTO "${table}" (name) VALUES (:name)` };
+    await execute({ sql: `CREATE TABLE public."${table}" (name text NOT NULL)` });
+    const insert = { ...asProvisioner, sql: `INSERT INTO public."${table}" (name) VALUES (:name)` };
 
     // Act
     const output = await rds.send(
@@ -256,11 +257,11 @@ describe('RDS Data API: transactions and autocommit', () => {
   it('leaves nothing behind a rolled-back transaction and keeps what a committed one wrote', async () => {
     // Prepare
     const table = sqlName('ledger');
-    await execute({ sql: `CREATE TABLE "${table}" (entry text)` });
+    await execute({ sql: `CREATE TABLE public."${table}" (entry text)` });
     const begin = () => rds.send(new BeginTransactionCommand(asProvisioner));
     const write = (transactionId: string | undefined, entry: string) =>
       execute({
-        sql: `INSERT INTO "${table}" VALUES (:entry)`,
+        sql: `INSERT INTO public."${table}" VALUES (:entry)`,
         parameters: [{ name: 'entry', value: { stringValue: entry } }],
         transactionId,
       });
@@ -377,14 +378,14 @@ describe('RDS Data API: who runs the statement', () => {
   it("runs as the secret's role, which is denied what it has no privilege for (SQLState 42501)", async () => {
     // Prepare
     const table = sqlName('private');
-    await execute({ sql: `CREATE TABLE "${table}" (secret text)` });
+    await execute({ sql: `CREATE TABLE public."${table}" (secret text)` });
 
     // Act
     const who = await execute({ sql: 'SELECT current_user AS who', secretArn: roleSecretArn });
     const createDatabase = await failure(
       execute({ sql: `CREATE DATABASE "${sqlName('rds_denied')}"`, secretArn: roleSecretArn }),
     );
-    const read = await failure(execute({ sql: `SELECT * FROM "${table}"`, secretArn: roleSecretArn }));
+    const read = await failure(execute({ sql: `SELECT * FROM public."${table}"`, secretArn: roleSecretArn }));
 
     // Assess
     expect(who.records).toEqual([[{ stringValue: role }]]);
