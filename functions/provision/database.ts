@@ -185,7 +185,7 @@ export async function buildTemplate(
   const building = `${template}_build_${randomBytes(4).toString('hex')}`;
   await cluster.execute(`CREATE DATABASE ${ident(building)}`);
   try {
-    const db = TenantDatabase.template(cluster, building);
+    const db = TenantDatabase.named(cluster, building);
     await db.block('layout', LAYOUT);
     await applyMigrations(db, migrations);
     await validateTenantSchema(db, expectedObjects(migrations));
