@@ -1,3 +1,5 @@
+import type { EnvName } from './shared/env.ts';
+
 /**
  * The one list of Lambda functions. CDK creates a function, its role and its environment from each entry;
  * the local sandbox runs the same entries in-process when a state machine's Task calls them; ASL files
@@ -71,32 +73,9 @@ export type ResourceRef =
   | `stateMachine:${string}`
   | `executions:${string}`;
 
-/**
- * Every environment variable a function may read, with what it holds. CDK sets each from the stack's
- * resources; the sandbox from its own.
- */
-export const ENVIRONMENT = {
-  STAGE: 'The stage name (dev, staging, prod; local in the sandbox).',
-  CLUSTER_ARN: 'ARN of the Aurora cluster, for the Data API.',
-  PROVISIONER_SECRET_ARN: 'ARN of the secret of the provisioner database role.',
-  CONTROL_PLANE_DATABASE: 'Name of the registry database (control_plane).',
-  STORAGE_BUCKET: "Name of the stage's tenant storage bucket.",
-  ALARM_TOPIC_ARN: "ARN of the SNS topic the tenants' alarms notify.",
-  EVENT_BUS_NAME: 'Name of the EventBridge bus the product announces on.',
-  PROVISION_STATE_MACHINE_ARN: 'ARN of the provision-tenant state machine.',
-  SCHEMA_DIR: 'Folder holding the SQL migrations (schema/).',
-  SUSPEND_STATE_MACHINE_ARN: 'ARN of the suspend-tenant state machine.',
-  RESUME_STATE_MACHINE_ARN: 'ARN of the resume-tenant state machine.',
-  CHANGE_PLAN_STATE_MACHINE_ARN: 'ARN of the change-plan state machine.',
-  DELETE_STATE_MACHINE_ARN: 'ARN of the delete-tenant state machine.',
-  BACKUP_STATE_MACHINE_ARN: 'ARN of the backup-tenant state machine.',
-  RESTORE_STATE_MACHINE_ARN: 'ARN of the restore-tenant state machine.',
-  SECRET_RECOVERY_DAYS:
-    "Days a deleted tenant's secrets stay recoverable (Secrets Manager's recovery window, 7 to 30), from the stage config.",
-  BULK_ONBOARD_STATE_MACHINE_ARN: 'ARN of the bulk-onboard state machine.',
-  MIGRATE_FLEET_STATE_MACHINE_ARN: 'ARN of the migrate-fleet state machine.',
-} as const;
-export type EnvName = keyof typeof ENVIRONMENT;
+// Every environment variable a function may read, by name, with what it holds and its type: one table, which
+// `environment` below names and the functions read with `readEnv`.
+export { ENVIRONMENT, type EnvName } from './shared/env.ts';
 
 /** The variable that names each state machine a function starts, and its file (`statemachines/<name>.asl.json`). */
 export const STATE_MACHINE_VARIABLES = {

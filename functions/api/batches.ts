@@ -10,15 +10,11 @@ import {
   MAX_BATCH_ROWS,
 } from '../../schema/api/batches.ts';
 import { csvColumnOf, csvRows, csvRowToBody } from '../bulk/csv.ts';
-import { type BatchRowRecord, BatchStore, newBatchId } from '../bulk/store.ts';
+import { type BatchRowRecord, type BatchStore, newBatchId } from '../bulk/store.ts';
 import { type BatchInputRow, validateRows } from '../bulk/validate.ts';
-import { rdsDataClient, sfnClient } from '../shared/clients.ts';
-import { DataApi } from '../shared/data-api.ts';
-import { readEnv } from '../shared/env.ts';
 import { NotFoundError, ServiceUnavailableError, ValidationError } from '../shared/errors.ts';
 import { newTenantId } from '../shared/names.ts';
 import type { TenantRegistry } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 import { actorOf } from './create-tenant.ts';
 import {
   callerOf,
@@ -277,32 +273,12 @@ export async function getBatch(deps: BatchApiDeps, batchId: string): Promise<Bat
 }
 
 /**
- * The bulk onboarding routes as api-handler operations, wired to the function's environment and clients. A
- * `POST` with an `Idempotency-Key` is answered once per key.
+ * The bulk onboarding routes as api-handler operations, on the clients and stores the api function's composition
+ * root hands in (functions/api/handler.ts). A `POST` with an `Idempotency-Key` is answered once per key.
  */
 export function batchRoutes(
-  registry: TenantRegistry,
-  log: (message: string, details: Record<string, unknown>) => void,
+  deps: BatchApiDeps,
 ): Record<'createTenantBatch' | 'getTenantBatch', (event: HttpEvent) => Promise<HttpResult>> {
-  const env = readEnv({
-    CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
-    PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
-    CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
-    BULK_ONBOARD_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-  });
-  const deps: BatchApiDeps = {
-    registry,
-    batches: new BatchStore(
-      new DataApi(rdsDataClient(), {
-        resourceArn: env.CLUSTER_ARN,
-        secretArn: env.PROVISIONER_SECRET_ARN,
-        database: env.CONTROL_PLANE_DATABASE,
-      }),
-    ),
-    sfn: sfnClient(),
-    stateMachineArn: env.BULK_ONBOARD_STATE_MACHINE_ARN,
-    log,
-  };
   return {
     async createTenantBatch(event) {
       const caller = callerOf(event);
@@ -314,7 +290,7 @@ export function batchRoutes(
       };
       const key = idempotencyKeyOf(event);
       if (key === undefined) return answer();
-      return idempotent(registry, { caller, key, hash: requestHash(event.routeKey, input.raw) }, answer);
+      return idempotent(deps.registry, { caller, key, hash: requestHash(event.routeKey, input.raw) }, answer);
     },
     async getTenantBatch(event) {
       return jsonResult(200, await getBatch(deps, event.pathParameters?.batchId ?? ''));

@@ -1,100 +1,98 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import { openApiDocument } from '../../schema/api/openapi.ts';
-import { CreateTenantRequest, ListTenantsQuery } from '../../schema/api/tenants.ts';
-import { rdsDataClient, sfnClient } from '../shared/clients.ts';
+import { BatchStore } from '../bulk/store.ts';
+import { FleetStore } from '../fleet/store.ts';
+import { LifecycleStore } from '../lifecycle/operations.ts';
+import { rdsDataClient, s3Client, sfnClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { TenantRegistry } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 import { batchRoutes } from './batches.ts';
-import { actorOf, createTenant } from './create-tenant.ts';
-import {
-  callerOf,
-  HttpEvent,
-  type HttpResult,
-  httpErrors,
-  jsonBody,
-  jsonResult,
-  parseWith,
-  requireScopes,
-  requireWellFormedPath,
-} from './http.ts';
-import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
+import { HttpEvent, type HttpResult, httpErrors, requireScopes, requireWellFormedPath } from './http.ts';
 import { lifecycleRoutes } from './lifecycle.ts';
-import { migrationRoutes } from './migrations.ts';
-import { getTenant, listTenants } from './read-tenants.ts';
+import { latestTemplateVersion, migrationRoutes } from './migrations.ts';
 import { type OperationId, routeKey, routes } from './routes.ts';
+import { tenantRoutes } from './tenants.ts';
 
-/** The environment the api function reads; its registry entry lists the same names. */
-const env = readEnv({
-  STAGE: z.string().check(z.minLength(1)),
-  CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
-  PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
-  CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
-  PROVISION_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-});
+// The api function's composition root: its environment read once, each client and store made once, here, and
+// handed to the routes, which neither read the environment nor make a client.
+
+/** The variables the api function reads: the names of its registry entry (test/api/composition.test.ts). */
+export const API_ENVIRONMENT = [
+  'STAGE',
+  'CLUSTER_ARN',
+  'PROVISIONER_SECRET_ARN',
+  'CONTROL_PLANE_DATABASE',
+  'PROVISION_STATE_MACHINE_ARN',
+  'SUSPEND_STATE_MACHINE_ARN',
+  'RESUME_STATE_MACHINE_ARN',
+  'CHANGE_PLAN_STATE_MACHINE_ARN',
+  'DELETE_STATE_MACHINE_ARN',
+  'BACKUP_STATE_MACHINE_ARN',
+  'RESTORE_STATE_MACHINE_ARN',
+  'STORAGE_BUCKET',
+  'BULK_ONBOARD_STATE_MACHINE_ARN',
+  'MIGRATE_FLEET_STATE_MACHINE_ARN',
+  'SCHEMA_DIR',
+] as const;
+const env = readEnv(API_ENVIRONMENT);
 
 const logger = new Logger({ serviceName: 'tenant-provisioner-api' });
-const registry = new TenantRegistry(
-  new DataApi(rdsDataClient(), {
-    resourceArn: env.CLUSTER_ARN,
-    secretArn: env.PROVISIONER_SECRET_ARN,
-    database: env.CONTROL_PLANE_DATABASE,
-  }),
-);
-const routeByKey = new Map(routes.map((route) => [routeKey(route), route]));
+const log = (message: string, details: Record<string, unknown>) => logger.warn(message, details);
+
+/** The provisioner on the registry database: the tenants, their operations, batches and fleet migrations. */
+const controlPlane = new DataApi(rdsDataClient(), {
+  resourceArn: env.CLUSTER_ARN,
+  secretArn: env.PROVISIONER_SECRET_ARN,
+  database: env.CONTROL_PLANE_DATABASE,
+});
+const registry = new TenantRegistry(controlPlane);
+const sfn = sfnClient();
 
 const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>> = {
-  ...lifecycleRoutes(registry, (message, details) => logger.warn(message, details)),
-  ...batchRoutes(registry, (message, details) => logger.warn(message, details)),
-  ...migrationRoutes(registry, (message, details) => logger.warn(message, details)),
-  async createTenant(event) {
-    const caller = callerOf(event);
-    const key = idempotencyKeyOf(event);
-    const raw = jsonBody(event);
-    const request = parseWith(CreateTenantRequest, raw);
-    const answer = async () => {
-      const created = await createTenant(
-        {
-          registry,
-          sfn: sfnClient(),
-          stateMachineArn: env.PROVISION_STATE_MACHINE_ARN,
-          log: (message, details) => logger.warn(message, details),
-        },
-        request,
-        caller,
-      );
-      logger.info('Tenant created', {
-        tenantId: created.tenantId,
-        slug: created.slug,
-        actor: actorOf(caller),
-      });
-      return jsonResult(202, created, { location: created.links.self });
-    };
-    if (key === undefined) return answer();
-    return idempotent(registry, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
-  },
-
-  async getTenant(event) {
-    return jsonResult(200, await getTenant(registry, event.pathParameters?.tenantId ?? ''));
-  },
-
-  async listTenants(event) {
-    const query = parseWith(ListTenantsQuery, event.queryStringParameters ?? {}, 'Invalid query parameters');
-    return jsonResult(200, await listTenants(registry, query));
-  },
-
-  async getOpenApi(event) {
-    const host = event.headers.host ?? event.requestContext.domainName;
-    const proto = event.headers['x-forwarded-proto'] ?? 'https';
-    return jsonResult(200, openApiDocument(host ? { serverUrl: `${proto}://${host}` } : {}), {
-      'cache-control': 'public, max-age=300',
-    });
-  },
+  ...tenantRoutes({
+    registry,
+    sfn,
+    stateMachineArn: env.PROVISION_STATE_MACHINE_ARN,
+    log,
+    info: (message, details) => logger.info(message, details),
+  }),
+  ...lifecycleRoutes({
+    registry,
+    store: new LifecycleStore(controlPlane),
+    sfn,
+    stateMachines: {
+      suspend: env.SUSPEND_STATE_MACHINE_ARN,
+      resume: env.RESUME_STATE_MACHINE_ARN,
+      change_plan: env.CHANGE_PLAN_STATE_MACHINE_ARN,
+      delete: env.DELETE_STATE_MACHINE_ARN,
+      backup: env.BACKUP_STATE_MACHINE_ARN,
+      restore: env.RESTORE_STATE_MACHINE_ARN,
+    },
+    // The plan change's usage check measures the tenant's database and storage.
+    usage: { cluster: controlPlane, s3: s3Client(), bucket: env.STORAGE_BUCKET },
+    log,
+  }),
+  ...batchRoutes({
+    registry,
+    batches: new BatchStore(controlPlane),
+    sfn,
+    stateMachineArn: env.BULK_ONBOARD_STATE_MACHINE_ARN,
+    log,
+  }),
+  ...migrationRoutes({
+    registry,
+    fleet: new FleetStore(controlPlane),
+    sfn,
+    stateMachineArn: env.MIGRATE_FLEET_STATE_MACHINE_ARN,
+    latestVersion: () => latestTemplateVersion(env.SCHEMA_DIR),
+    log,
+  }),
 };
+const routeByKey = new Map(routes.map((route) => [routeKey(route), route]));
 
 /** The api Lambda behind API Gateway's HTTP API: parses the v2 event and dispatches on its route key. */
 async function route(input: unknown): Promise<HttpResult> {

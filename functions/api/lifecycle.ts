@@ -13,15 +13,11 @@ import {
   SuspendTenantRequest,
 } from '../../schema/api/lifecycle.ts';
 import { SLUG_MAX_LENGTH, slugProblem, truncateSlug } from '../../schema/api/slug.ts';
-import { LifecycleStore, type OperationRecord } from '../lifecycle/operations.ts';
+import type { LifecycleStore, OperationRecord } from '../lifecycle/operations.ts';
 import { assertPlanFits, resolvePlanTarget, type UsageDeps } from '../lifecycle/usage.ts';
-import { rdsDataClient, s3Client, sfnClient } from '../shared/clients.ts';
-import { DataApi } from '../shared/data-api.ts';
-import { readEnv } from '../shared/env.ts';
 import { NotFoundError, ServiceUnavailableError, SlugTakenError, ValidationError } from '../shared/errors.ts';
 import { newTenantId, TENANT_ID_PATTERN } from '../shared/names.ts';
 import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 import { actorOf, suggestSlugs } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
@@ -336,54 +332,20 @@ function optionalJsonBody(event: HttpEvent): unknown {
 }
 
 /**
- * The lifecycle routes as api-handler operations, wired to the function's environment and clients. A request with
- * an `Idempotency-Key` is answered once per key (its hash covers the path and query, so the same key on another
- * tenant is another request).
+ * The lifecycle routes as api-handler operations, on the clients and stores the api function's composition root
+ * hands in (functions/api/handler.ts). A request with an `Idempotency-Key` is answered once per key (its hash
+ * covers the path and query, so the same key on another tenant is another request).
  */
 export function lifecycleRoutes(
-  registry: TenantRegistry,
-  log: (message: string, details: Record<string, unknown>) => void,
+  deps: LifecycleDeps,
 ): Record<LifecycleOperationId, (event: HttpEvent) => Promise<HttpResult>> {
-  const env = readEnv({
-    CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
-    PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
-    STORAGE_BUCKET: z.string().check(z.minLength(3)),
-    SUSPEND_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-    RESUME_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-    CHANGE_PLAN_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-    DELETE_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-    BACKUP_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-    RESTORE_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-    CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
-  });
-  const cluster = new DataApi(rdsDataClient(), {
-    resourceArn: env.CLUSTER_ARN,
-    secretArn: env.PROVISIONER_SECRET_ARN,
-    database: env.CONTROL_PLANE_DATABASE,
-  });
-  const deps: LifecycleDeps = {
-    registry,
-    store: new LifecycleStore(cluster),
-    sfn: sfnClient(),
-    stateMachines: {
-      suspend: env.SUSPEND_STATE_MACHINE_ARN,
-      resume: env.RESUME_STATE_MACHINE_ARN,
-      change_plan: env.CHANGE_PLAN_STATE_MACHINE_ARN,
-      delete: env.DELETE_STATE_MACHINE_ARN,
-      backup: env.BACKUP_STATE_MACHINE_ARN,
-      restore: env.RESTORE_STATE_MACHINE_ARN,
-    },
-    usage: { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET },
-    log,
-  };
-
   /** Runs `answer` once per Idempotency-Key when the request has one. */
   const once = async (event: HttpEvent, raw: unknown, answer: () => Promise<HttpResult>) => {
     const key = idempotencyKeyOf(event);
     if (key === undefined) return answer();
     const query = new URLSearchParams(event.queryStringParameters ?? {}).toString();
     const hash = requestHash(`${event.routeKey} ${event.rawPath}?${query}`, raw);
-    return idempotent(registry, { caller: callerOf(event), key, hash }, answer);
+    return idempotent(deps.registry, { caller: callerOf(event), key, hash }, answer);
   };
   const accepted = (body: { links: { self: string } }) =>
     jsonResult(202, body, { location: body.links.self });

@@ -6,10 +6,7 @@ import {
   type MigrationResponse,
   StartMigrationRequest,
 } from '../../schema/api/fleet.ts';
-import { FleetStore, type MigrationRecord, newMigrationId } from '../fleet/store.ts';
-import { rdsDataClient, sfnClient } from '../shared/clients.ts';
-import { DataApi } from '../shared/data-api.ts';
-import { readEnv } from '../shared/env.ts';
+import { type FleetStore, type MigrationRecord, newMigrationId } from '../fleet/store.ts';
 import {
   MigrationInProgressError,
   NotFoundError,
@@ -18,7 +15,6 @@ import {
 } from '../shared/errors.ts';
 import { loadMigrations } from '../shared/migrations.ts';
 import type { TenantRegistry } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 import { actorOf } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
@@ -192,33 +188,26 @@ export async function getMigration(deps: MigrationApiDeps, id: string): Promise<
   return migrationResponse(deps, id, settled);
 }
 
-/** The fleet migration routes as api-handler operations, wired to the function's environment and clients. */
+/**
+ * The tenant template's latest version in `schemaDir` (0 without a migration). Read per call (a few small files):
+ * the template is the deployed code's, and a sandbox sees a new migration without a restart.
+ */
+export async function latestTemplateVersion(schemaDir: string): Promise<number> {
+  return (await loadMigrations(join(schemaDir, 'tenant'))).at(-1)?.version ?? 0;
+}
+
+/** What the fleet migration routes run on: the runs' deps, and the registry that keeps idempotent answers. */
+export interface MigrationRouteDeps extends MigrationApiDeps {
+  readonly registry: TenantRegistry;
+}
+
+/**
+ * The fleet migration routes as api-handler operations, on the clients and stores the api function's composition
+ * root hands in (functions/api/handler.ts). A `POST` with an `Idempotency-Key` is answered once per key.
+ */
 export function migrationRoutes(
-  registry: TenantRegistry,
-  log: (message: string, details: Record<string, unknown>) => void,
+  deps: MigrationRouteDeps,
 ): Record<'startMigration' | 'getMigration', (event: HttpEvent) => Promise<HttpResult>> {
-  const env = readEnv({
-    CLUSTER_ARN: z.string().check(z.startsWith('arn:')),
-    PROVISIONER_SECRET_ARN: z.string().check(z.startsWith('arn:')),
-    CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
-    MIGRATE_FLEET_STATE_MACHINE_ARN: z.string().check(z.startsWith('arn:')),
-    SCHEMA_DIR: z.string().check(z.minLength(1)),
-  });
-  const deps: MigrationApiDeps = {
-    fleet: new FleetStore(
-      new DataApi(rdsDataClient(), {
-        resourceArn: env.CLUSTER_ARN,
-        secretArn: env.PROVISIONER_SECRET_ARN,
-        database: env.CONTROL_PLANE_DATABASE,
-      }),
-    ),
-    sfn: sfnClient(),
-    stateMachineArn: env.MIGRATE_FLEET_STATE_MACHINE_ARN,
-    // Read per request (a few small files): the template is the deployed code's, and a sandbox sees a new
-    // migration without a restart.
-    latestVersion: async () => (await loadMigrations(join(env.SCHEMA_DIR, 'tenant'))).at(-1)?.version ?? 0,
-    log,
-  };
   return {
     async startMigration(event) {
       const caller = callerOf(event);
@@ -230,7 +219,7 @@ export function migrationRoutes(
       };
       const key = idempotencyKeyOf(event);
       if (key === undefined) return answer();
-      return idempotent(registry, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
+      return idempotent(deps.registry, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
     },
     async getMigration(event) {
       return jsonResult(200, await getMigration(deps, event.pathParameters?.migrationId ?? ''));

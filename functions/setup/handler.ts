@@ -6,12 +6,7 @@ import * as z from '../shared/zod.ts';
 import { setupControlPlane } from './control-plane.ts';
 import { ensureProvisionerRole, lockDownSystemDatabases } from './provisioner-role.ts';
 
-const env = readEnv({
-  CLUSTER_ARN: z.string().check(z.minLength(1)),
-  PROVISIONER_SECRET_ARN: z.string().check(z.minLength(1)),
-  CONTROL_PLANE_DATABASE: z.string().check(z.minLength(1)),
-  SCHEMA_DIR: z.string().check(z.minLength(1)),
-});
+const env = readEnv(['CLUSTER_ARN', 'PROVISIONER_SECRET_ARN', 'CONTROL_PLANE_DATABASE', 'SCHEMA_DIR']);
 
 /** What the CDK provider framework hands on from CloudFormation (the properties are `infra/constructs/database.ts`'s). */
 const eventSchema = z.object({
