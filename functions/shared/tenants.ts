@@ -1,5 +1,5 @@
 import { TENANT_STATUSES, TenantConfig } from '../../schema/api/tenants.ts';
-import { type DataApi, isoText, json, jsonText } from './data-api.ts';
+import { isoText, json, jsonText, type Sql } from './data-api.ts';
 import { NotFoundError } from './errors.ts';
 import type { DatabaseRole } from './names.ts';
 import { PLAN_NAMES, type PlanLimits, type PlanName } from './plans.ts';
@@ -103,6 +103,8 @@ export const IDEMPOTENCY_TTL_HOURS = 24;
  * API Gateway that waits 30 s), and the key would otherwise be stuck until it expires.
  */
 export const IDEMPOTENCY_STALE_SECONDS = 120;
+/** How often a claim is tried when its key is released between its two statements each time. */
+const CLAIM_ATTEMPTS = 3;
 
 const LimitsRow = z.object({
   maxUsers: z.number(),
@@ -259,10 +261,10 @@ function statusUpdate(id: string, status: TenantStatus, by: string, extra: Statu
  * and the first answers to idempotent requests. The API and every provisioning step go through it.
  */
 export class TenantRegistry {
-  readonly #db: DataApi;
+  readonly #db: Sql;
 
   /** `db` targets the control_plane database. */
-  constructor(db: DataApi) {
+  constructor(db: Sql) {
     this.#db = db;
   }
 
@@ -570,33 +572,43 @@ export class TenantRegistry {
    * the first answer, a request still being answered, or another request (`mismatch`).
    */
   async claimIdempotencyKey(caller: string, key: string, requestHash: string): Promise<IdempotencyClaim> {
-    const claimed = await this.#db.query(
-      `INSERT INTO idempotency_keys (caller, key, request_hash) VALUES (:caller, :key, :requestHash)
-       ON CONFLICT (caller, key) DO UPDATE SET
-         request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, created_at = now()
-       WHERE idempotency_keys.created_at < now() - interval '1 hour' * :ttlHours
-          OR (idempotency_keys.status_code IS NULL
-              AND idempotency_keys.created_at < now() - interval '1 second' * :staleSeconds)
-       RETURNING 1 AS claimed`,
-      { caller, key, requestHash, ttlHours: IDEMPOTENCY_TTL_HOURS, staleSeconds: IDEMPOTENCY_STALE_SECONDS },
-      z.object({ claimed: z.number() }),
-    );
-    if (claimed.length > 0) return { kind: 'claimed' };
-    const [row] = await this.#db.query(
-      `SELECT request_hash, status_code, response::text AS response FROM idempotency_keys
-       WHERE caller = :caller AND key = :key`,
-      { caller, key },
-      z.object({
-        request_hash: z.string(),
-        status_code: z.nullable(z.number()),
-        response: z.nullable(jsonText(z.unknown())),
-      }),
-    );
-    // Released between the two statements: as good as free, so claim again.
-    if (!row) return this.claimIdempotencyKey(caller, key, requestHash);
-    if (row.request_hash !== requestHash) return { kind: 'mismatch' };
-    if (row.status_code === null) return { kind: 'in_progress' };
-    return { kind: 'answered', statusCode: row.status_code, body: row.response };
+    // A key released between the two statements is as good as free, so it is claimed again; a few times at most: a
+    // key released as often as it is read is busy, and the client is told so.
+    for (let attempt = 1; attempt <= CLAIM_ATTEMPTS; attempt += 1) {
+      const claimed = await this.#db.query(
+        `INSERT INTO idempotency_keys (caller, key, request_hash) VALUES (:caller, :key, :requestHash)
+         ON CONFLICT (caller, key) DO UPDATE SET
+           request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, created_at = now()
+         WHERE idempotency_keys.created_at < now() - interval '1 hour' * :ttlHours
+            OR (idempotency_keys.status_code IS NULL
+                AND idempotency_keys.created_at < now() - interval '1 second' * :staleSeconds)
+         RETURNING 1 AS claimed`,
+        {
+          caller,
+          key,
+          requestHash,
+          ttlHours: IDEMPOTENCY_TTL_HOURS,
+          staleSeconds: IDEMPOTENCY_STALE_SECONDS,
+        },
+        z.object({ claimed: z.number() }),
+      );
+      if (claimed.length > 0) return { kind: 'claimed' };
+      const [row] = await this.#db.query(
+        `SELECT request_hash, status_code, response::text AS response FROM idempotency_keys
+         WHERE caller = :caller AND key = :key`,
+        { caller, key },
+        z.object({
+          request_hash: z.string(),
+          status_code: z.nullable(z.number()),
+          response: z.nullable(jsonText(z.unknown())),
+        }),
+      );
+      if (!row) continue;
+      if (row.request_hash !== requestHash) return { kind: 'mismatch' };
+      if (row.status_code === null) return { kind: 'in_progress' };
+      return { kind: 'answered', statusCode: row.status_code, body: row.response };
+    }
+    return { kind: 'in_progress' };
   }
 
   async saveIdempotentAnswer(caller: string, key: string, statusCode: number, body: unknown): Promise<void> {
