@@ -1,10 +1,10 @@
 import { MIGRATION_ID_PATTERN } from '../../schema/api/fleet.ts';
 import { migrateTenantDatabase } from '../provision/database.ts';
-import { describeError } from '../provision/step.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import type { Migration } from '../shared/migrations.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
+import { describeError } from '../shared/step.ts';
 import * as z from '../shared/zod.ts';
 import { type ChunkSelection, type FleetStore, THRESHOLD_EXCEEDED } from './store.ts';
 

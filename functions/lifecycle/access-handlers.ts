@@ -1,47 +1,44 @@
-import { stepSetup } from '../provision/step.ts';
 import { cloudWatchClient } from '../shared/clients.ts';
+import { step, stepSetup } from '../shared/step.ts';
 import type { TenantStatus } from '../shared/tenants.ts';
 import {
   disableTenantAccess as disableAccess,
   enableTenantAccess as enableAccess,
   setTenantAlarmActions,
 } from './access.ts';
-import { LifecycleInput, lifecycleStep } from './step.ts';
+import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** DisableTenantAccess, EnableTenantAccess, DisableAlarmActions, EnableAlarmActions: suspend and resume. */
-const { cluster, registry } = stepSetup({});
+const { cluster, registry } = stepSetup([]);
+const progress = { registry, actor: LIFECYCLE_ACTOR };
 
 /** Statuses in which a tenant still has access to cut or give back (suspend, resume, their undo, delete). */
 const LIVE: readonly TenantStatus[] = ['active', 'suspended', 'deprovisioning'];
 
-export const disableTenantAccess = /* @__PURE__ */ lifecycleStep(
+export const disableTenantAccess = /* @__PURE__ */ step(
   'DisableTenantAccess',
-  registry,
-  LifecycleInput,
-  (tenant) => disableAccess(cluster, tenant.id),
-  { statuses: LIVE },
+  { input: LifecycleInput, progress, statuses: LIVE },
+  ({ tenant }) => disableAccess(cluster, tenant.id),
 );
 
-export const enableTenantAccess = /* @__PURE__ */ lifecycleStep(
+export const enableTenantAccess = /* @__PURE__ */ step(
   'EnableTenantAccess',
-  registry,
-  LifecycleInput,
-  (tenant) => enableAccess(cluster, tenant.id),
-  { statuses: ['active', 'suspended'] },
+  { input: LifecycleInput, progress, statuses: ['active', 'suspended'] },
+  ({ tenant }) => enableAccess(cluster, tenant.id),
 );
 
-export const disableAlarmActions = /* @__PURE__ */ lifecycleStep(
+export const disableAlarmActions = /* @__PURE__ */ step(
   'DisableAlarmActions',
-  registry,
-  LifecycleInput,
-  async (tenant) => ({ alarms: (await setTenantAlarmActions(cloudWatchClient(), tenant.id, false)).length }),
-  { statuses: LIVE },
+  { input: LifecycleInput, progress, statuses: LIVE },
+  async ({ tenant }) => ({
+    alarms: (await setTenantAlarmActions(cloudWatchClient(), tenant.id, false)).length,
+  }),
 );
 
-export const enableAlarmActions = /* @__PURE__ */ lifecycleStep(
+export const enableAlarmActions = /* @__PURE__ */ step(
   'EnableAlarmActions',
-  registry,
-  LifecycleInput,
-  async (tenant) => ({ alarms: (await setTenantAlarmActions(cloudWatchClient(), tenant.id, true)).length }),
-  { statuses: ['active', 'suspended'] },
+  { input: LifecycleInput, progress, statuses: ['active', 'suspended'] },
+  async ({ tenant }) => ({
+    alarms: (await setTenantAlarmActions(cloudWatchClient(), tenant.id, true)).length,
+  }),
 );

@@ -1,14 +1,15 @@
 import { BackupId } from '../../schema/api/lifecycle.ts';
-import { stepSetup } from '../provision/step.ts';
 import { s3Client } from '../shared/clients.ts';
 import { TenantStateError } from '../shared/errors.ts';
+import { step, stepSetup } from '../shared/step.ts';
 import * as z from '../shared/zod.ts';
 import { backupPrefix, backupTenantDatabase, deleteObjectsUnder, hasDatabase } from './backup.ts';
 import { LifecycleStore } from './operations.ts';
-import { LIFECYCLE_ACTOR, LifecycleInput, lifecycleStep } from './step.ts';
+import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** BackupDatabase and DiscardBackup: the backup-tenant run and the delete-tenant run's final backup. */
-const { env, cluster, registry } = stepSetup({ STORAGE_BUCKET: z.string().check(z.minLength(3)) });
+const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET']);
+const progress = { registry, actor: LIFECYCLE_ACTOR };
 const store = new LifecycleStore(cluster);
 const deps = { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
 
@@ -23,11 +24,10 @@ const BackupInput = z.object({
  * and is skipped when an earlier attempt of the deletion took one (the tenant has been closed to its roles since)
  * or when there is no database left to back up (a failed tenant).
  */
-export const backupDatabase = /* @__PURE__ */ lifecycleStep(
+export const backupDatabase = /* @__PURE__ */ step(
   'BackupDatabase',
-  registry,
-  BackupInput,
-  async (tenant, input) => {
+  { input: BackupInput, progress, statuses: ['active', 'suspended', 'deprovisioning'] },
+  async ({ tenant, input }) => {
     const final = input.kind === 'final';
     if (final !== (tenant.status === 'deprovisioning')) {
       throw new TenantStateError(`Tenant ${tenant.id} is ${tenant.status}: no ${input.kind} backup of it`);
@@ -59,18 +59,16 @@ export const backupDatabase = /* @__PURE__ */ lifecycleStep(
       bytes: result.bytes,
     };
   },
-  { statuses: ['active', 'suspended', 'deprovisioning'] },
 );
 
 /**
  * Undo of a failed backup: deletes what it wrote under its folder. A backup the registry records as complete is
  * never deleted here (a retried run whose earlier attempt completed it).
  */
-export const discardBackup = /* @__PURE__ */ lifecycleStep(
+export const discardBackup = /* @__PURE__ */ step(
   'DiscardBackup',
-  registry,
-  z.object({ ...LifecycleInput.shape, backupId: BackupId }),
-  async (tenant, input) => {
+  { input: z.object({ ...LifecycleInput.shape, backupId: BackupId }), progress },
+  async ({ tenant, input }) => {
     if (await store.backup(tenant.id, input.backupId)) return { deleted: 0, kept: 'complete' };
     return deleteObjectsUnder(deps, backupPrefix(tenant.id, input.backupId));
   },

@@ -1,6 +1,6 @@
 import { CaughtFailure, stepFailure } from '../provision/outcome.ts';
-import { bookkeepingTask, stepSetup } from '../provision/step.ts';
 import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
+import { step, stepSetup } from '../shared/step.ts';
 import { TENANT_STATUSES } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 import { LifecycleStore } from './operations.ts';
@@ -8,10 +8,7 @@ import { completeOperation as complete, failOperation as fail } from './outcome.
 import { LifecycleInput } from './step.ts';
 
 /** CompleteOperation and FailOperation: the end of every lifecycle run, in the registry and on the event bus. */
-const { env, cluster, registry } = stepSetup({
-  EVENT_BUS_NAME: z.string().check(z.minLength(1)),
-  STORAGE_BUCKET: z.string().check(z.minLength(3)),
-});
+const { env, cluster, registry } = stepSetup(['EVENT_BUS_NAME', 'STORAGE_BUCKET']);
 const store = new LifecycleStore(cluster);
 const deps = { registry, store, events: eventBridgeClient(), busName: env.EVENT_BUS_NAME };
 // Only FailOperation scans what is left, with these: made when it runs, so that the bundle of
@@ -25,10 +22,11 @@ const scan = () => ({
   stage: env.STAGE,
 });
 
-export const completeOperation = /* @__PURE__ */ bookkeepingTask(
+// CompleteOperation and FailOperation record no progress: they end the operation, they are not steps of it.
+export const completeOperation = /* @__PURE__ */ step(
   'CompleteOperation',
-  LifecycleInput,
-  async (input) => {
+  { input: LifecycleInput },
+  async ({ input }) => {
     const operation = await store.get(input.operationId);
     // A deletion records where its final backup is: the one this run took, or an earlier attempt's.
     const finalBackup =
@@ -58,7 +56,7 @@ const FailInput = z.object({
   scan: z._default(z.boolean(), false),
 });
 
-export const failOperation = /* @__PURE__ */ bookkeepingTask('FailOperation', FailInput, (input) =>
+export const failOperation = /* @__PURE__ */ step('FailOperation', { input: FailInput }, ({ input }) =>
   fail({ ...deps, scan: scan() }, input.tenantId, input.operationId, {
     failure: stepFailure(input.failure),
     rollbackFailure: input.rollbackFailure ? stepFailure(input.rollbackFailure) : undefined,

@@ -1,19 +1,17 @@
 import { join } from 'node:path';
 import { BackupId } from '../../schema/api/lifecycle.ts';
-import { stepSetup } from '../provision/step.ts';
 import { s3Client } from '../shared/clients.ts';
 import { loadMigrations } from '../shared/migrations.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
+import { step, stepSetup } from '../shared/step.ts';
 import * as z from '../shared/zod.ts';
 import { readManifest } from './backup.ts';
 import { restoreBackup, restoreTenantSchema } from './restore.ts';
-import { LIFECYCLE_ACTOR, LifecycleInput, lifecycleStep } from './step.ts';
+import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** RestoreSchema and LoadBackup: the restore-tenant run's own steps (the rest are provisioning's). */
-const { env, cluster, registry } = stepSetup({
-  STORAGE_BUCKET: z.string().check(z.minLength(3)),
-  SCHEMA_DIR: z.string().check(z.minLength(1)),
-});
+const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'SCHEMA_DIR']);
+const progress = { registry, actor: LIFECYCLE_ACTOR };
 const deps = { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET };
 
 // Read once per container; awaited by the step, so a broken template fails the step, named.
@@ -25,23 +23,19 @@ const RestoreInput = z.object({
   source: z.object({ tenantId: z.string().check(z.regex(TENANT_ID_PATTERN)), backupId: BackupId }),
 });
 
-export const restoreSchema = /* @__PURE__ */ lifecycleStep(
+export const restoreSchema = /* @__PURE__ */ step(
   'RestoreSchema',
-  registry,
-  RestoreInput,
-  async (tenant, input) => {
+  { input: RestoreInput, progress, statuses: ['provisioning'] },
+  async ({ tenant, input, record }) => {
     const manifest = await readManifest(deps, input.source.tenantId, input.source.backupId);
     const result = await restoreTenantSchema(cluster, tenant.id, await migrations, manifest.schemaVersion);
-    await registry.setStatus(tenant.id, tenant.status, LIFECYCLE_ACTOR, { schemaVersion: result.version });
+    record({ schemaVersion: result.version });
     return result;
   },
-  { statuses: ['provisioning'] },
 );
 
-export const loadBackup = /* @__PURE__ */ lifecycleStep(
+export const loadBackup = /* @__PURE__ */ step(
   'LoadBackup',
-  registry,
-  RestoreInput,
-  (tenant, input) => restoreBackup(deps, tenant.id, input.source),
-  { statuses: ['provisioning'] },
+  { input: RestoreInput, progress, statuses: ['provisioning'] },
+  ({ tenant, input }) => restoreBackup(deps, tenant.id, input.source),
 );

@@ -1,22 +1,17 @@
-import { stepSetup } from '../provision/step.ts';
 import { s3Client, secretsManagerClient } from '../shared/clients.ts';
-import * as z from '../shared/zod.ts';
+import { step, stepSetup } from '../shared/step.ts';
 import { retainTenantStorage, retireRolesAndSecrets as retire } from './retire.ts';
-import { LifecycleInput, lifecycleStep } from './step.ts';
+import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** RetainStorage and RetireRolesAndSecrets: the delete-tenant run's removal steps of its own. */
-const { env, cluster, registry } = stepSetup({
-  STORAGE_BUCKET: z.string().check(z.minLength(3)),
-  // Secrets Manager's recovery window: 7 to 30 days.
-  SECRET_RECOVERY_DAYS: z.coerce.number().check(z.int(), z.minimum(7), z.maximum(30)),
-});
+const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS']);
+const progress = { registry, actor: LIFECYCLE_ACTOR };
 
-export const retainStorage = /* @__PURE__ */ lifecycleStep(
+export const retainStorage = /* @__PURE__ */ step(
   'RetainStorage',
-  registry,
-  LifecycleInput,
-  (tenant) => {
-    return retainTenantStorage(
+  { input: LifecycleInput, progress, statuses: ['deprovisioning'] },
+  ({ tenant }) =>
+    retainTenantStorage(
       { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE },
       {
         tenantId: tenant.id,
@@ -24,16 +19,13 @@ export const retainStorage = /* @__PURE__ */ lifecycleStep(
         deletedAt: new Date().toISOString(),
         retentionDays: tenant.config.compliance.retentionDays,
       },
-    );
-  },
-  { statuses: ['deprovisioning'] },
+    ),
 );
 
-export const retireRolesAndSecrets = /* @__PURE__ */ lifecycleStep(
+export const retireRolesAndSecrets = /* @__PURE__ */ step(
   'RetireRolesAndSecrets',
-  registry,
-  LifecycleInput,
-  async (tenant) => {
+  { input: LifecycleInput, progress, statuses: ['deprovisioning'] },
+  async ({ tenant }) => {
     const retired = await retire(
       {
         cluster,
@@ -49,5 +41,4 @@ export const retireRolesAndSecrets = /* @__PURE__ */ lifecycleStep(
       recoveryWindowDays: env.SECRET_RECOVERY_DAYS,
     };
   },
-  { statuses: ['deprovisioning'] },
 );

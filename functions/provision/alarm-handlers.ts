@@ -1,25 +1,29 @@
 import { cloudWatchClient } from '../shared/clients.ts';
-import * as z from '../shared/zod.ts';
+import { StepInput, step, stepSetup } from '../shared/step.ts';
 import { type AlarmDeps, configureTenantAlarms, removeTenantAlarms } from './alarms.ts';
-import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+import { ACTOR, PROVISIONING } from './step.ts';
 
 /** ConfigureAlarms and RemoveAlarms: the tenant's CloudWatch alarms. */
-const { env, registry } = stepSetup({ ALARM_TOPIC_ARN: z.string().check(z.startsWith('arn:')) });
+const { env, registry } = stepSetup(['ALARM_TOPIC_ARN']);
+const progress = { registry, actor: ACTOR };
 const deps: AlarmDeps = { cloudWatch: cloudWatchClient(), topicArn: env.ALARM_TOPIC_ARN, stage: env.STAGE };
 
-export const configureAlarms = /* @__PURE__ */ provisioningStep(
+export const configureAlarms = /* @__PURE__ */ step(
   'ConfigureAlarms',
-  registry,
-  async (tenant, step) => {
+  { input: StepInput, progress, statuses: PROVISIONING },
+  async ({ tenant, record }) => {
     const alarms = await configureTenantAlarms(deps, tenant.id, tenant.plan, tenant.limits);
-    step.record({ resources: { alarms } });
+    record({ resources: { alarms } });
     return { alarms };
   },
-  { statuses: PROVISIONING },
 );
 
-export const removeAlarms = /* @__PURE__ */ provisioningStep('RemoveAlarms', registry, async (tenant) => {
-  const removed = await removeTenantAlarms(deps.cloudWatch, tenant.id);
-  await registry.removeResources(tenant.id, ['alarms'], ACTOR);
-  return { alarms: removed.length };
-});
+export const removeAlarms = /* @__PURE__ */ step(
+  'RemoveAlarms',
+  { input: StepInput, progress },
+  async ({ tenant }) => {
+    const removed = await removeTenantAlarms(deps.cloudWatch, tenant.id);
+    await registry.removeResources(tenant.id, ['alarms'], ACTOR);
+    return { alarms: removed.length };
+  },
+);

@@ -1,45 +1,48 @@
 import { join } from 'node:path';
 import { loadMigrations } from '../shared/migrations.ts';
-import * as z from '../shared/zod.ts';
+import { StepInput, step, stepSetup } from '../shared/step.ts';
 import { createTenantDatabase, dropTenantDatabase, migrateTenantDatabase } from './database.ts';
-import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+import { ACTOR, PROVISIONING } from './step.ts';
 
 /** CreateDatabase, ApplyMigrations and DropDatabase: the tenant database, as the provisioner. */
-const { env, cluster, registry } = stepSetup({ SCHEMA_DIR: z.string().check(z.minLength(1)) });
+const { env, cluster, registry } = stepSetup(['SCHEMA_DIR']);
+const progress = { registry, actor: ACTOR };
 
 // Read once per container; awaited by the step, so a broken template fails the step, named.
 const migrations = loadMigrations(join(env.SCHEMA_DIR, 'tenant'));
 migrations.catch(() => {});
 
-export const createDatabase = /* @__PURE__ */ provisioningStep(
+export const createDatabase = /* @__PURE__ */ step(
   'CreateDatabase',
-  registry,
-  async (tenant, step) => {
+  { input: StepInput, progress, statuses: PROVISIONING },
+  async ({ tenant, record }) => {
     const database = await createTenantDatabase(
       cluster,
       tenant.id,
       tenant.limits.maxConnections,
       await migrations,
     );
-    step.record({ resources: { database: database.name } });
+    record({ resources: { database: database.name } });
     return { name: database.name };
   },
-  { statuses: PROVISIONING },
 );
 
-export const applyMigrations = /* @__PURE__ */ provisioningStep(
+export const applyMigrations = /* @__PURE__ */ step(
   'ApplyMigrations',
-  registry,
-  async (tenant, step) => {
+  { input: StepInput, progress, statuses: PROVISIONING },
+  async ({ tenant, record }) => {
     const { version, applied } = await migrateTenantDatabase(cluster, tenant.id, await migrations);
-    step.record({ schemaVersion: version });
+    record({ schemaVersion: version });
     return { version, applied };
   },
-  { statuses: PROVISIONING },
 );
 
-export const dropDatabase = /* @__PURE__ */ provisioningStep('DropDatabase', registry, async (tenant) => {
-  const result = await dropTenantDatabase(cluster, tenant.id);
-  await registry.removeResources(tenant.id, ['database'], ACTOR);
-  return result;
-});
+export const dropDatabase = /* @__PURE__ */ step(
+  'DropDatabase',
+  { input: StepInput, progress },
+  async ({ tenant }) => {
+    const result = await dropTenantDatabase(cluster, tenant.id);
+    await registry.removeResources(tenant.id, ['database'], ACTOR);
+    return result;
+  },
+);

@@ -1,5 +1,6 @@
 import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
+import { StepInput, step, stepSetup } from '../shared/step.ts';
 import * as z from '../shared/zod.ts';
 import {
   activateTenant,
@@ -8,13 +9,10 @@ import {
   markTenantRollbackFailed,
   stepFailure,
 } from './outcome.ts';
-import { ACTOR, bookkeepingTask, provisioningStep, stepSetup } from './step.ts';
+import { ACTOR } from './step.ts';
 
 /** Activate, MarkFailed and MarkRollbackFailed: the end of a run, in the registry and on the event bus. */
-const { env, cluster, registry } = stepSetup({
-  EVENT_BUS_NAME: z.string().check(z.minLength(1)),
-  STORAGE_BUCKET: z.string().check(z.minLength(3)),
-});
+const { env, cluster, registry } = stepSetup(['EVENT_BUS_NAME', 'STORAGE_BUCKET']);
 const deps = { cluster, registry, actor: ACTOR, events: eventBridgeClient(), busName: env.EVENT_BUS_NAME };
 // Only MarkRollbackFailed scans what is left, with these: made when it runs, so that the bundles of
 // Activate and MarkFailed (each function has its own) carry no Secrets Manager, S3 or CloudWatch client.
@@ -27,20 +25,18 @@ const scan = () => ({
 });
 
 // A retry of Activate may find the tenant active already (its event failed to go out): it finishes the job.
-export const activate = /* @__PURE__ */ provisioningStep(
+export const activate = /* @__PURE__ */ step(
   'Activate',
-  registry,
-  (tenant) => activateTenant(deps, tenant),
-  {
-    statuses: ['provisioning', 'active'],
-  },
+  { input: StepInput, progress: { registry, actor: ACTOR }, statuses: ['provisioning', 'active'] },
+  ({ tenant }) => activateTenant(deps, tenant),
 );
 
 const tenantId = z.string().check(z.regex(TENANT_ID_PATTERN));
 
 const MarkFailedInput = z.object({ tenantId, failure: CaughtFailure });
 
-export const markFailed = /* @__PURE__ */ bookkeepingTask('MarkFailed', MarkFailedInput, (input) =>
+// MarkFailed and MarkRollbackFailed record no progress: they are not steps of the tenant's provisioning.
+export const markFailed = /* @__PURE__ */ step('MarkFailed', { input: MarkFailedInput }, ({ input }) =>
   markTenantFailed(deps, input.tenantId, stepFailure(input.failure)),
 );
 
@@ -50,10 +46,10 @@ const MarkRollbackFailedInput = z.object({
   rollbackFailure: CaughtFailure,
 });
 
-export const markRollbackFailed = /* @__PURE__ */ bookkeepingTask(
+export const markRollbackFailed = /* @__PURE__ */ step(
   'MarkRollbackFailed',
-  MarkRollbackFailedInput,
-  (input) =>
+  { input: MarkRollbackFailedInput },
+  ({ input }) =>
     markTenantRollbackFailed(
       { ...deps, ...scan() },
       input.tenantId,

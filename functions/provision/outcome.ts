@@ -4,13 +4,13 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DataApi } from '../shared/data-api.ts';
 import { databaseName, secretPrefix, storagePrefix } from '../shared/names.ts';
+import { describeError } from '../shared/step.ts';
 import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 import { existingTenantAlarms } from './alarms.ts';
 import { databaseExists } from './database.ts';
 import { existingTenantRoles, openTenantDatabase } from './roles.ts';
 import { listSecretsUnder } from './secrets.ts';
-import { describeError } from './step.ts';
 import { tenantObjectPages } from './storage.ts';
 
 /** The `source` of every event the product announces. */

@@ -1,9 +1,11 @@
 import { secretsManagerClient } from '../shared/clients.ts';
+import { StepInput, step, stepSetup } from '../shared/step.ts';
 import { createTenantRoles, type RoleDeps, removeTenantRoles } from './roles.ts';
-import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+import { ACTOR, PROVISIONING } from './step.ts';
 
 /** CreateRoles and RemoveRoles: the tenant's database roles and their secrets. */
-const { env, cluster, registry } = stepSetup({});
+const { env, cluster, registry } = stepSetup([]);
+const progress = { registry, actor: ACTOR };
 const deps: RoleDeps = {
   cluster,
   secrets: secretsManagerClient(),
@@ -12,19 +14,22 @@ const deps: RoleDeps = {
   provisionerSecretArn: env.PROVISIONER_SECRET_ARN,
 };
 
-export const createRoles = /* @__PURE__ */ provisioningStep(
+export const createRoles = /* @__PURE__ */ step(
   'CreateRoles',
-  registry,
-  async (tenant, step) => {
+  { input: StepInput, progress, statuses: PROVISIONING },
+  async ({ tenant, record }) => {
     const secrets = await createTenantRoles(deps, tenant.id, tenant.limits.maxConnections);
-    step.record({ resources: { secrets } });
+    record({ resources: { secrets } });
     return { secrets };
   },
-  { statuses: PROVISIONING },
 );
 
-export const removeRoles = /* @__PURE__ */ provisioningStep('RemoveRoles', registry, async (tenant) => {
-  const removed = await removeTenantRoles(deps, tenant.id);
-  await registry.removeResources(tenant.id, ['secrets', 'invitationSecretArn'], ACTOR);
-  return { roles: removed.roles.length, secrets: removed.secrets.length };
-});
+export const removeRoles = /* @__PURE__ */ step(
+  'RemoveRoles',
+  { input: StepInput, progress },
+  async ({ tenant }) => {
+    const removed = await removeTenantRoles(deps, tenant.id);
+    await registry.removeResources(tenant.id, ['secrets', 'invitationSecretArn'], ACTOR);
+    return { roles: removed.roles.length, secrets: removed.secrets.length };
+  },
+);

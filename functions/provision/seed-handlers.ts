@@ -1,15 +1,16 @@
 import { secretsManagerClient } from '../shared/clients.ts';
+import { StepInput, step, stepSetup } from '../shared/step.ts';
 import { TenantDatabase } from '../shared/tenant-db.ts';
 import { seedTenantDefaults } from './seed.ts';
-import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+import { ACTOR, PROVISIONING } from './step.ts';
 
 /** SeedDefaults: the tenant's default data and the admin's invitation. */
-const { env, cluster, registry } = stepSetup({});
+const { env, cluster, registry } = stepSetup([]);
 
-export const seedDefaults = /* @__PURE__ */ provisioningStep(
+export const seedDefaults = /* @__PURE__ */ step(
   'SeedDefaults',
-  registry,
-  async (tenant, step) => {
+  { input: StepInput, progress: { registry, actor: ACTOR }, statuses: PROVISIONING },
+  async ({ tenant, record }) => {
     const { invitationSecretArn } = await seedTenantDefaults(
       {
         db: TenantDatabase.of(cluster, tenant.id),
@@ -19,8 +20,7 @@ export const seedDefaults = /* @__PURE__ */ provisioningStep(
       },
       { tenantId: tenant.id, name: tenant.name, limits: tenant.limits, config: tenant.config },
     );
-    step.record({ resources: { invitationSecretArn } });
+    record({ resources: { invitationSecretArn } });
     return { invitationSecretArn };
   },
-  { statuses: PROVISIONING },
 );

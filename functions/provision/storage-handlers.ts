@@ -1,16 +1,17 @@
 import { s3Client } from '../shared/clients.ts';
-import * as z from '../shared/zod.ts';
-import { ACTOR, PROVISIONING, provisioningStep, stepSetup } from './step.ts';
+import { StepInput, step, stepSetup } from '../shared/step.ts';
+import { ACTOR, PROVISIONING } from './step.ts';
 import { configureTenantStorage, removeTenantStorage, type StorageDeps } from './storage.ts';
 
 /** ConfigureStorage and RemoveStorage: the tenant's prefix in the stage bucket. */
-const { env, registry } = stepSetup({ STORAGE_BUCKET: z.string().check(z.minLength(3)) });
+const { env, registry } = stepSetup(['STORAGE_BUCKET']);
+const progress = { registry, actor: ACTOR };
 const deps: StorageDeps = { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
 
-export const configureStorage = /* @__PURE__ */ provisioningStep(
+export const configureStorage = /* @__PURE__ */ step(
   'ConfigureStorage',
-  registry,
-  async (tenant, step) => {
+  { input: StepInput, progress, statuses: PROVISIONING },
+  async ({ tenant, record }) => {
     // A tenant without the storage feature gets no area; the undo still looks under the prefix.
     if (!tenant.config.features.storage) return { enabled: false };
     const storage = await configureTenantStorage(deps, {
@@ -19,14 +20,17 @@ export const configureStorage = /* @__PURE__ */ provisioningStep(
       retentionDays: tenant.config.compliance.retentionDays,
       encryptionLevel: tenant.config.compliance.encryptionLevel,
     });
-    step.record({ resources: { storage } });
+    record({ resources: { storage } });
     return { enabled: true, ...storage };
   },
-  { statuses: PROVISIONING },
 );
 
-export const removeStorage = /* @__PURE__ */ provisioningStep('RemoveStorage', registry, async (tenant) => {
-  const removed = await removeTenantStorage(deps, tenant.id);
-  await registry.removeResources(tenant.id, ['storage'], ACTOR);
-  return removed;
-});
+export const removeStorage = /* @__PURE__ */ step(
+  'RemoveStorage',
+  { input: StepInput, progress },
+  async ({ tenant }) => {
+    const removed = await removeTenantStorage(deps, tenant.id);
+    await registry.removeResources(tenant.id, ['storage'], ACTOR);
+    return removed;
+  },
+);

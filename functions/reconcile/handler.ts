@@ -2,7 +2,6 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import { BatchStore } from '../bulk/store.ts';
 import { LifecycleStore } from '../lifecycle/operations.ts';
-import { logger, stepSetup } from '../provision/step.ts';
 import {
   cloudWatchClient,
   eventBridgeClient,
@@ -10,6 +9,7 @@ import {
   secretsManagerClient,
   sfnClient,
 } from '../shared/clients.ts';
+import { logger, stepSetup } from '../shared/step.ts';
 import * as z from '../shared/zod.ts';
 import {
   DEFAULT_RECONCILE_POLICY,
@@ -20,19 +20,18 @@ import {
 import { siblingStateMachineArn } from './stuck.ts';
 
 /** The Reconcile function: one pass of the drift reconciler per scheduled invocation. */
-const arn = z.string().check(z.startsWith('arn:'));
-const { env, cluster, registry } = stepSetup({
-  STORAGE_BUCKET: z.string().check(z.minLength(3)),
-  ALARM_TOPIC_ARN: arn,
-  EVENT_BUS_NAME: z.string().check(z.minLength(1)),
-  PROVISION_STATE_MACHINE_ARN: arn,
-  SUSPEND_STATE_MACHINE_ARN: arn,
-  RESUME_STATE_MACHINE_ARN: arn,
-  CHANGE_PLAN_STATE_MACHINE_ARN: arn,
-  DELETE_STATE_MACHINE_ARN: arn,
-  BACKUP_STATE_MACHINE_ARN: arn,
-  RESTORE_STATE_MACHINE_ARN: arn,
-});
+const { env, cluster, registry } = stepSetup([
+  'STORAGE_BUCKET',
+  'ALARM_TOPIC_ARN',
+  'EVENT_BUS_NAME',
+  'PROVISION_STATE_MACHINE_ARN',
+  'SUSPEND_STATE_MACHINE_ARN',
+  'RESUME_STATE_MACHINE_ARN',
+  'CHANGE_PLAN_STATE_MACHINE_ARN',
+  'DELETE_STATE_MACHINE_ARN',
+  'BACKUP_STATE_MACHINE_ARN',
+  'RESTORE_STATE_MACHINE_ARN',
+]);
 
 /** Who the reconciler writes to the registry as. */
 export const RECONCILER = 'reconciler';
