@@ -83,6 +83,7 @@ export function bindResource(scope: Stack, ref: ResourceRef, targets: Permission
     case 'eventBus':
       return { resources: [targets.eventBusArn] };
     case 'metrics':
+      // cloudwatch:PutMetricData supports no resource-level permissions: `*`, narrowed to the stage's namespace.
       return {
         resources: ['*'],
         conditions: { StringEquals: { 'cloudwatch:namespace': targets.metricsNamespace } },
