@@ -1,10 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+// Two tiers. `*.unit.test.ts`: pure logic, files and CDK synth, no sandbox, no PostgreSQL, no network
+// (`npm run test:unit`, seconds). Every other `*.test.ts` runs against the sandbox that test/global-setup.ts starts
+// once for the run, or starts sandboxes of its own. `npm test` runs both. Biome forbids a unit file to import
+// test/support/sandbox.ts (biome.json), so a file that needs the sandbox cannot hide in the fast tier.
+const UNIT = 'test/**/*.unit.test.ts';
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    projects: [
+      { extends: true, test: { name: 'unit', include: [UNIT] } },
+      {
+        extends: true,
+        test: {
+          name: 'sandbox',
+          include: ['test/**/*.test.ts'],
+          exclude: [UNIT],
+          globalSetup: ['test/global-setup.ts'],
+        },
+      },
+    ],
   },
 });
