@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { z } from 'zod';
-import { stateMachineVariables } from '../../functions/registry.ts';
-import { STORAGE_BUCKET, stateMachineArn } from '../../local/constants.ts';
-import { clientConfig, sandbox, superuserPool, uniqueName } from '../support/sandbox.ts';
+import { stateMachineArn } from '../../local/constants.ts';
+import { sandbox, superuserPool, uniqueName } from '../support/sandbox.ts';
+import { setApiEnvironment } from './contract.ts';
 
 /**
  * The API under test, reached over HTTP with fetch: the sandbox's own (`apiUrl` in sandbox.json) when it has
@@ -30,22 +30,8 @@ export const PROVISION_STATE_MACHINE = stateMachineArn('provision-tenant');
 const SandboxApi = z.object({ apiUrl: z.url() });
 
 /** The environment the api function reads, as the sandbox sets it. */
-export function setFunctionEnvironment(overrides: Record<string, string> = {}): void {
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL: sandbox.awsEndpoint,
-    AWS_REGION: sandbox.region,
-    AWS_ACCESS_KEY_ID: clientConfig.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: clientConfig.credentials.secretAccessKey,
-    STAGE: 'local',
-    CLUSTER_ARN: sandbox.clusterArn,
-    PROVISIONER_SECRET_ARN: sandbox.provisionerSecretArn,
-    CONTROL_PLANE_DATABASE: 'control_plane',
-    ...stateMachineVariables(stateMachineArn),
-    STORAGE_BUCKET,
-    SCHEMA_DIR: join(import.meta.dirname, '../../schema'),
-    POWERTOOLS_LOG_LEVEL: 'CRITICAL',
-    ...overrides,
-  });
+function setFunctionEnvironment(overrides: Record<string, string> = {}): void {
+  setApiEnvironment(sandbox, overrides);
 }
 
 async function tokenFrom(url: string, options: TokenOptions = {}): Promise<string> {
@@ -122,14 +108,7 @@ export async function call(
   };
 }
 
-export const ErrorBody = z.strictObject({
-  error: z.strictObject({
-    code: z.string(),
-    message: z.string(),
-    details: z.array(z.strictObject({ path: z.string(), message: z.string() })),
-    suggestions: z.array(z.string()).optional(),
-  }),
-});
+export { ErrorBody } from './contract.ts';
 
 export const CreatedBody = z.strictObject({
   tenantId: z.string().regex(/^t[a-z0-9]{15}$/),

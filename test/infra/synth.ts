@@ -14,7 +14,7 @@ export interface SynthesizedStage {
   readonly app: App;
   readonly stack: ControlPlaneStack;
   readonly template: Template;
-  /** The cloud assembly directory: bundled assets are `asset.<hash>` in it. */
+  /** The cloud assembly directory: bundled assets are `asset.<hash>` in it (already gone when not bundled). */
   readonly outdir: string;
 }
 
@@ -27,23 +27,30 @@ const cdkContext =
     ? { ...cdkJson.context }
     : {};
 
-// One assembly directory per test file: CDK caches a bundle per (source, options, directory) within a process,
-// so the three stages of a file bundle each function once.
-const outdir = mkdtempSync(join(tmpdir(), 'tenant-provisioner-cdk-'));
-afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+// The assembly directory of bundled stages, one per test file: CDK caches a bundle per (source, options,
+// directory) within a process, so the three stages of a file bundle each function once.
+let bundleDir: string | undefined;
+afterAll(() => {
+  if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
+  bundleDir = undefined;
+  for (const key of synthesized.keys()) if (key.endsWith(':true')) synthesized.delete(key);
+});
 
 const synthesized = new Map<string, SynthesizedStage>();
 
 /**
  * The stage's stack as `cdk synth -c stage=<stage>` makes it (environment-agnostic, cdk.json's context), once
- * per test file. `bundle: false` skips esbuild (CDK's `aws:cdk:bundling-stacks` context): the template is the
- * same but for asset hashes, and a test file that reads no bundle saves about 11 s.
+ * per test file (once per worker in the unit tier, whose files share modules). `bundle: false` skips esbuild
+ * (CDK's `aws:cdk:bundling-stacks` context): the template is the same but for asset hashes, a test file that
+ * reads no bundle saves about 11 s, and the assembly directory is gone once the template is read.
  */
 export function synthStage(stage: StageName, options: { readonly bundle?: boolean } = {}): SynthesizedStage {
   const bundle = options.bundle ?? true;
   const key = `${stage}:${bundle}`;
   const cached = synthesized.get(key);
   if (cached) return cached;
+  bundleDir ??= bundle ? mkdtempSync(join(tmpdir(), 'tenant-provisioner-cdk-')) : undefined;
+  const outdir = bundle && bundleDir ? bundleDir : mkdtempSync(join(tmpdir(), 'tenant-provisioner-cdk-'));
   const app = new App({
     outdir,
     context: { ...cdkContext, stage, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
@@ -54,6 +61,7 @@ export function synthStage(stage: StageName, options: { readonly bundle?: boolea
     config,
   });
   const result = { stage, app, stack, template: Template.fromStack(stack), outdir };
+  if (!bundle) rmSync(outdir, { recursive: true, force: true });
   synthesized.set(key, result);
   return result;
 }

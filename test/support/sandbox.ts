@@ -4,8 +4,17 @@ import { afterAll, inject } from 'vitest';
 import type { z } from 'zod';
 import type { faultRuleSchema } from '../../local/aws/chaos.ts';
 
+const provided = inject('sandbox');
+// The unit tier (*.unit.test.ts, vitest.config.ts) starts no sandbox: a unit file that reaches this module
+// through a helper fails here, by name, rather than on an undefined endpoint.
+if (!provided) {
+  throw new Error(
+    'test/support/sandbox.ts: no sandbox in this run. A test that needs the sandbox is named *.test.ts, not *.unit.test.ts',
+  );
+}
+
 /** The test sandbox's `sandbox.json`. */
-export const sandbox = inject('sandbox');
+export const sandbox = provided;
 
 /** For any SDK v3 client: `new S3Client(clientConfig)`. */
 export const clientConfig = {

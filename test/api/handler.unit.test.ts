@@ -1,13 +1,19 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ErrorBody, setFunctionEnvironment } from './api.ts';
+import { ErrorBody, NO_AWS, setApiEnvironment } from './contract.ts';
 
 // The api function called directly with API Gateway events, for what API Gateway never lets through: a route
-// wired without its authorizer or scopes, an unknown route key, a malformed event.
+// wired without its authorizer or scopes, an unknown route key, a malformed event. None of them reaches AWS
+// (NO_AWS refuses any connection), so the file runs in the unit tier.
 let handler: typeof import('../../functions/api/handler.ts').handler;
+const saved = { ...process.env };
 beforeAll(async () => {
-  setFunctionEnvironment();
+  setApiEnvironment(NO_AWS);
   ({ handler } = await import('../../functions/api/handler.ts'));
+});
+// The unit tier's files share a process: leave its environment as it was.
+afterAll(() => {
+  process.env = saved;
 });
 
 const Result = z.object({

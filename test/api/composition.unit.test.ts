@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { functions } from '../../functions/registry.ts';
 import { PROJECT_ROOT } from '../../local/constants.ts';
-import { setFunctionEnvironment } from './api.ts';
+import { NO_AWS, setApiEnvironment } from './contract.ts';
 
 const API_DIR = join(PROJECT_ROOT, 'functions', 'api');
 const ROOT = 'handler.ts';
@@ -29,7 +29,7 @@ describe("the api function's composition root", () => {
 
   it('reads exactly the variables its registry entry declares, which CDK and the sandbox set', async () => {
     // Prepare
-    setFunctionEnvironment();
+    setApiEnvironment(NO_AWS);
     const declared = functions.find((fn) => fn.id === 'Api')?.environment ?? [];
 
     // Act
@@ -41,7 +41,7 @@ describe("the api function's composition root", () => {
 
   it('fails its cold start naming every missing or malformed variable at once', async () => {
     // Prepare
-    setFunctionEnvironment({ STORAGE_BUCKET: 'x' });
+    setApiEnvironment(NO_AWS, { STORAGE_BUCKET: 'x' });
     delete process.env.MIGRATE_FLEET_STATE_MACHINE_ARN;
     delete process.env.SUSPEND_STATE_MACHINE_ARN;
     vi.resetModules();
