@@ -14,6 +14,16 @@ export const PROVISIONER_ROLE = 'provisioner';
 export const PROVISIONER_SECRET_NAME = `${STACK_PREFIX}/${PROVISIONER_ROLE}`;
 export const CONTROL_PLANE_DATABASE = 'control_plane';
 export const STORAGE_BUCKET = `${STACK_PREFIX}-storage`;
+/**
+ * The stage's KMS key for `encryptionLevel: "enhanced"` (SSE-KMS), as the stack's `Storage` construct makes it. The
+ * sandbox has no KMS: its S3 knows this key, and answers any other as S3 does (`KMS.NotFoundException`).
+ */
+export const STORAGE_KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9`;
+/**
+ * The sandbox's bucket is versioned, as staging's and prod's are (infra/config.ts): what the product promises
+ * about deleted data must hold where deleting leaves noncurrent versions behind, so it is tested there.
+ */
+export const STORAGE_VERSIONED = true;
 export const EVENT_BUS_NAME = STACK_PREFIX;
 /** No SNS here: alarms name the topic a stack would have, and the sandbox keeps their actions as given. */
 export const ALARM_TOPIC_ARN = `arn:aws:sns:${REGION}:${ACCOUNT_ID}:${STACK_PREFIX}-alarms`;

@@ -21,6 +21,7 @@ import {
   REGION,
   type SandboxInfo,
   STACK_PREFIX,
+  STORAGE_KEY_ARN,
   sandboxFile,
 } from './constants.ts';
 import { createLambdaRuntime } from './lambda.ts';
@@ -92,7 +93,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         resolveSecret: (secretId) => secretsManager.resolveSecret(secretId),
       }),
       createCloudWatch(deps),
-      createS3(deps),
+      createS3(deps, { keyArns: [STORAGE_KEY_ARN] }),
       createStepFunctions({ ...deps, lambda }),
       createEventBridge(deps),
     ];

@@ -18,6 +18,7 @@ import {
   HeadObjectCommand,
   type LifecycleRule,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutBucketLifecycleConfigurationCommand,
   PutBucketTaggingCommand,
   PutBucketVersioningCommand,
@@ -27,6 +28,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { STORAGE_KEY_ARN } from '../../local/constants.ts';
 import { addFaults, clientConfig, removeFaults, sandbox, uniqueName } from '../support/sandbox.ts';
 
 const s3 = new S3Client(clientConfig);
@@ -472,5 +474,313 @@ describe('S3 ListObjectsV2', () => {
     expect(whole.KeyCount).toBe(6);
     expect(paged).toEqual({ keys: ['c', 'e'], prefixes: ['a/', 'b/', 'd/', 'f/'], pages: 3 });
     expect(nested).toEqual({ keys: ['a/1', 'a/2'], prefixes: ['a/3/'], pages: 3 });
+  });
+});
+
+async function versionedBucket(): Promise<string> {
+  const Bucket = await newBucket();
+  await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+  return Bucket;
+}
+
+/** Every version and delete marker under the prefix, page by page, as `key@versionId` (`!` for a marker). */
+async function allVersions(Bucket: string, Prefix: string, pageSize?: number) {
+  const entries: string[] = [];
+  let pages = 0;
+  let KeyMarker: string | undefined;
+  let VersionIdMarker: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectVersionsCommand({ Bucket, Prefix, KeyMarker, VersionIdMarker, MaxKeys: pageSize }),
+    );
+    KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+    VersionIdMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    pages += 1;
+    const versions = (page.Versions ?? []).map((v) => ({
+      at: v.Key ?? '',
+      id: v.VersionId ?? '',
+      marker: false,
+      latest: v.IsLatest,
+    }));
+    const markers = (page.DeleteMarkers ?? []).map((m) => ({
+      at: m.Key ?? '',
+      id: m.VersionId ?? '',
+      marker: true,
+      latest: m.IsLatest,
+    }));
+    entries.push(
+      ...[...versions, ...markers].map((e) => `${e.at}@${e.id}${e.marker ? '!' : ''}${e.latest ? '*' : ''}`),
+    );
+  } while (KeyMarker);
+  return { entries, pages };
+}
+
+describe('S3 versioning', () => {
+  it('keeps every version of an object, each readable by its id, the newest current', async () => {
+    // Prepare
+    const Bucket = await versionedBucket();
+    const Key = 'doc.txt';
+
+    // Act
+    const first = await s3.send(new PutObjectCommand({ Bucket, Key, Body: 'one' }));
+    const second = await s3.send(new PutObjectCommand({ Bucket, Key, Body: 'two' }));
+    const old = await s3.send(new GetObjectCommand({ Bucket, Key, VersionId: first.VersionId }));
+    const current = await s3.send(new HeadObjectCommand({ Bucket, Key }));
+
+    // Assess
+    expect(first.VersionId).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(second.VersionId).not.toBe(first.VersionId);
+    expect(await old.Body?.transformToString()).toBe('one');
+    expect(old.VersionId).toBe(first.VersionId);
+    expect(current.VersionId).toBe(second.VersionId);
+    expect(await getBytes(Bucket, Key)).toEqual(Buffer.from('two'));
+    const { entries } = await allVersions(Bucket, '');
+    expect(entries).toEqual([`doc.txt@${second.VersionId}*`, `doc.txt@${first.VersionId}`]);
+  });
+
+  it('answers a delete without a version id with a delete marker, behind which the data stays', async () => {
+    // Prepare
+    const Bucket = await versionedBucket();
+    const Key = 'tenants/t1/report.csv';
+    const put = await s3.send(new PutObjectCommand({ Bucket, Key, Body: 'secret' }));
+
+    // Act
+    const deleted = await s3.send(new DeleteObjectCommand({ Bucket, Key }));
+    const gone = await failure(s3.send(new GetObjectCommand({ Bucket, Key })));
+    const marker = await failure(
+      s3.send(new GetObjectCommand({ Bucket, Key, VersionId: deleted.VersionId })),
+    );
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: 'tenants/' }));
+
+    // Assess
+    expect(deleted).toMatchObject({
+      DeleteMarker: true,
+      VersionId: expect.stringMatching(/^[A-Za-z0-9]{32}$/),
+    });
+    expect(gone).toMatchObject({ name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } });
+    expect(gone).toMatchObject({ $response: { headers: { 'x-amz-delete-marker': 'true' } } });
+    expect(marker).toMatchObject({ $metadata: { httpStatusCode: 405 }, name: 'MethodNotAllowed' });
+    expect(listed.KeyCount).toBe(0);
+    const old = await s3.send(new GetObjectCommand({ Bucket, Key, VersionId: put.VersionId }));
+    expect(await old.Body?.transformToString()).toBe('secret');
+    // The SDK parses versions and delete markers into two lists, so their interleaving is not compared.
+    expect((await allVersions(Bucket, 'tenants/')).entries.sort()).toEqual(
+      [`${Key}@${deleted.VersionId}!*`, `${Key}@${put.VersionId}`].sort(),
+    );
+    await expect(s3.send(new DeleteBucketCommand({ Bucket }))).rejects.toMatchObject({
+      name: 'BucketNotEmpty',
+    });
+  });
+
+  it('deletes versions and delete markers for good by version id, one or many, the previous becoming current', async () => {
+    // Prepare
+    const Bucket = await versionedBucket();
+    const Key = 'k';
+    const v1 = await s3.send(new PutObjectCommand({ Bucket, Key, Body: '1' }));
+    const v2 = await s3.send(new PutObjectCommand({ Bucket, Key, Body: '2' }));
+    const dm = await s3.send(new DeleteObjectCommand({ Bucket, Key }));
+
+    // Act
+    const unmarked = await s3.send(new DeleteObjectCommand({ Bucket, Key, VersionId: dm.VersionId }));
+    const back = await getBytes(Bucket, Key);
+    const batch = await s3.send(
+      new DeleteObjectsCommand({
+        Bucket,
+        Delete: {
+          Objects: [
+            { Key, VersionId: v2.VersionId },
+            { Key, VersionId: v1.VersionId },
+            { Key, VersionId: 'not-a-version' },
+          ],
+        },
+      }),
+    );
+
+    // Assess
+    expect(unmarked).toMatchObject({ DeleteMarker: true, VersionId: dm.VersionId });
+    expect(back).toEqual(Buffer.from('2'));
+    expect(batch.Deleted?.map((d) => d.VersionId).sort()).toEqual([v1.VersionId, v2.VersionId].sort());
+    expect(batch.Errors).toEqual([
+      expect.objectContaining({ Key, VersionId: 'not-a-version', Code: 'NoSuchVersion' }),
+    ]);
+    expect((await allVersions(Bucket, '')).entries).toEqual([]);
+    await s3.send(new DeleteBucketCommand({ Bucket }));
+  });
+
+  it('names a missing or malformed version as S3 does', async () => {
+    // Prepare
+    const Bucket = await versionedBucket();
+    const put = await s3.send(new PutObjectCommand({ Bucket, Key: 'k', Body: 'x' }));
+    const other = `${put.VersionId?.slice(0, 17)}${'Z'.repeat(15)}`;
+
+    // Act
+    const malformed = await failure(s3.send(new GetObjectCommand({ Bucket, Key: 'k', VersionId: 'bogus' })));
+    const missing = await failure(s3.send(new GetObjectCommand({ Bucket, Key: 'k', VersionId: other })));
+    const markerOnly = await failure(
+      s3.send(new ListObjectVersionsCommand({ Bucket, VersionIdMarker: put.VersionId })),
+    );
+
+    // Assess
+    expect(malformed).toMatchObject({ name: 'InvalidArgument', message: 'Invalid version id specified' });
+    expect(missing).toMatchObject({ name: 'NoSuchVersion', $metadata: { httpStatusCode: 404 } });
+    expect(markerOnly).toMatchObject({
+      name: 'InvalidArgument',
+      message: 'A version-id marker cannot be specified without a key marker.',
+    });
+  });
+
+  it('pages ListObjectVersions by key and version markers, every version exactly once, newest first per key', async () => {
+    // Prepare
+    const Bucket = await versionedBucket();
+    const expected: string[] = [];
+    for (const key of ['p/a', 'p/b', 'p/b/c', 'q/x']) {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(
+          (await s3.send(new PutObjectCommand({ Bucket, Key: key, Body: `${key}${i}` }))).VersionId ?? '',
+        );
+      }
+      if (key.startsWith('p/'))
+        expected.push(...ids.reverse().map((id, i) => `${key}@${id}${i === 0 ? '*' : ''}`));
+    }
+
+    // Act
+    const paged = await allVersions(Bucket, 'p/', 2);
+    const whole = await allVersions(Bucket, 'p/');
+    const rolled = await s3.send(new ListObjectVersionsCommand({ Bucket, Delimiter: '/', MaxKeys: 1 }));
+
+    // Assess
+    expect(paged.entries).toEqual(expected);
+    expect(paged.pages).toBe(5);
+    expect(whole).toEqual({ entries: expected, pages: 1 });
+    expect(rolled).toMatchObject({
+      IsTruncated: true,
+      NextKeyMarker: 'p/',
+      CommonPrefixes: [{ Prefix: 'p/' }],
+    });
+    const next = await s3.send(
+      new ListObjectVersionsCommand({ Bucket, Delimiter: '/', KeyMarker: rolled.NextKeyMarker }),
+    );
+    expect(next.CommonPrefixes).toEqual([{ Prefix: 'q/' }]);
+  });
+
+  it('keeps one null version while versioning is suspended, and lists an unversioned bucket with null ids', async () => {
+    // Prepare
+    const Bucket = await newBucket();
+    await s3.send(new PutObjectCommand({ Bucket, Key: 'k', Body: 'plain' }));
+    const plain = await allVersions(Bucket, '');
+    await s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+    const kept = await s3.send(new PutObjectCommand({ Bucket, Key: 'k', Body: 'versioned' }));
+    await s3.send(
+      new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: 'Suspended' } }),
+    );
+
+    // Act
+    await s3.send(new PutObjectCommand({ Bucket, Key: 'k', Body: 'null 1' }));
+    await s3.send(new PutObjectCommand({ Bucket, Key: 'k', Body: 'null 2' }));
+    const suspendedDelete = await s3.send(new DeleteObjectCommand({ Bucket, Key: 'k' }));
+
+    // Assess
+    expect(plain.entries).toEqual(['k@null*']);
+    expect(suspendedDelete).toMatchObject({ DeleteMarker: true, VersionId: 'null' });
+    expect((await allVersions(Bucket, '')).entries.sort()).toEqual(
+      ['k@null!*', `k@${kept.VersionId}`].sort(),
+    );
+  });
+});
+
+describe('S3 server-side encryption', () => {
+  let Bucket: string;
+  beforeAll(async () => {
+    Bucket = await newBucket();
+  });
+
+  it('applies SSE-S3 by default and echoes what was applied on put, get and head', async () => {
+    // Act
+    const put = await s3.send(new PutObjectCommand({ Bucket, Key: 'plain', Body: 'x' }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket, Key: 'plain' }));
+
+    // Assess
+    expect(put.ServerSideEncryption).toBe('AES256');
+    expect(head.ServerSideEncryption).toBe('AES256');
+    expect(head.SSEKMSKeyId).toBeUndefined();
+  });
+
+  it('encrypts with a known KMS key by id or ARN, echoing its ARN and the encryption context', async () => {
+    // Prepare
+    const context = Buffer.from(JSON.stringify({ tenantId: 't123' })).toString('base64');
+    const keyId = STORAGE_KEY_ARN.slice(STORAGE_KEY_ARN.indexOf('/') + 1);
+
+    // Act
+    const byArn = await s3.send(
+      new PutObjectCommand({
+        Bucket,
+        Key: 'kms',
+        Body: 'x',
+        ServerSideEncryption: 'aws:kms',
+        SSEKMSKeyId: STORAGE_KEY_ARN,
+        SSEKMSEncryptionContext: context,
+      }),
+    );
+    const byId = await s3.send(
+      new PutObjectCommand({
+        Bucket,
+        Key: 'kms-id',
+        Body: 'x',
+        ServerSideEncryption: 'aws:kms',
+        SSEKMSKeyId: keyId,
+      }),
+    );
+    const managed = await s3.send(
+      new PutObjectCommand({ Bucket, Key: 'kms-managed', Body: 'x', ServerSideEncryption: 'aws:kms' }),
+    );
+    const read = await s3.send(new GetObjectCommand({ Bucket, Key: 'kms' }));
+
+    // Assess
+    expect(byArn).toMatchObject({
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: STORAGE_KEY_ARN,
+      SSEKMSEncryptionContext: context,
+    });
+    expect(byId.SSEKMSKeyId).toBe(STORAGE_KEY_ARN);
+    expect(managed.SSEKMSKeyId).toMatch(/^arn:aws:kms:[a-z0-9-]+:\d{12}:key\//);
+    expect(managed.SSEKMSKeyId).not.toBe(STORAGE_KEY_ARN);
+    expect(read).toMatchObject({ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: STORAGE_KEY_ARN });
+  });
+
+  it('refuses an unknown algorithm, an unknown key, a key without aws:kms and a malformed context', async () => {
+    // Prepare
+    const put = (input: Partial<ConstructorParameters<typeof PutObjectCommand>[0]>) =>
+      failure(s3.send(new PutObjectCommand({ Bucket, Key: 'refused', Body: 'x', ...input })));
+    const unknownKey = STORAGE_KEY_ARN.replace(/.{12}$/, '000000000000');
+
+    // Act
+    const bogus = await put({ ServerSideEncryption: 'bogus' as 'AES256' });
+    const unknown = await put({ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: unknownKey });
+    const notAKey = await put({ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'alias/nothing' });
+    const withoutKms = await put({ ServerSideEncryption: 'AES256', SSEKMSKeyId: STORAGE_KEY_ARN });
+    const badContext = await put({
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: STORAGE_KEY_ARN,
+      SSEKMSEncryptionContext: Buffer.from('[1]').toString('base64'),
+    });
+
+    // Assess
+    expect(bogus).toMatchObject({
+      name: 'InvalidArgument',
+      message: 'The encryption method specified is not supported',
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(unknown).toMatchObject({
+      name: 'KMS.NotFoundException',
+      message: `Key '${unknownKey}' does not exist`,
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(notAKey).toMatchObject({ name: 'KMS.NotFoundException', message: 'Invalid keyId alias/nothing' });
+    expect(withoutKms).toMatchObject({ name: 'InvalidArgument' });
+    expect(badContext).toMatchObject({ name: 'InvalidArgument' });
+    await expect(s3.send(new HeadObjectCommand({ Bucket, Key: 'refused' }))).rejects.toMatchObject({
+      name: 'NotFound',
+    });
   });
 });

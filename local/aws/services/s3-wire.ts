@@ -9,10 +9,19 @@ export const S3_XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 /** An S3 error; `details` become extra elements of the error document (`Key`, `BucketName`, …). */
 export class S3Error extends AwsError {
   readonly details: Readonly<Record<string, string>>;
+  /** Response headers S3 sends with this error, e.g. `x-amz-delete-marker` with a 404 on a deleted key. */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: string, message: string, statusCode = 400, details: Record<string, string> = {}) {
+  constructor(
+    code: string,
+    message: string,
+    statusCode = 400,
+    details: Record<string, string> = {},
+    headers: Record<string, string> = {},
+  ) {
     super(code, message, statusCode);
     this.details = details;
+    this.headers = headers;
   }
 }
 
@@ -85,7 +94,10 @@ export function xmlResponse(root: string, ...children: string[]): HttpResponse {
 
 /** S3's error document; HEAD responses carry none, and the SDK then names the error by status (`NotFound`). */
 export function errorResponse(error: AwsError, request: HttpRequest, requestId: string): HttpResponse {
-  const headers: Record<string, string> = { 'x-amz-request-id': requestId };
+  const headers: Record<string, string> = {
+    ...(error instanceof S3Error ? error.headers : {}),
+    'x-amz-request-id': requestId,
+  };
   if (request.method === 'HEAD') return { statusCode: error.statusCode, headers };
   const details = error instanceof S3Error ? error.details : {};
   const body =

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AwsError, type HttpRequest, type HttpResponse, type ServiceHandler } from '../protocol.ts';
 import type { Collection } from '../store.ts';
-import { KeyedLock, type ServiceDeps } from './deps.ts';
+import { KeyedLock, randomAlphanumeric, type ServiceDeps } from './deps.ts';
 import {
   type LifecycleRule,
   lifecycleXml,
@@ -13,6 +13,7 @@ import {
   taggingXml,
   type VersioningStatus,
 } from './s3-config.ts';
+import { type Encryption, encryptionHeaders, type KmsKeys, requestedEncryption } from './s3-encryption.ts';
 import {
   type Checksum,
   elementsOf,
@@ -53,6 +54,29 @@ interface ObjectDoc {
   readonly metadata: Readonly<Record<string, string>>;
   readonly tags: readonly Tag[];
   readonly checksum?: Checksum;
+  /** Absent on objects written before the sandbox kept encryption: SSE-S3, S3's default. */
+  readonly encryption?: Encryption;
+}
+
+/** The current version of an object, as ListObjectsV2, HeadObject and GetObject see it. */
+interface CurrentDoc extends ObjectDoc {
+  /** `null` for the null version (a bucket never versioned, or versioning suspended). */
+  readonly versionId?: string;
+  /** The item in the versions collection holding this version and its bytes; absent before versions were kept. */
+  readonly version?: string;
+}
+
+/**
+ * One version of an object, or a delete marker ("Using versioning in S3 buckets"; "Working with delete
+ * markers"). Kept under `<bucket>/<hex of the key's UTF-8>/<sort id>`: hex keeps S3's byte order of keys and puts
+ * every version of a key together, before the keys it is a prefix of; the sort id puts the newest version first.
+ */
+interface VersionDoc {
+  readonly key: string;
+  readonly versionId: string;
+  readonly lastModified: string;
+  /** Absent for a delete marker, which has no data. */
+  readonly object?: ObjectDoc;
 }
 
 /** One API call: named and parsed before `run` does the work, so that chaos and the call log see it first. */
@@ -74,11 +98,13 @@ const MAX_CHAR = '\u{10FFFF}';
 
 /**
  * The S3 subset the product uses, in REST-XML with path-style addressing (`/bucket/key`), which the SDK
- * uses for an IP endpoint. Buckets and their tagging, lifecycle and versioning status; objects with
- * metadata, tags, ranges, copies and ListObjectsV2. No versions, multipart uploads, ACLs or policies.
+ * uses for an IP endpoint. Buckets and their tagging, lifecycle and versioning; objects with metadata, tags,
+ * ranges, copies, server-side encryption headers, ListObjectsV2, and versions with delete markers and
+ * ListObjectVersions. `kms` names the customer managed KMS keys that exist. No multipart uploads, ACLs or policies;
+ * lifecycle rules are kept, not run.
  */
-export function createS3(deps: ServiceDeps): ServiceHandler {
-  const s3 = new S3(deps);
+export function createS3(deps: ServiceDeps, kms: KmsKeys = { keyArns: [] }): ServiceHandler {
+  const s3 = new S3(deps, kms);
   return {
     service: 's3',
     signingName: 's3',
@@ -86,6 +112,7 @@ export function createS3(deps: ServiceDeps): ServiceHandler {
       const requestId = newRequestId();
       let response: HttpResponse;
       try {
+        await s3.ready();
         const apiCall = s3.route(request);
         context.admit({ service: 's3', operation: apiCall.operation, subject: apiCall.subject });
         response = await apiCall.run();
@@ -100,10 +127,19 @@ export function createS3(deps: ServiceDeps): ServiceHandler {
 
 class S3 {
   readonly #region: string;
+  readonly #accountId: string;
+  readonly #kms: KmsKeys;
   readonly #owner: string;
   readonly #buckets: Collection<BucketDoc>;
-  /** Keyed `<bucket>/<key>`: a bucket's objects are the items under its name and a slash, in key order. */
-  readonly #objects: Collection<ObjectDoc>;
+  /**
+   * The current version of each object that has one (not a delete marker), keyed `<bucket>/<key>`: a bucket's
+   * objects are the items under its name and a slash, in key order. Its bytes are with the version.
+   */
+  readonly #objects: Collection<CurrentDoc>;
+  /** Every version and delete marker, with its bytes (see {@link VersionDoc}). */
+  readonly #versions: Collection<VersionDoc>;
+  /** Objects stored before versions were kept are moved into the versions collection once, on first use. */
+  #upgraded: Promise<void> | undefined;
   // Each bucket sub-resource is its own item, so that setting one never overwrites another.
   readonly #tagging: Collection<Tag[]>;
   readonly #lifecycle: Collection<LifecycleRule[]>;
@@ -111,14 +147,49 @@ class S3 {
   /** Writes of one object, one at a time: tagging rewrites the object, and must not undo a put or delete. */
   readonly #writes = new KeyedLock();
 
-  constructor(deps: ServiceDeps) {
+  constructor(deps: ServiceDeps, kms: KmsKeys) {
     this.#region = deps.region;
+    this.#accountId = deps.accountId;
+    this.#kms = kms;
     this.#owner = createHash('sha256').update(deps.accountId).digest('hex');
     this.#buckets = deps.store.collection('s3', 'bucket');
     this.#objects = deps.store.collection('s3', 'object');
+    this.#versions = deps.store.collection('s3', 'object-version');
     this.#tagging = deps.store.collection('s3', 'bucket-tagging');
     this.#lifecycle = deps.store.collection('s3', 'bucket-lifecycle');
     this.#versioning = deps.store.collection('s3', 'bucket-versioning');
+  }
+
+  /** Resolves once objects stored before versions were kept have been moved to the versions collection. */
+  ready(): Promise<void> {
+    this.#upgraded ??= this.#upgrade().catch((error: unknown) => {
+      this.#upgraded = undefined;
+      throw error;
+    });
+    return this.#upgraded;
+  }
+
+  async #upgrade(): Promise<void> {
+    let after = '';
+    for (;;) {
+      const items = await this.#objects.list({ after, limit: LIST_PAGE });
+      for (const { key: id, doc } of items) {
+        if (doc.version !== undefined) continue;
+        const bucket = id.slice(0, id.indexOf('/'));
+        const key = id.slice(bucket.length + 1);
+        const bytes = (await this.#objects.getBody(id)) ?? Buffer.alloc(0);
+        const item = `${versionPrefix(bucket, key)}${newSortId()}`;
+        await this.#versions.put(
+          item,
+          { key, versionId: 'null', lastModified: doc.lastModified, object: doc },
+          bytes,
+        );
+        await this.#objects.put(id, { ...doc, versionId: 'null', version: item });
+      }
+      const last = items.at(-1);
+      if (!last || items.length < LIST_PAGE) return;
+      after = last.key;
+    }
   }
 
   route(request: HttpRequest): Call {
@@ -129,8 +200,8 @@ class S3 {
       return this.#listBuckets(query);
     }
     if (key === undefined) {
-      const subresource = ['tagging', 'lifecycle', 'versioning', 'location', 'delete'].find((name) =>
-        query.has(name),
+      const subresource = ['tagging', 'lifecycle', 'versioning', 'versions', 'location', 'delete'].find(
+        (name) => query.has(name),
       );
       switch (`${method} ${subresource ?? ''}`) {
         case 'PUT ':
@@ -150,6 +221,8 @@ class S3 {
             throw notImplemented('ListObjects (v1)');
           }
           return this.#listObjectsV2(bucket, query);
+        case 'GET versions':
+          return this.#listObjectVersions(bucket, query);
         case 'POST delete':
           return this.#deleteObjects(bucket, request);
         case 'PUT tagging': {
@@ -206,37 +279,41 @@ class S3 {
       }
     }
     rejectUnsupported(query, ['tagging', 'versionId', ...RESPONSE_OVERRIDES.map(([name]) => name)]);
+    const versionId = versionIdParam(query);
     switch (`${method} ${query.has('tagging') ? 'tagging' : ''}`) {
       case 'PUT ':
         return header(request, 'x-amz-copy-source') === undefined
           ? this.#putObject(bucket, key, request)
           : this.#copyObject(bucket, key, request);
       case 'GET ':
-        return this.#getObject(bucket, key, request, 'GetObject');
+        return this.#getObject(bucket, key, versionId, request, 'GetObject');
       case 'HEAD ':
-        return this.#getObject(bucket, key, request, 'HeadObject');
+        return this.#getObject(bucket, key, versionId, request, 'HeadObject');
       case 'DELETE ':
         return call('DeleteObject', key, async () => {
-          const id = `${bucket}/${key}`;
-          if (!(await this.#writes.run(id, () => this.#objects.delete(id)))) await this.#bucket(bucket);
-          return { statusCode: 204 };
+          await this.#bucket(bucket);
+          const outcome = await this.#delete(bucket, key, versionId);
+          return { statusCode: 204, headers: deleteHeaders(outcome) };
         });
       case 'PUT tagging': {
         const tags = parseTagging(readPayload(request).bytes, 'object');
         return call('PutObjectTagging', key, async () => {
-          await this.#retag(bucket, key, tags);
-          return { statusCode: 200 };
+          const tagged = await this.#retag(bucket, key, versionId, tags);
+          return { statusCode: 200, headers: versionHeader(tagged) };
         });
       }
       case 'GET tagging':
         return call('GetObjectTagging', key, async () => {
-          const { tags } = await this.#objectDoc(bucket, key);
-          return xmlResponse('Tagging', taggingXml(tags));
+          const { versionId: id, object } = await this.#version(bucket, key, versionId, 'GET');
+          return {
+            ...xmlResponse('Tagging', taggingXml(object.tags)),
+            headers: { 'content-type': 'application/xml', ...versionHeader(id) },
+          };
         });
       case 'DELETE tagging':
         return call('DeleteObjectTagging', key, async () => {
-          await this.#retag(bucket, key, []);
-          return { statusCode: 204 };
+          const tagged = await this.#retag(bucket, key, versionId, []);
+          return { statusCode: 204, headers: versionHeader(tagged) };
         });
       default:
         throw methodNotAllowed(method);
@@ -306,7 +383,12 @@ class S3 {
   #deleteBucket(bucket: string): Call {
     return call('DeleteBucket', bucket, async () => {
       await this.#bucket(bucket);
-      if ((await this.#objects.list({ prefix: `${bucket}/`, limit: 1 })).length > 0) {
+      // Noncurrent versions and delete markers count: a versioned bucket is empty only when no version is left.
+      const [objects, versions] = await Promise.all([
+        this.#objects.list({ prefix: `${bucket}/`, limit: 1 }),
+        this.#versions.list({ prefix: `${bucket}/`, limit: 1 }),
+      ]);
+      if (objects.length > 0 || versions.length > 0) {
         throw new S3Error('BucketNotEmpty', 'The bucket you tried to delete is not empty', 409, {
           BucketName: bucket,
         });
@@ -371,12 +453,14 @@ class S3 {
     validateKey(key);
     const { bytes, checksum } = readPayload(request);
     const tagging = header(request, 'x-amz-tagging');
+    const encryption = requestedEncryption(request, this.#kms, this.#account());
     const doc: ObjectDoc = {
       ...describe(request),
       size: bytes.length,
       etag: etagOf(bytes),
       lastModified: now(),
       tags: tagging === undefined ? [] : parseTaggingHeader(tagging),
+      encryption,
       ...(checksum ? { checksum } : {}),
     };
     const ifNoneMatch = header(request, 'if-none-match');
@@ -384,33 +468,48 @@ class S3 {
     return call('PutObject', key, async () => {
       await this.#bucket(bucket);
       const id = `${bucket}/${key}`;
-      await this.#writes.run(id, async () => {
-        if (ifNoneMatch === '*') {
-          if (!(await this.#objects.insert(id, doc, bytes))) throw preconditionFailed('If-None-Match');
-          return;
-        }
+      const versionId = await this.#writes.run(id, async () => {
+        const current = await this.#objects.get(id);
+        if (ifNoneMatch === '*' && current) throw preconditionFailed('If-None-Match');
         if (ifMatch !== undefined) {
-          const current = await this.#objects.get(id);
           if (!current) throw noSuchKey(key);
           if (!etagMatches(current.etag, ifMatch)) throw preconditionFailed('If-Match');
         }
-        await this.#objects.put(id, doc, bytes);
+        return this.#addVersion(bucket, key, doc, bytes);
       });
-      return { statusCode: 200, headers: { etag: doc.etag, ...checksumHeaders(doc.checksum) } };
+      return {
+        statusCode: 200,
+        headers: {
+          etag: doc.etag,
+          ...checksumHeaders(doc.checksum),
+          ...encryptionHeaders(encryption, true),
+          ...versionHeader(versionId),
+        },
+      };
     });
   }
 
-  #getObject(bucket: string, key: string, request: HttpRequest, operation: 'GetObject' | 'HeadObject'): Call {
+  #getObject(
+    bucket: string,
+    key: string,
+    versionId: string | undefined,
+    request: HttpRequest,
+    operation: 'GetObject' | 'HeadObject',
+  ): Call {
     const range = header(request, 'range');
     const withChecksum = header(request, 'x-amz-checksum-mode') === 'ENABLED';
     return call(operation, key, async () => {
-      const [doc, bytes] =
-        operation === 'GetObject'
-          ? await this.#read(bucket, key)
-          : [await this.#objectDoc(bucket, key), Buffer.alloc(0)];
+      const method = operation === 'GetObject' ? 'GET' : 'HEAD';
+      const found = await this.#version(bucket, key, versionId, method);
+      const doc = found.object;
+      const bytes = operation === 'GetObject' ? await this.#bytes(found) : Buffer.alloc(0);
       const notModified = checkPreconditions(request, doc);
       if (notModified) return notModified;
-      const headers = objectHeaders(doc, request.query);
+      const headers = {
+        ...objectHeaders(doc, request.query),
+        ...encryptionHeaders(doc.encryption),
+        ...versionHeader(found.versionId),
+      };
       const span = range === undefined ? undefined : parseRange(range, doc.size);
       // A checksum covers the whole object; S3 sends none with a part of it.
       if (withChecksum && !span) Object.assign(headers, checksumHeaders(doc.checksum));
@@ -427,10 +526,13 @@ class S3 {
     const source = parseCopySource(header(request, 'x-amz-copy-source') ?? '');
     const replaceMetadata = directive(request, 'x-amz-metadata-directive');
     const replaceTags = directive(request, 'x-amz-tagging-directive');
+    const encryptionAsked = header(request, 'x-amz-server-side-encryption') !== undefined;
     if (
       source.bucket === bucket &&
       source.key === key &&
+      source.versionId === undefined &&
       !replaceMetadata &&
+      !encryptionAsked &&
       header(request, 'x-amz-storage-class') === undefined
     ) {
       throw new S3Error(
@@ -440,47 +542,74 @@ class S3 {
     }
     const description = replaceMetadata ? describe(request) : undefined;
     const tags = replaceTags ? parseTaggingHeader(header(request, 'x-amz-tagging') ?? '') : undefined;
+    // A copy is encrypted as the request asks, or by the destination bucket's default: never the source's key.
+    const encryption = requestedEncryption(request, this.#kms, this.#account());
     return call('CopyObject', key, async () => {
       await this.#bucket(bucket);
-      const [original, bytes] = await this.#read(source.bucket, source.key);
+      const found = await this.#version(source.bucket, source.key, source.versionId, 'COPY');
+      const bytes = await this.#bytes(found);
       const copy: ObjectDoc = {
-        ...original,
+        ...found.object,
         ...description,
-        tags: tags ?? original.tags,
+        tags: tags ?? found.object.tags,
         lastModified: now(),
+        encryption,
       };
       const id = `${bucket}/${key}`;
-      await this.#writes.run(id, () => this.#objects.put(id, copy, bytes));
-      return xmlResponse(
+      const versionId = await this.#writes.run(id, () => this.#addVersion(bucket, key, copy, bytes));
+      const response = xmlResponse(
         'CopyObjectResult',
         leaf('ETag', copy.etag),
         leaf('LastModified', copy.lastModified),
         copy.checksum ? leaf(`Checksum${copy.checksum.algorithm}`, copy.checksum.value) : '',
       );
+      return {
+        ...response,
+        headers: {
+          ...response.headers,
+          ...encryptionHeaders(encryption),
+          ...versionHeader(versionId),
+          ...(found.versionId !== 'null' ? { 'x-amz-copy-source-version-id': found.versionId } : {}),
+        },
+      };
     });
   }
 
   #deleteObjects(bucket: string, request: HttpRequest): Call {
     const document = parseXml(readPayload(request).bytes, 'Delete');
-    const keys = elementsOf(document, 'Object').map((object) => {
+    const objects = elementsOf(document, 'Object').map((object) => {
       const key = textOf(object, 'Key');
       if (key === undefined) throw malformedXml();
-      return key;
+      return { key, versionId: textOf(object, 'VersionId') };
     });
-    if (keys.length === 0 || keys.length > 1000) throw malformedXml();
+    if (objects.length === 0 || objects.length > 1000) throw malformedXml();
     const quiet = textOf(document, 'Quiet')?.trim() === 'true';
-    return call('DeleteObjects', keys.join(','), async () => {
+    return call('DeleteObjects', objects.map((object) => object.key).join(','), async () => {
       await this.#bucket(bucket);
       const results = await Promise.all(
-        keys.map(async (key) => {
+        objects.map(async ({ key, versionId }) => {
           try {
             validateKey(key);
-            const id = `${bucket}/${key}`;
-            await this.#writes.run(id, () => this.#objects.delete(id));
-            return quiet ? '' : node('Deleted', leaf('Key', key));
+            // In a batch, a version id S3 cannot have made is reported as a version that does not exist.
+            if (versionId !== undefined && !isVersionId(versionId)) throw noSuchVersion(key, versionId);
+            const outcome = await this.#delete(bucket, key, versionId);
+            if (quiet) return '';
+            return node(
+              'Deleted',
+              leaf('Key', key),
+              leaf('VersionId', versionId),
+              outcome.deleteMarker ? leaf('DeleteMarker', true) : '',
+              outcome.deleteMarker ? leaf('DeleteMarkerVersionId', outcome.versionId) : '',
+            );
           } catch (error) {
             const { code, message } = asAwsError(error);
-            return node('Error', leaf('Key', key), leaf('Code', code), leaf('Message', message));
+            return node(
+              'Error',
+              leaf('Key', key),
+              leaf('VersionId', versionId),
+              leaf('Code', code),
+              leaf('Message', message),
+            );
           }
         }),
       );
@@ -488,32 +617,347 @@ class S3 {
     });
   }
 
-  /** Replaces an object's tags, which S3 keeps with the object: the bytes are written back unchanged. */
-  async #retag(bucket: string, key: string, tags: readonly Tag[]): Promise<void> {
+  /**
+   * DeleteObject, as "Deleting object versions from a versioning-enabled bucket" describes it. With a version id:
+   * that version (or delete marker) is gone for good, and the next newest becomes current. Without: in a bucket
+   * never versioned the object is gone; with versioning enabled a delete marker with a new version id becomes
+   * current and every version stays; with versioning suspended the null version is replaced by a delete marker
+   * whose version id is `null`. Deleting what does not exist succeeds.
+   */
+  async #delete(
+    bucket: string,
+    key: string,
+    versionId: string | undefined,
+  ): Promise<{ versionId?: string; deleteMarker: boolean }> {
     const id = `${bucket}/${key}`;
-    await this.#writes.run(id, async () => {
-      const [doc, bytes] = await this.#read(bucket, key);
-      await this.#objects.put(id, { ...doc, tags }, bytes);
+    return this.#writes.run(id, async () => {
+      if (versionId !== undefined) {
+        const found = await this.#findVersion(bucket, key, versionId);
+        if (!found) return { versionId, deleteMarker: false };
+        await this.#versions.delete(found.item);
+        await this.#settle(bucket, key);
+        return { versionId, deleteMarker: found.doc.object === undefined };
+      }
+      const status = await this.#versioning.get(bucket);
+      if (status === undefined) {
+        await this.#removeNullVersion(bucket, key);
+        await this.#settle(bucket, key);
+        return { deleteMarker: false };
+      }
+      const marker = await this.#addVersion(bucket, key, undefined, undefined, status);
+      return { versionId: marker, deleteMarker: true };
     });
   }
 
-  async #objectDoc(bucket: string, key: string): Promise<ObjectDoc> {
-    const doc = await this.#objects.get(`${bucket}/${key}`);
-    if (doc) return doc;
-    await this.#bucket(bucket);
-    throw noSuchKey(key);
+  /**
+   * Writes a new version (an object, or a delete marker when `object` is absent) and makes it current; returns its
+   * version id. Versioning enabled: a new id, every older version kept. Otherwise the version is the null version,
+   * replacing the one there was ("Adding objects to versioning-suspended buckets"). Call it holding the key's lock.
+   */
+  async #addVersion(
+    bucket: string,
+    key: string,
+    object: ObjectDoc | undefined,
+    bytes?: Buffer,
+    status?: VersioningStatus,
+  ): Promise<string> {
+    const versioning = status ?? (await this.#versioning.get(bucket));
+    if (versioning !== 'Enabled') await this.#removeNullVersion(bucket, key);
+    const sortId = newSortId();
+    const versionId = versioning === 'Enabled' ? newVersionId(sortId) : 'null';
+    const lastModified = object?.lastModified ?? now();
+    await this.#versions.put(
+      `${versionPrefix(bucket, key)}${sortId}`,
+      { key, versionId, lastModified, ...(object ? { object } : {}) },
+      bytes,
+    );
+    await this.#settle(bucket, key);
+    return versionId;
   }
 
-  /** An object and its bytes, from one version: a write between the two reads is caught by the ETag. */
-  async #read(bucket: string, key: string): Promise<[ObjectDoc, Buffer]> {
+  async #removeNullVersion(bucket: string, key: string): Promise<void> {
+    const found = await this.#findVersion(bucket, key, 'null');
+    if (found) await this.#versions.delete(found.item);
+  }
+
+  /** Makes the newest version of the key its current object, or removes the object when that is a delete marker. */
+  async #settle(bucket: string, key: string): Promise<void> {
     const id = `${bucket}/${key}`;
-    for (let attempt = 1; ; attempt++) {
-      const [doc, bytes] = await Promise.all([this.#objects.get(id), this.#objects.getBody(id)]);
-      if (!doc || !bytes) {
-        await this.#bucket(bucket);
-        throw noSuchKey(key);
+    const [newest] = await this.#versions.list({ prefix: versionPrefix(bucket, key), limit: 1 });
+    if (!newest?.doc.object) {
+      await this.#objects.delete(id);
+      return;
+    }
+    await this.#objects.put(id, {
+      ...newest.doc.object,
+      versionId: newest.doc.versionId,
+      version: newest.key,
+    });
+  }
+
+  /** The version of that id, and the item holding it. Every id but `null` carries its item's sort id. */
+  async #findVersion(
+    bucket: string,
+    key: string,
+    versionId: string,
+  ): Promise<{ item: string; doc: VersionDoc } | undefined> {
+    const prefix = versionPrefix(bucket, key);
+    if (versionId !== 'null') {
+      const item = `${prefix}${versionId.slice(0, SORT_ID_LENGTH)}`;
+      const doc = await this.#versions.get(item);
+      return doc?.versionId === versionId ? { item, doc } : undefined;
+    }
+    let after = '';
+    for (;;) {
+      const items = await this.#versions.list({ prefix, after, limit: LIST_PAGE });
+      const found = items.find((item) => item.doc.versionId === 'null');
+      if (found) return { item: found.key, doc: found.doc };
+      const last = items.at(-1);
+      if (!last || items.length < LIST_PAGE) return undefined;
+      after = last.key;
+    }
+  }
+
+  /**
+   * The object version a read names: the current one, or the one of `versionId`. As GetObject's reference says: no
+   * such key, or a delete marker current, is 404 NoSuchKey (with `x-amz-delete-marker: true` and the marker's id
+   * for the latter); an id S3 cannot have made is 400 InvalidArgument; no such version is 404 NoSuchVersion; a
+   * version that is a delete marker is 405 MethodNotAllowed with `x-amz-delete-marker` and `Last-Modified`.
+   */
+  async #version(
+    bucket: string,
+    key: string,
+    versionId: string | undefined,
+    method: 'GET' | 'HEAD' | 'COPY',
+  ): Promise<{ versionId: string; item?: string; id: string; object: ObjectDoc }> {
+    const id = `${bucket}/${key}`;
+    if (versionId === undefined) {
+      const current = await this.#objects.get(id);
+      if (current) {
+        return {
+          versionId: current.versionId ?? 'null',
+          id,
+          object: current,
+          ...(current.version ? { item: current.version } : {}),
+        };
       }
-      if (etagOf(bytes) === doc.etag || attempt === 5) return [doc, bytes];
+      await this.#bucket(bucket);
+      const [newest] = await this.#versions.list({ prefix: versionPrefix(bucket, key), limit: 1 });
+      const markerHeaders: Record<string, string> = newest
+        ? { 'x-amz-delete-marker': 'true', ...versionHeader(newest.doc.versionId) }
+        : {};
+      throw new S3Error('NoSuchKey', 'The specified key does not exist.', 404, { Key: key }, markerHeaders);
+    }
+    const found = await this.#findVersion(bucket, key, versionId);
+    if (!found) {
+      await this.#bucket(bucket);
+      throw noSuchVersion(key, versionId);
+    }
+    if (!found.doc.object) {
+      if (method === 'COPY') {
+        throw new S3Error(
+          'InvalidRequest',
+          'The source of a copy request may not specifically refer to a delete marker by version id.',
+        );
+      }
+      throw new S3Error(
+        'MethodNotAllowed',
+        'The specified method is not allowed against this resource.',
+        405,
+        { Method: method, ResourceType: 'DeleteMarker' },
+        {
+          'x-amz-delete-marker': 'true',
+          'last-modified': new Date(found.doc.lastModified).toUTCString(),
+          ...versionHeader(found.doc.versionId),
+        },
+      );
+    }
+    return { versionId, item: found.item, id, object: found.doc.object };
+  }
+
+  /** The bytes of a version; objects stored before versions were kept hold them in the current item. */
+  async #bytes(found: { item?: string; id: string; object: ObjectDoc }): Promise<Buffer> {
+    const bytes =
+      found.item === undefined
+        ? await this.#objects.getBody(found.id)
+        : await this.#versions.getBody(found.item);
+    // Deleted between the two reads (a DeleteObject with its version id): as if the read came after it.
+    if (!bytes && found.object.size > 0) throw noSuchKey(found.id.slice(found.id.indexOf('/') + 1));
+    return bytes ?? Buffer.alloc(0);
+  }
+
+  /** Replaces a version's tags, which S3 keeps with the version: its bytes are written back unchanged. */
+  async #retag(
+    bucket: string,
+    key: string,
+    versionId: string | undefined,
+    tags: readonly Tag[],
+  ): Promise<string> {
+    const id = `${bucket}/${key}`;
+    return this.#writes.run(id, async () => {
+      const found = await this.#version(bucket, key, versionId, 'GET');
+      const bytes = await this.#bytes(found);
+      const object = { ...found.object, tags };
+      if (found.item === undefined) {
+        await this.#objects.put(id, { ...object, versionId: 'null' }, bytes);
+        return found.versionId;
+      }
+      const doc = await this.#versions.get(found.item);
+      if (!doc) throw noSuchKey(key);
+      await this.#versions.put(found.item, { ...doc, object }, bytes);
+      await this.#settle(bucket, key);
+      return found.versionId;
+    });
+  }
+
+  #account(): { region: string; accountId: string } {
+    return { region: this.#region, accountId: this.#accountId };
+  }
+
+  // ---- ListObjectVersions
+
+  /**
+   * ListObjectVersions: every version and delete marker, keys in byte order and each key's versions newest first,
+   * `max-keys` (at most 1,000) entries a page, common prefixes counted once. A page resumes after `key-marker`, or,
+   * with `version-id-marker`, after that version of that key; `NextKeyMarker`/`NextVersionIdMarker` name the last
+   * entry returned. A version-id marker without a key marker is 400 InvalidArgument.
+   */
+  #listObjectVersions(bucket: string, query: URLSearchParams): Call {
+    rejectUnsupported(query, [
+      'versions',
+      'prefix',
+      'delimiter',
+      'key-marker',
+      'version-id-marker',
+      'max-keys',
+      'encoding-type',
+    ]);
+    const prefix = query.get('prefix') ?? '';
+    const delimiter = query.get('delimiter') ?? '';
+    const maxKeys = Math.min(integerParam(query, 'max-keys', 0, Number.MAX_SAFE_INTEGER) ?? 1000, 1000);
+    const encodingType = query.get('encoding-type') ?? undefined;
+    if (encodingType !== undefined && encodingType !== 'url') {
+      throw invalidArgument('Invalid Encoding Method specified in Request', 'encoding-type', encodingType);
+    }
+    const keyMarker = query.get('key-marker') ?? '';
+    const versionIdMarker = query.get('version-id-marker') ?? '';
+    if (versionIdMarker !== '' && keyMarker === '') {
+      throw invalidArgument(
+        'A version-id marker cannot be specified without a key marker.',
+        'version-id-marker',
+        versionIdMarker,
+      );
+    }
+    if (versionIdMarker !== '' && !isVersionId(versionIdMarker)) {
+      throw invalidArgument('Invalid version id specified', 'version-id-marker', versionIdMarker);
+    }
+    const encode = encodingType === 'url' ? urlEncode : (text: string) => text;
+    return call('ListObjectVersions', bucket, async () => {
+      await this.#bucket(bucket);
+      let after = '';
+      let midKey: string | undefined;
+      if (keyMarker !== '') {
+        const marked =
+          versionIdMarker === '' ? undefined : await this.#findVersion(bucket, keyMarker, versionIdMarker);
+        const rolledUp =
+          delimiter !== '' &&
+          keyMarker.startsWith(prefix) &&
+          keyMarker.indexOf(delimiter, prefix.length) === keyMarker.length - delimiter.length;
+        if (marked) {
+          after = marked.item;
+          midKey = keyMarker;
+        } else {
+          // Past every version of the key-marker ('0' sorts after its '/'), or of every key under a common prefix.
+          after = `${bucket}/${hexOf(keyMarker)}${rolledUp ? 'g' : '0'}`;
+        }
+      }
+      const entries = await this.#scanVersions(bucket, prefix, delimiter, after, maxKeys);
+      const page = entries.slice(0, maxKeys);
+      const truncated = entries.length > maxKeys;
+      const last = page.at(-1);
+      let previousKey = midKey;
+      const body: string[] = [];
+      for (const entry of page) {
+        if ('prefix' in entry) {
+          body.push(node('CommonPrefixes', leaf('Prefix', encode(entry.prefix))));
+          continue;
+        }
+        const { doc } = entry;
+        const isLatest = doc.key !== previousKey;
+        previousKey = doc.key;
+        const common = [
+          leaf('Key', encode(doc.key)),
+          leaf('VersionId', doc.versionId),
+          leaf('IsLatest', isLatest),
+          leaf('LastModified', doc.lastModified),
+        ];
+        body.push(
+          doc.object
+            ? node(
+                'Version',
+                ...common,
+                leaf('ETag', doc.object.etag),
+                leaf('Size', doc.object.size),
+                leaf('StorageClass', 'STANDARD'),
+                this.#ownerXml(),
+                leaf('ChecksumAlgorithm', doc.object.checksum?.algorithm),
+              )
+            : node('DeleteMarker', ...common, this.#ownerXml()),
+        );
+      }
+      return xmlResponse(
+        'ListVersionsResult',
+        leaf('Name', bucket),
+        leaf('Prefix', encode(prefix)),
+        leaf('KeyMarker', encode(keyMarker)),
+        leaf('VersionIdMarker', versionIdMarker),
+        leaf(
+          'NextKeyMarker',
+          truncated && last ? encode('prefix' in last ? last.prefix : last.doc.key) : undefined,
+        ),
+        leaf('NextVersionIdMarker', truncated && last && 'doc' in last ? last.doc.versionId : undefined),
+        leaf('MaxKeys', maxKeys),
+        leaf('Delimiter', delimiter === '' ? undefined : encode(delimiter)),
+        leaf('EncodingType', encodingType),
+        leaf('IsTruncated', truncated),
+        ...body,
+      );
+    });
+  }
+
+  /** Up to `limit + 1` versions, delete markers and common prefixes after the item `after`, in listing order. */
+  async #scanVersions(
+    bucket: string,
+    prefix: string,
+    delimiter: string,
+    start: string,
+    limit: number,
+  ): Promise<VersionEntry[]> {
+    const base = `${bucket}/${hexOf(prefix)}`;
+    const entries: VersionEntry[] = [];
+    let after = start;
+    for (;;) {
+      const items = await this.#versions.list({ prefix: base, after, limit: LIST_PAGE });
+      let jumped = false;
+      for (const item of items) {
+        const { key } = item.doc;
+        const cut = delimiter === '' ? -1 : key.indexOf(delimiter, prefix.length);
+        if (cut >= 0) {
+          const commonPrefix = key.slice(0, cut + delimiter.length);
+          entries.push({ prefix: commonPrefix });
+          // Hex digits and '/' all sort before 'g': past every version of every key under the prefix.
+          after = `${bucket}/${hexOf(commonPrefix)}g`;
+          jumped = true;
+        } else {
+          entries.push({ doc: item.doc });
+        }
+        if (entries.length > limit) return entries;
+        if (jumped) break;
+      }
+      if (jumped) continue;
+      const last = items.at(-1);
+      if (!last || items.length < LIST_PAGE) return entries;
+      after = last.key;
     }
   }
 
@@ -618,6 +1062,76 @@ class S3 {
 }
 
 type Entry = { readonly key: string; readonly doc: ObjectDoc } | { readonly prefix: string };
+type VersionEntry = { readonly doc: VersionDoc } | { readonly prefix: string };
+
+// ---- Versions
+
+/** The item prefix of a key's versions: the key's UTF-8 in hex keeps S3's byte order and groups its versions. */
+function versionPrefix(bucket: string, key: string): string {
+  return `${bucket}/${hexOf(key)}/`;
+}
+
+function hexOf(text: string): string {
+  return Buffer.from(text, 'utf8').toString('hex');
+}
+
+const SORT_ID_LENGTH = 17;
+const SORT_ID_SPAN = 10n ** 17n;
+let lastSequence = 0n;
+
+/** A sort id: later versions get smaller ones, so that a key's newest version comes first in key order. */
+function newSortId(): string {
+  const clock = BigInt(Date.now()) * 1000n;
+  lastSequence = clock > lastSequence ? clock : lastSequence + 1n;
+  return (SORT_ID_SPAN - 1n - lastSequence).toString().padStart(SORT_ID_LENGTH, '0');
+}
+
+/**
+ * A version id: opaque to clients, 32 URL-safe characters as S3's are; it starts with the version's sort id, so
+ * that the sandbox finds a version from its id in one read.
+ */
+function newVersionId(sortId: string): string {
+  return `${sortId}${randomAlphanumeric(32 - SORT_ID_LENGTH)}`;
+}
+
+const VERSION_ID = new RegExp(`^\\d{${SORT_ID_LENGTH}}[A-Za-z0-9]{${32 - SORT_ID_LENGTH}}$`);
+
+/** Whether S3 could have made this version id: `null`, or one of the sandbox's. */
+function isVersionId(value: string): boolean {
+  return value === 'null' || VERSION_ID.test(value);
+}
+
+/**
+ * The `versionId` query parameter: empty is 400 "Version id cannot be the empty string", an id S3 cannot have made
+ * 400 "Invalid version id specified" (both InvalidArgument).
+ */
+function versionIdParam(query: URLSearchParams): string | undefined {
+  const value = query.get('versionId');
+  if (value === null) return undefined;
+  if (value === '') throw invalidArgument('Version id cannot be the empty string', 'versionId', value);
+  if (!isVersionId(value)) throw invalidArgument('Invalid version id specified', 'versionId', value);
+  return value;
+}
+
+/** `x-amz-version-id`, sent for versions a versioned bucket made; the null version goes without. */
+function versionHeader(versionId: string | undefined): Record<string, string> {
+  return versionId === undefined || versionId === 'null' ? {} : { 'x-amz-version-id': versionId };
+}
+
+/** DeleteObject's answer: the version deleted or the marker made, and whether it is a delete marker. */
+function deleteHeaders(outcome: { versionId?: string; deleteMarker: boolean }): Record<string, string> {
+  return {
+    ...(outcome.versionId === undefined ? {} : { 'x-amz-version-id': outcome.versionId }),
+    ...(outcome.deleteMarker ? { 'x-amz-delete-marker': 'true' } : {}),
+  };
+}
+
+function noSuchVersion(key: string, versionId: string): S3Error {
+  return new S3Error('NoSuchVersion', 'The specified version does not exist.', 404, {
+    Key: key,
+    VersionId: versionId,
+  });
+}
 
 /** Where a listing resumes: after a key, skipping the keys under the common prefix returned last. */
 interface Resume {
@@ -735,7 +1249,7 @@ function directive(request: HttpRequest, name: string): boolean {
   return value === 'REPLACE';
 }
 
-function parseCopySource(value: string): { bucket: string; key: string } {
+function parseCopySource(value: string): { bucket: string; key: string; versionId?: string } {
   const versionAt = value.indexOf('?versionId=');
   const source = decode(versionAt < 0 ? value : value.slice(0, versionAt)).replace(/^\//, '');
   const slash = source.indexOf('/');
@@ -746,7 +1260,15 @@ function parseCopySource(value: string): { bucket: string; key: string } {
       value,
     );
   }
-  return { bucket: source.slice(0, slash), key: source.slice(slash + 1) };
+  const versionId = versionAt < 0 ? undefined : value.slice(versionAt + '?versionId='.length);
+  if (versionId !== undefined && !isVersionId(versionId)) {
+    throw invalidArgument('Invalid version id specified', 'x-amz-copy-source', value);
+  }
+  return {
+    bucket: source.slice(0, slash),
+    key: source.slice(slash + 1),
+    ...(versionId === undefined ? {} : { versionId }),
+  };
 }
 
 // ---- Responses
