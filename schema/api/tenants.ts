@@ -313,7 +313,6 @@ export const CreateTenantRequest = z.pipe(
     return { ...body, slug };
   }),
 );
-export type CreateTenantRequestInput = z.input<typeof CreateTenantRequest>;
 export type CreateTenantRequest = z.output<typeof CreateTenantRequest>;
 
 // ---- Responses ----
