@@ -22,14 +22,20 @@ export interface StateMachineFile {
   readonly timeoutSeconds: number | undefined;
 }
 
-/** Every `statemachines/*.asl.json`, read as CDK deploys it and the sandbox runs it. */
+/**
+ * Every `statemachines/*.asl.json`, read as CDK deploys it and the sandbox runs it. Throws when the folder cannot
+ * be read or holds no ASL file: a synth without the state machines would still succeed, with functions and
+ * alarms pointing at state machines that do not exist.
+ */
 export function stateMachineFiles(dir = STATE_MACHINES_DIR): StateMachineFile[] {
   let files: string[];
   try {
     files = readdirSync(dir).filter((file) => file.endsWith('.asl.json'));
-  } catch {
-    return [];
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Cannot read the state machine folder ${dir}: ${reason}`, { cause: error });
   }
+  if (files.length === 0) throw new Error(`No state machine (*.asl.json) in ${dir}`);
   return files.sort().map((file) => {
     const path = join(dir, file);
     const text = readFileSync(path, 'utf8');
