@@ -62,8 +62,59 @@ async function rowsIn(table: string): Promise<unknown[]> {
   }
 }
 
+/** Makes one transaction older through the sandbox's control (no other test's transaction is touched). */
+async function age(transactionId: string, seconds: number, options: { keepLastCall?: boolean } = {}) {
+  const response = await fetch(`${sandbox.awsEndpoint}/_sandbox/rds-data/transactions/age`, {
+    method: 'POST',
+    body: JSON.stringify({ transactionId, seconds, ...options }),
+  });
+  if (!response.ok) throw new Error(`age: ${response.status} ${await response.text()}`);
+}
+
+/** Gives calls whose SQL contains `match` a statement timeout of `ms` instead of 45 s, for the length of `work`. */
+async function withTimeout<T>(match: string, ms: number, work: () => Promise<T>): Promise<T> {
+  const rules = (method: string) =>
+    fetch(`${sandbox.awsEndpoint}/_sandbox/rds-data/statement-timeouts`, {
+      method,
+      body: JSON.stringify([{ match, ms }]),
+    });
+  await rules('POST');
+  try {
+    return await work();
+  } finally {
+    await rules('DELETE');
+  }
+}
+
+/**
+ * An ExecuteStatement as raw JSON text both ways, as a client that reads 64-bit integers exactly (boto3, the JDBC
+ * driver) sees it; the JavaScript SDK parses numbers into doubles. The sandbox routes by the credential scope.
+ */
+async function wire(body: string): Promise<{ status: number; text: string }> {
+  const response = await fetch(`${sandbox.awsEndpoint}/Execute`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `AWS4-HMAC-SHA256 Credential=test/20240101/${sandbox.region}/rds-data/aws4_request, SignedHeaders=host, Signature=0`,
+    },
+    body,
+  });
+  return { status: response.status, text: await response.text() };
+}
+
+const target = () =>
+  `"resourceArn":${JSON.stringify(sandbox.clusterArn)},"secretArn":${JSON.stringify(sandbox.provisionerSecretArn)},"database":${JSON.stringify(database)}`;
+
+// The 45-second timeout itself, as AWS applies it: started first, so that it runs while the other tests do.
+let defaultTimeout: Promise<{ error: Error; seconds: number }>;
+
 beforeAll(async () => {
   await execute({ sql: `CREATE DATABASE "${database}"`, database: 'postgres' });
+  const started = Date.now();
+  defaultTimeout = failure(execute({ sql: 'SELECT pg_sleep(50) AS slept' })).then((error) => ({
+    error,
+    seconds: (Date.now() - started) / 1000,
+  }));
 });
 
 afterAll(async () => {
@@ -125,8 +176,7 @@ describe('RDS Data API: statements and values', () => {
     const output = await execute({
       sql: `SELECT 7::int2 AS small, 1.5::float4 AS real, 3.10::numeric(4,2) AS num, '\\x0aff'::bytea AS bytes,
                    '2024-01-02 03:04:05.5+02'::timestamptz AS instant, '{"a": 1}'::jsonb AS doc,
-                   ARRAY[1, NULL, 3] AS ints, ARRAY['a', 'b c'] AS texts, ARRAY[[true], [false]] AS nested,
-                   NULL::text AS nothing`,
+                   ARRAY[1, NULL, 3] AS ints, ARRAY['a', 'b c'] AS texts, NULL::text AS nothing`,
     });
 
     // Assess
@@ -140,7 +190,6 @@ describe('RDS Data API: statements and values', () => {
         { stringValue: '{"a": 1}' },
         { arrayValue: { longValues: [1, null, 3] } },
         { arrayValue: { stringValues: ['a', 'b c'] } },
-        { arrayValue: { arrayValues: [{ booleanValues: [true] }, { booleanValues: [false] }] } },
         { isNull: true },
       ],
     ]);
@@ -283,19 +332,91 @@ describe('RDS Data API: transactions and autocommit', () => {
     expect(await rowsIn(table)).toEqual([{ entry: 'kept' }]);
   });
 
-  it('keeps a transaction open but aborted after a failed statement', async () => {
+  it('ends a transaction at its first failed statement: later calls and the commit find no transaction', async () => {
     // Prepare
+    const table = sqlName('aborted');
+    await execute({ sql: `CREATE TABLE public."${table}" (entry text)` });
     const { transactionId } = await rds.send(new BeginTransactionCommand(asProvisioner));
-    await failure(execute({ sql: 'SELECT 1 / 0', transactionId }));
+    await execute({ sql: `INSERT INTO public."${table}" VALUES ('before')`, transactionId });
+    const failed = await failure(execute({ sql: 'SELECT 1 / 0', transactionId }));
 
     // Act
     const next = await failure(execute({ sql: 'SELECT 1', transactionId }));
-    const rollback = await rds.send(new RollbackTransactionCommand({ ...asProvisioner, transactionId }));
+    const commit = await failure(rds.send(new CommitTransactionCommand({ ...asProvisioner, transactionId })));
 
     // Assess
-    expect(next.name).toBe('DatabaseErrorException');
-    expect(next.message).toMatch(/SQLState: 25P02$/);
-    expect(rollback.transactionStatus).toBe('Rollback Complete');
+    expect(failed.name).toBe('DatabaseErrorException');
+    expect(failed.message).toMatch(/SQLState: 22012$/);
+    for (const refused of [next, commit]) {
+      expect(refused.name).toBe('TransactionNotFoundException');
+      expect(refused.message).toBe(
+        `Transaction ${transactionId} is not found. Transaction has been aborted due to an error from a previous call.`,
+      );
+    }
+    expect(await rowsIn(table)).toEqual([]);
+  });
+
+  it('refuses a second call while the transaction runs one: "Transaction is still running a query"', async () => {
+    // Prepare
+    const { transactionId } = await rds.send(new BeginTransactionCommand(asProvisioner));
+
+    // Act
+    const slow = execute({ sql: 'SELECT pg_sleep(1.5) AS slept', transactionId });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = await failure(execute({ sql: 'SELECT 2', transactionId }));
+    const commitMeanwhile = await failure(
+      rds.send(new CommitTransactionCommand({ ...asProvisioner, transactionId })),
+    );
+    await slow;
+    const commit = await rds.send(new CommitTransactionCommand({ ...asProvisioner, transactionId }));
+
+    // Assess
+    for (const refused of [second, commitMeanwhile]) {
+      expect(refused.name).toBe('DatabaseErrorException');
+      expect(refused.message).toBe('Transaction is still running a query');
+    }
+    expect(commit.transactionStatus).toBe('Transaction Committed');
+  });
+
+  it('rolls back a transaction no call used for three minutes, and one older than 24 hours', async () => {
+    // Prepare
+    const table = sqlName('expiring');
+    await execute({ sql: `CREATE TABLE public."${table}" (entry text)` });
+    const begin = async (entry: string) => {
+      const { transactionId = '' } = await rds.send(new BeginTransactionCommand(asProvisioner));
+      await execute({
+        sql: `INSERT INTO public."${table}" VALUES (:entry)`,
+        parameters: [{ name: 'entry', value: { stringValue: entry } }],
+        transactionId,
+      });
+      return transactionId;
+    };
+    const idle = await begin('idle');
+    const lively = await begin('lively');
+    const old = await begin('old');
+
+    // Act
+    await age(idle, 181);
+    await age(lively, 170);
+    await age(old, 24 * 3600 + 1, { keepLastCall: true });
+    const idleCall = await failure(execute({ sql: 'SELECT 1', transactionId: idle }));
+    const oldCommit = await failure(
+      rds.send(new CommitTransactionCommand({ ...asProvisioner, transactionId: old })),
+    );
+    const livelyCommit = await rds.send(
+      new CommitTransactionCommand({ ...asProvisioner, transactionId: lively }),
+    );
+
+    // Assess
+    for (const [refused, id] of [
+      [idleCall, idle],
+      [oldCommit, old],
+    ] as const) {
+      expect(refused.name).toBe('TransactionNotFoundException');
+      expect(refused.message).toBe(`Transaction ${id} is not found. Transaction may be expired.`);
+    }
+    expect(livelyCommit.transactionStatus).toBe('Transaction Committed');
+    expect(await rowsIn(table)).toEqual([{ entry: 'lively' }]);
   });
 
   it('creates (and drops) a database in autocommit, and refuses to inside a transaction', async () => {
@@ -312,7 +433,10 @@ describe('RDS Data API: transactions and autocommit', () => {
     const inTransaction = await failure(
       execute({ sql: `CREATE DATABASE "${refused}"`, database: 'postgres', transactionId }),
     );
-    await rds.send(new RollbackTransactionCommand({ ...asProvisioner, transactionId }));
+    // The failed statement ended the transaction, as on AWS: there is nothing left to roll back.
+    const rollback = await failure(
+      rds.send(new RollbackTransactionCommand({ ...asProvisioner, transactionId })),
+    );
     const dropped = await execute({ sql: `DROP DATABASE "${created}"`, database: 'postgres' });
 
     // Assess
@@ -321,6 +445,7 @@ describe('RDS Data API: transactions and autocommit', () => {
     expect(inTransaction.message).toMatch(
       /^ERROR: CREATE DATABASE cannot run inside a transaction block; SQLState: 25001$/,
     );
+    expect(rollback.name).toBe('TransactionNotFoundException');
     expect(dropped.numberOfRecordsUpdated).toBe(0);
     const { rows } = await superuserPool().query('SELECT datname FROM pg_database WHERE datname = ANY($1)', [
       [created, refused],
@@ -341,9 +466,140 @@ describe('RDS Data API: transactions and autocommit', () => {
 
     // Assess
     expect(finished.name).toBe('TransactionNotFoundException');
+    expect(finished.message).toBe(
+      `Transaction ${transactionId} is not found. One previous call resulted in a termination of your transaction.`,
+    );
     expect(unknown.name).toBe('TransactionNotFoundException');
     expect(unknown.$metadata?.httpStatusCode).toBe(404);
   });
+});
+
+describe('RDS Data API: documented limits', () => {
+  it('refuses a row over 64 KB, a result over 1 MiB and a JSON answer over 10 MB, and takes what fits', async () => {
+    // Act
+    const wideRow = await failure(execute({ sql: `SELECT repeat('x', 70 * 1024) AS wide` }));
+    const bigResult = await failure(
+      execute({ sql: `SELECT repeat('x', 50 * 1024) AS wide FROM generate_series(1, 30)` }),
+    );
+    const bigJson = await failure(
+      execute({
+        sql: `SELECT 1 AS ${'a'.repeat(63)} FROM generate_series(1, 200000)`,
+        formatRecordsAs: 'JSON',
+      }),
+    );
+    const fits = await execute({
+      sql: `SELECT repeat('x', 60 * 1024) AS wide FROM generate_series(1, 16)`,
+      formatRecordsAs: 'JSON',
+    });
+
+    // Assess
+    expect([wideRow.name, wideRow.message]).toEqual([
+      'UnsupportedResultException',
+      'Packet for query is too large',
+    ]);
+    expect([bigResult.name, bigResult.message]).toEqual([
+      'UnsupportedResultException',
+      'Database response exceeded size limit',
+    ]);
+    expect([bigJson.name, bigJson.message]).toEqual([
+      'BadRequestException',
+      'Database response exceeded size limit',
+    ]);
+    expect(JSON.parse(fits.formattedRecords ?? '')).toHaveLength(16);
+  });
+
+  it('refuses a result too large inside a transaction, which ends it', async () => {
+    // Prepare
+    const { transactionId } = await rds.send(new BeginTransactionCommand(asProvisioner));
+
+    // Act
+    const tooLarge = await failure(execute({ sql: `SELECT repeat('x', 70 * 1024) AS wide`, transactionId }));
+    const next = await failure(execute({ sql: 'SELECT 1', transactionId }));
+
+    // Assess
+    expect(tooLarge.name).toBe('UnsupportedResultException');
+    expect(next.name).toBe('TransactionNotFoundException');
+  });
+
+  it('answers UnsupportedResultException for a two-dimensional array, and returns NULL array entries as null', async () => {
+    // Act
+    const nested = await failure(execute({ sql: 'SELECT ARRAY[[1, 2], [3, 4]] AS grid' }));
+    const flat = await execute({ sql: `SELECT ARRAY[1, NULL]::int8[] AS ids, ARRAY['a', NULL] AS names` });
+
+    // Assess
+    expect(nested.name).toBe('UnsupportedResultException');
+    expect(flat.records).toEqual([
+      [{ arrayValue: { longValues: [1, null] } }, { arrayValue: { stringValues: ['a', null] } }],
+    ]);
+  });
+
+  it('carries every digit of a 64-bit integer both ways, up to 2^63 - 1, and refuses one beyond', async () => {
+    // Act
+    const big = await wire(
+      `{${target()},"sql":"SELECT 9007199254740993::int8 AS big, ARRAY[-9223372036854775808]::int8[] AS low, (:top)::text AS top","parameters":[{"name":"top","value":{"longValue":9223372036854775807}}]}`,
+    );
+    const asJson = await wire(
+      `{${target()},"sql":"SELECT 9007199254740993::int8 AS big","formatRecordsAs":"JSON"}`,
+    );
+    const beyond = await wire(
+      `{${target()},"sql":"SELECT :v AS v","parameters":[{"name":"v","value":{"longValue":9223372036854775808}}]}`,
+    );
+
+    // Assess
+    expect(big.status).toBe(200);
+    expect(big.text).toContain(
+      '"records":[[{"longValue":9007199254740993},{"arrayValue":{"longValues":[-9223372036854775808]}},{"stringValue":"9223372036854775807"}]]',
+    );
+    expect(JSON.parse(JSON.parse(asJson.text).formattedRecords)).toHaveLength(1);
+    expect(JSON.parse(asJson.text).formattedRecords).toBe('[{"big":9007199254740993}]');
+    expect(beyond.status).toBe(400);
+    expect(JSON.parse(beyond.text).message).toMatch(/longValue 9223372036854775808 is not a 64-bit integer/);
+  });
+});
+
+describe('RDS Data API: statement timeout', () => {
+  it('cancels a statement at the timeout, or with continueAfterTimeout lets it run on after answering', async () => {
+    // Prepare
+    const marker = sqlName('timeout');
+    const cancelled = sqlName('cancelled');
+    const continued = sqlName('continued');
+    const create = (table: string) =>
+      `CREATE TABLE public."${table}" AS SELECT 1 AS v FROM pg_catalog.pg_sleep(3) /* ${marker} */`;
+
+    // Act
+    const [stopped, goingOn, inTransaction] = await withTimeout(marker, 1_000, async () => {
+      const started = Date.now();
+      const stopped = await failure(execute({ sql: create(cancelled) }));
+      const stoppedAfter = Date.now() - started;
+      const goingOn = await failure(execute({ sql: create(continued), continueAfterTimeout: true }));
+      const { transactionId } = await rds.send(new BeginTransactionCommand(asProvisioner));
+      await failure(execute({ sql: `SELECT pg_catalog.pg_sleep(3) /* ${marker} */`, transactionId }));
+      const inTransaction = await failure(execute({ sql: 'SELECT 1', transactionId }));
+      return [{ error: stopped, ms: stoppedAfter }, goingOn, inTransaction] as const;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+
+    // Assess
+    expect(stopped.error.name).toBe('StatementTimeoutException');
+    expect(stopped.ms).toBeLessThan(2_500);
+    expect(goingOn.name).toBe('StatementTimeoutException');
+    expect(inTransaction.name).toBe('TransactionNotFoundException');
+    const { rows } = await superuserPool(database).query(
+      `SELECT relname FROM pg_class WHERE relname = ANY($1) ORDER BY 1`,
+      [[cancelled, continued]],
+    );
+    expect(rows).toEqual([{ relname: continued }]);
+  });
+
+  it('ends a call after 45 seconds by default', async () => {
+    // Act
+    const { error, seconds } = await defaultTimeout;
+
+    // Assess
+    expect(error.name).toBe('StatementTimeoutException');
+    expect(seconds).toBeGreaterThanOrEqual(45);
+    expect(seconds).toBeLessThan(48);
+  }, 60_000);
 });
 
 describe('RDS Data API: who runs the statement', () => {
@@ -413,13 +669,19 @@ describe('RDS Data API: request errors', () => {
       execute({ sql: 'SELECT 1', resourceArn: `${sandbox.clusterArn}-other` }),
     );
     const twoStatements = await failure(execute({ sql: 'SELECT 1; SELECT 2' }));
+    const withSchema = await failure(execute({ sql: 'SELECT 1', schema: 'public' }));
     const syntax = await failure(execute({ sql: 'SELEC 1' }));
 
     // Assess
     expect(missingParameter.name).toBe('BadRequestException');
     expect(arrayParameter.name).toBe('BadRequestException');
     expect(unknownSecret.name).toBe('SecretsErrorException');
-    expect(otherCluster.name).toBe('BadRequestException');
+    expect(otherCluster.name).toBe('HttpEndpointNotEnabledException');
+    expect(otherCluster.message).toBe(
+      `HttpEndpoint is not enabled for cluster ${sandbox.clusterArn.split(':').at(-1)}-other`,
+    );
+    expect(withSchema.name).toBe('ValidationException');
+    expect(withSchema.message).toBe("The schema parameter isn't supported");
     expect(twoStatements.name).toBe('ValidationException');
     expect(syntax.name).toBe('DatabaseErrorException');
     expect(syntax.message).toBe('ERROR: syntax error at or near "SELEC"\n  Position: 1; SQLState: 42601');

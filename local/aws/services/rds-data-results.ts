@@ -1,5 +1,77 @@
 import type { FieldDef } from 'pg';
-import type { JsonObject } from '../protocol.ts';
+import { AwsError, type JsonObject } from '../protocol.ts';
+
+/**
+ * An integer written into JSON as its digits (ES2025's `JSON.rawJSON`, Node 21 on): a `Long` is 64 bits, and a
+ * JavaScript number would round it above 2^53 (9007199254740993 would go out as ...992).
+ */
+export interface ExactInteger {
+  readonly rawJSON: string;
+}
+const { rawJSON } = JSON as unknown as { rawJSON: (text: string) => ExactInteger };
+
+/** JSON text of a response, its integers exact. */
+export const stringifyExact = (value: unknown): string => JSON.stringify(value);
+
+const INT64 = /^-?\d{1,19}$/;
+const LONG_MIN = -(2n ** 63n);
+const LONG_MAX = 2n ** 63n - 1n;
+
+/** PostgreSQL's text of an integer as a `Long` on the wire: exact when it fits in 64 bits. */
+function exactLong(text: string): number | ExactInteger {
+  if (!INT64.test(text)) return Number(text);
+  const value = BigInt(text);
+  return value >= LONG_MIN && value <= LONG_MAX ? rawJSON(text) : Number(text);
+}
+
+/**
+ * "The Data API size limit is 64 KB per row in the result set returned by the database" and "The response size
+ * limit is 1 MiB" (Limitations for the Amazon RDS Data API; the Aurora quota "Data API maximum result set size" is
+ * 1 MB). Troubleshooting Amazon RDS Data API names the errors: "Packet for query is too large" (a row) and "Database
+ * response exceeded size limit" (the result); on Aurora Serverless v2 and provisioned clusters the exception is
+ * UnsupportedResultException, whose conditions include "The size was too large" (RDS Data API Reference;
+ * BadRequestException "only appears in calls from Aurora Serverless v1 databases").
+ */
+export const MAX_ROW_BYTES = 64 * 1024;
+export const MAX_RESULT_BYTES = 1024 * 1024;
+
+/**
+ * Refuses a result over the Data API's limits. A value counts as the bytes the database returns for it: a bytea
+ * its bytes, anything else its UTF-8 text. Also refuses a multidimensional array, which Aurora Serverless v2 and
+ * provisioned clusters do not return ("ExecuteStatement behavior", Comparing Data API behaviors).
+ */
+export function checkResultSize(fields: readonly FieldDef[], rows: readonly (readonly unknown[])[]): void {
+  let total = 0;
+  for (const row of rows) {
+    let size = 0;
+    fields.forEach((field, index) => {
+      const value = row[index];
+      if (typeof value !== 'string') return;
+      if (ARRAYS.has(field.dataTypeID) && isMultidimensional(value)) {
+        throw new AwsError(
+          'UnsupportedResultException',
+          `The result contains the unsupported data type: a multidimensional array (column ${field.name})`,
+        );
+      }
+      size +=
+        field.dataTypeID === 17 && value.startsWith('\\x')
+          ? (value.length - 2) / 2
+          : Buffer.byteLength(value);
+    });
+    if (size > MAX_ROW_BYTES)
+      throw new AwsError('UnsupportedResultException', 'Packet for query is too large');
+    total += size;
+    if (total > MAX_RESULT_BYTES) {
+      throw new AwsError('UnsupportedResultException', 'Database response exceeded size limit');
+    }
+  }
+}
+
+/** Whether PostgreSQL's array text has arrays in it: `{{1,2},{3,4}}`, after an optional `[1:2][1:2]=` prefix. */
+function isMultidimensional(text: string): boolean {
+  const body = text.startsWith('[') ? text.slice(text.indexOf('=') + 1) : text;
+  return body.startsWith('{{');
+}
 
 /** How `resultSetOptions` asks for DECIMAL and LONG columns. */
 export interface ResultOptions {
@@ -18,7 +90,7 @@ export interface ColumnSource {
 export type Field =
   | { isNull: true }
   | { booleanValue: boolean }
-  | { longValue: number }
+  | { longValue: number | ExactInteger }
   | { doubleValue: number }
   | { stringValue: string }
   | { blobValue: string }
@@ -26,7 +98,7 @@ export type Field =
 
 export type ArrayValue =
   | { booleanValues: (boolean | null)[] }
-  | { longValues: (number | null)[] }
+  | { longValues: (number | ExactInteger | null)[] }
   | { doubleValues: (number | null)[] }
   | { stringValues: (string | null)[] }
   | { arrayValues: ArrayValue[] };
@@ -136,12 +208,12 @@ function toField(oid: number, text: string, options: ResultOptions): Field {
     case 'bool':
       return { booleanValue: text === 't' };
     case 'long':
-      return options.longReturnType === 'STRING' ? { stringValue: text } : { longValue: Number(text) };
+      return options.longReturnType === 'STRING' ? { stringValue: text } : { longValue: exactLong(text) };
     case 'double':
       return { doubleValue: Number(text) };
     case 'decimal':
       if (options.decimalReturnType !== 'DOUBLE_OR_LONG') return { stringValue: text };
-      return text.includes('.') ? { doubleValue: Number(text) } : { longValue: Number(text) };
+      return text.includes('.') ? { doubleValue: Number(text) } : { longValue: exactLong(text) };
     case 'bytea':
       return { blobValue: decodeBytea(text).toString('base64') };
     case 'timestamptz':
@@ -164,7 +236,9 @@ function toArrayValue(items: ArrayItem[], element: number, options: ResultOption
     scalars.map((item) => (item === null ? null : map(item)));
   const kind = (SCALARS.get(element) ?? TEXT).kind;
   if (kind === 'bool') return { booleanValues: each((text) => text === 't') };
-  if (kind === 'long' && options.longReturnType !== 'STRING') return { longValues: each(Number) };
+  // "Some array entries can be null" (RDS Data API Reference, LongArray and the other arrays): a NULL element is
+  // sent as null, which botocore and the JavaScript SDK both read as such.
+  if (kind === 'long' && options.longReturnType !== 'STRING') return { longValues: each(exactLong) };
   if (kind === 'double') return { doubleValues: each(Number) };
   if (kind === 'bytea') return { stringValues: each((text) => decodeBytea(text).toString('base64')) };
   if (kind === 'timestamptz') return { stringValues: each(stripUtcOffset) };

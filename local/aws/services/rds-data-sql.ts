@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { AwsError } from '../protocol.ts';
 
 /** PostgreSQL type OIDs the Data API binds parameters as. */
@@ -16,14 +17,31 @@ export const OID = {
   uuid: 2950,
 } as const;
 
+/** The `typeHint` values of the API's TypeHint enum (RDS Data API Reference, SqlParameter); anything else is refused. */
 export const TYPE_HINTS = ['UUID', 'JSON', 'TIMESTAMP', 'DATE', 'TIME', 'DECIMAL'] as const;
+
+const LONG_MIN = -(2n ** 63n);
+const LONG_MAX = 2n ** 63n - 1n;
+
+/**
+ * A `longValue` as the request carried it: `{ digits }` from the request's own text (rds-data.ts parses it so), or
+ * a number. The API's `Long` is a signed 64-bit integer: anything else is refused.
+ */
+export const LONG_VALUE = z.union([z.object({ digits: z.string() }), z.number()]).transform((value, ctx) => {
+  const text = typeof value === 'number' ? String(value) : value.digits;
+  if (!/^-?\d+$/.test(text) || BigInt(text) < LONG_MIN || BigInt(text) > LONG_MAX) {
+    ctx.addIssue({ code: 'custom', message: `longValue ${text} is not a 64-bit integer` });
+    return z.NEVER;
+  }
+  return BigInt(text);
+});
 export type TypeHint = (typeof TYPE_HINTS)[number];
 
 /** A Data API `Field` as the request carries it: exactly one member set. */
 export interface FieldInput {
   readonly isNull?: boolean | undefined;
   readonly booleanValue?: boolean | undefined;
-  readonly longValue?: number | undefined;
+  readonly longValue?: bigint | undefined;
   readonly doubleValue?: number | undefined;
   readonly stringValue?: string | undefined;
   readonly blobValue?: string | undefined;

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { z } from 'zod';
@@ -8,12 +9,21 @@ import {
   type CallContext,
   type HttpResponse,
   type JsonObject,
-  parseJsonObject,
+  type SandboxRoute,
   type ServiceHandler,
   toAwsError,
 } from '../protocol.ts';
-import { type ColumnSource, columnMetadata, rawText, toJsonRecord, toRecord } from './rds-data-results.ts';
-import { type BoundValue, bindParameters, prepareSql, TYPE_HINTS } from './rds-data-sql.ts';
+import { json as jsonResponse } from '../server.ts';
+import {
+  type ColumnSource,
+  checkResultSize,
+  columnMetadata,
+  rawText,
+  stringifyExact,
+  toJsonRecord,
+  toRecord,
+} from './rds-data-results.ts';
+import { type BoundValue, bindParameters, LONG_VALUE, prepareSql, TYPE_HINTS } from './rds-data-sql.ts';
 
 export interface RdsDataDeps {
   readonly region: string;
@@ -26,8 +36,19 @@ export interface RdsDataDeps {
   readonly resolveSecret: (secretId: string) => Promise<string | undefined>;
 }
 
-// Aurora's rule: a transaction no call has used for three minutes is rolled back.
-const TRANSACTION_IDLE_MS = 3 * 60_000;
+/**
+ * BeginTransaction (RDS Data API Reference): "A transaction times out if no calls use its transaction ID in three
+ * minutes ... it's rolled back automatically", and "A transaction can run for a maximum of 24 hours".
+ */
+export const TRANSACTION_IDLE_MS = 3 * 60_000;
+export const TRANSACTION_MAX_MS = 24 * 60 * 60_000;
+/** How often expired transactions are rolled back (their connections and locks released) without waiting for a call. */
+const TRANSACTION_SWEEP_MS = 10_000;
+/**
+ * "Controlling Data API timeout behavior" (Aurora User Guide): "By default, the Data API cancels an operation and
+ * returns a timeout error if the operation doesn't finish processing within 45 seconds."
+ */
+export const STATEMENT_TIMEOUT_MS = 45_000;
 // Every (role, password, database) gets its own small pool; thousands of tenant databases and roles come and go
 // over a benchmark, so only the most recently used pools are kept, and idle connections close quickly. Room for
 // more logins than run at once (a fleet migration works on 40 tenant databases): a pool ended between two calls of
@@ -43,7 +64,8 @@ const MAX_SQL_LENGTH = 65_536;
 const fieldSchema = z.object({
   isNull: z.boolean().optional(),
   booleanValue: z.boolean().optional(),
-  longValue: z.number().int().optional(),
+  // Parsed from the request's own digits (see parseRequest): a full 64-bit integer, as the API's `Long` is.
+  longValue: LONG_VALUE.optional(),
   doubleValue: z.number().optional(),
   stringValue: z.string().optional(),
   blobValue: z.string().optional(),
@@ -58,7 +80,8 @@ const target = {
   resourceArn: z.string().min(1),
   secretArn: z.string().min(1),
   database: z.string().optional(),
-  // Accepted and ignored, as on AWS ("Currently, the schema parameter isn't supported").
+  // "Schema parameter behavior" (Comparing Data API behaviors for Aurora Serverless v2 and provisioned clusters): v2
+  // and provisioned clusters answer "ValidationException: The schema parameter isn't supported".
   schema: z.string().optional(),
 };
 const executeSchema = z.object({
@@ -67,7 +90,6 @@ const executeSchema = z.object({
   parameters: z.array(parameterSchema).optional(),
   transactionId: z.string().optional(),
   includeResultMetadata: z.boolean().optional(),
-  // Accepted and ignored: the sandbox has no call timeout to continue after.
   continueAfterTimeout: z.boolean().optional(),
   resultSetOptions: z
     .object({
@@ -104,23 +126,41 @@ interface Login {
 
 interface Operation {
   readonly name: string;
-  handle(body: JsonObject, admit: (subject: string) => void): Promise<JsonObject>;
+  /** The response body: JSON text, whose integers may exceed what a JavaScript number holds exactly. */
+  handle(body: JsonObject, admit: (subject: string) => void): Promise<string>;
 }
+
+/** A statement timeout for calls whose SQL contains `match` (a sandbox control, for tests that cannot wait 45 s). */
+const timeoutRuleSchema = z.object({ match: z.string().min(1), ms: z.number().int().positive() });
 
 /**
  * The RDS Data API (restJson1, signing name `rds-data`) over the local PostgreSQL. Each statement runs as the user
- * of its `secretArn`, with that user's password, so what a role may not do fails as it does on Aurora.
+ * of its `secretArn`, with that user's password, so what a role may not do fails as it does on Aurora. The limits
+ * AWS documents for Aurora Serverless v2 and provisioned clusters are kept (docs/sandbox-data-api.md lists each with
+ * its source and test): result and row sizes, the 45-second call timeout, transactions that end on an error, expire
+ * and refuse a second concurrent call, full 64-bit integers both ways.
+ *
+ * Sandbox controls: `POST /_sandbox/rds-data/transactions/age` with `{ transactionId, seconds, keepLastCall? }`
+ * makes one transaction that much older (its start, and its last call unless kept), so that expiry is tested
+ * without waiting minutes, and without touching the transactions of other tests;
+ * `POST|DELETE /_sandbox/rds-data/statement-timeouts` with `[{ match, ms }]` gives calls whose SQL contains `match`
+ * a shorter timeout than 45 s.
  */
 export function createRdsData(deps: RdsDataDeps): ServiceHandler {
   fastScram();
   const pools = new Pools(deps.postgres);
   const transactions = new Transactions(deps.postgres);
+  const timeoutRules: z.infer<typeof timeoutRuleSchema>[] = [];
 
   const checkResource = (resourceArn: string): void => {
+    // "HttpEndpoint isn't enabled for cluster <cluster_ID>" (Troubleshooting Amazon RDS Data API): what a cluster
+    // without the Data API, or an ARN that doesn't precisely match the cluster's, is answered; the exception is
+    // HttpEndpointNotEnabledException (RDS Data API Reference, Errors).
     if (resourceArn !== deps.clusterArn) {
+      const named = resourceArn.split(':').at(-1) || resourceArn;
       throw new AwsError(
-        'BadRequestException',
-        `Invalid resourceArn: ${resourceArn} is not a DB cluster with the Data API enabled`,
+        'HttpEndpointNotEnabledException',
+        `HttpEndpoint is not enabled for cluster ${named}`,
       );
     }
   };
@@ -146,26 +186,40 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
     };
   };
 
-  /** Runs `work` on the transaction's connection, or on a pooled one in autocommit. */
+  const timeoutFor = (sql: string): number =>
+    timeoutRules.find((rule) => sql.includes(rule.match))?.ms ?? STATEMENT_TIMEOUT_MS;
+
+  /**
+   * Runs `work` on the transaction's connection, or on a pooled one in autocommit, within the call's timeout: at
+   * the deadline the statement is cancelled and the call answers StatementTimeoutException, or, with
+   * `continueAfterTimeout`, the call answers the same while the statement runs on to its end ("Controlling Data API
+   * timeout behavior"). In a transaction, any error of the statement ends the transaction (see {@link Transactions}).
+   */
   const withClient = async <T>(
     input: TargetInput & { transactionId?: string | undefined },
+    options: { readonly sql: string; readonly continueAfterTimeout?: boolean | undefined },
     work: (client: pg.ClientBase) => Promise<T>,
   ): Promise<T> => {
+    const deadline = Date.now() + timeoutFor(options.sql);
     const who = await login(input);
-    if (input.transactionId) return transactions.run(input.transactionId, input.resourceArn, work);
+    const timed = (client: pg.ClientBase) =>
+      withDeadline(deps.postgres, client, deadline, options.continueAfterTimeout ?? false, () =>
+        work(client),
+      );
+    if (input.transactionId) return transactions.run(input.transactionId, input.resourceArn, timed);
     try {
-      return await pools.run(who, work);
+      return await pools.run(who, timed);
     } catch (error) {
       // A statement that needs a database to itself (ALTER DATABASE ... RENAME, a template copy) fails while our
       // own idle pooled connections sit in it, which Aurora's Data API would not leave behind: close them, retry.
       const busy = error instanceof pg.DatabaseError && error.code === '55006' && busyDatabase(error.message);
       if (!busy) throw error;
       await Promise.all([pools.drain(busy), transactions.drain(busy)]);
-      return pools.run(who, work);
+      return pools.run(who, timed);
     }
   };
 
-  const executeStatement = async (input: ExecuteInput): Promise<JsonObject> => {
+  const executeStatement = async (input: ExecuteInput): Promise<string> => {
     checkResource(input.resourceArn);
     const prepared = prepareSql(input.sql);
     const values = bindParameters(prepared.names, input.parameters ?? []);
@@ -173,34 +227,36 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
     // Likewise for DROP DATABASE, before it spends PostgreSQL's five-second wait for other sessions to leave.
     const dropped = input.transactionId ? undefined : droppedDatabase(input.sql);
     if (dropped) await Promise.all([pools.drain(dropped), transactions.drain(dropped)]);
-    const { result, metadata } = await withClient(input, async (client) => {
+    const options = input.resultSetOptions ?? {};
+    return withClient(input, input, async (client) => {
       const result = await runQuery(client, prepared.text, values);
-      const metadata =
-        input.includeResultMetadata && !json && result.fields.length > 0
-          ? await describeColumns(client, result.fields)
-          : undefined;
-      return { result, metadata };
-    });
-    const output: JsonObject = { numberOfRecordsUpdated: updatedCount(result), generatedFields: [] };
-    if (result.fields.length > 0) {
-      const options = input.resultSetOptions ?? {};
+      const output: JsonObject = { numberOfRecordsUpdated: updatedCount(result), generatedFields: [] };
+      if (result.fields.length === 0) return stringifyExact(output);
+      // The result is refused before it is mapped: inside the call, so that a refusal ends a transaction as any
+      // error of its statement does.
+      checkResultSize(result.fields, result.rows);
       if (json) {
-        output.formattedRecords = JSON.stringify(
-          result.rows.map((row) => toJsonRecord(result.fields, row, options)),
-        );
-      } else {
-        output.records = result.rows.map((row) => toRecord(result.fields, row, options));
-        if (metadata) output.columnMetadata = metadata;
+        const formatted = stringifyExact(result.rows.map((row) => toJsonRecord(result.fields, row, options)));
+        // "Processing Amazon RDS Data API query results in JSON format", Troubleshooting: "The JSON response is
+        // limited to 10 megabytes ... your program receives a BadRequestException error"; the Aurora quota "Data
+        // API maximum JSON response string size" is 10 MB.
+        if (Buffer.byteLength(formatted) > MAX_JSON_RESPONSE_BYTES) {
+          throw new AwsError('BadRequestException', 'Database response exceeded size limit');
+        }
+        output.formattedRecords = formatted;
+        return stringifyExact(output);
       }
-    }
-    return output;
+      output.records = result.rows.map((row) => toRecord(result.fields, row, options));
+      if (input.includeResultMetadata) output.columnMetadata = await describeColumns(client, result.fields);
+      return stringifyExact(output);
+    });
   };
 
   const batchExecuteStatement = async (input: BatchInput): Promise<JsonObject> => {
     checkResource(input.resourceArn);
     const prepared = prepareSql(input.sql);
     const sets = (input.parameterSets ?? []).map((set) => bindParameters(prepared.names, set));
-    await withClient(input, async (client) => {
+    await withClient(input, input, async (client) => {
       // Outside a transaction the batch is still atomic, as the JDBC batch behind the Data API is.
       const atomic = !input.transactionId && sets.length > 1;
       if (atomic) await client.query('BEGIN');
@@ -215,21 +271,29 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
     return { updateResults: sets.map(() => ({ generatedFields: [] })) };
   };
 
+  const refuseSchema = (input: { schema?: string | undefined }): void => {
+    if (input.schema !== undefined) {
+      throw new AwsError('ValidationException', "The schema parameter isn't supported");
+    }
+  };
+
   const operations: Record<string, Operation> = {
     '/Execute': {
       name: 'ExecuteStatement',
       handle: (body, admit) => {
         const input = parseInput(executeSchema, body);
         admit(input.sql);
+        refuseSchema(input);
         return executeStatement(input);
       },
     },
     '/BatchExecute': {
       name: 'BatchExecuteStatement',
-      handle: (body, admit) => {
+      handle: async (body, admit) => {
         const input = parseInput(batchSchema, body);
         admit(input.sql);
-        return batchExecuteStatement(input);
+        refuseSchema(input);
+        return stringifyExact(await batchExecuteStatement(input));
       },
     },
     '/BeginTransaction': {
@@ -237,8 +301,11 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
       handle: async (body, admit) => {
         const input = parseInput(beginSchema, body);
         admit(input.database ?? '');
+        refuseSchema(input);
         checkResource(input.resourceArn);
-        return { transactionId: await transactions.begin(input.resourceArn, await login(input)) };
+        return stringifyExact({
+          transactionId: await transactions.begin(input.resourceArn, await login(input)),
+        });
       },
     },
     '/CommitTransaction': {
@@ -248,7 +315,7 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
         admit(input.transactionId);
         checkResource(input.resourceArn);
         await transactions.end(input.transactionId, input.resourceArn, 'COMMIT');
-        return { transactionStatus: 'Transaction Committed' };
+        return stringifyExact({ transactionStatus: 'Transaction Committed' });
       },
     },
     '/RollbackTransaction': {
@@ -258,14 +325,47 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
         admit(input.transactionId);
         checkResource(input.resourceArn);
         await transactions.end(input.transactionId, input.resourceArn, 'ROLLBACK');
-        return { transactionStatus: 'Rollback Complete' };
+        return stringifyExact({ transactionStatus: 'Rollback Complete' });
       },
+    },
+  };
+
+  const routes: Record<string, SandboxRoute> = {
+    'POST /_sandbox/rds-data/transactions/age': async (request) => {
+      const parsed = z
+        .object({
+          transactionId: z.string().min(1),
+          seconds: z.number().positive(),
+          // Only the start moves: a transaction in steady use that reaches its maximum life.
+          keepLastCall: z.boolean().optional(),
+        })
+        .safeParse(controlBody(request.body));
+      if (!parsed.success) return jsonResponse(400, { error: z.prettifyError(parsed.error) });
+      const { transactionId, seconds, keepLastCall } = parsed.data;
+      const found = await transactions.age(transactionId, seconds * 1000, keepLastCall ?? false);
+      return jsonResponse(found ? 200 : 404, { transactionId, found });
+    },
+    'POST /_sandbox/rds-data/statement-timeouts': async (request) => {
+      const parsed = z.array(timeoutRuleSchema).safeParse(controlBody(request.body));
+      if (!parsed.success) return jsonResponse(400, { error: z.prettifyError(parsed.error) });
+      timeoutRules.push(...parsed.data);
+      return jsonResponse(200, timeoutRules);
+    },
+    'DELETE /_sandbox/rds-data/statement-timeouts': async (request) => {
+      const parsed = z.array(timeoutRuleSchema).safeParse(controlBody(request.body));
+      if (!parsed.success) return jsonResponse(400, { error: z.prettifyError(parsed.error) });
+      for (const rule of parsed.data) {
+        const at = timeoutRules.findIndex((kept) => kept.match === rule.match && kept.ms === rule.ms);
+        if (at !== -1) timeoutRules.splice(at, 1);
+      }
+      return jsonResponse(200, timeoutRules);
     },
   };
 
   return {
     service: 'rds-data',
     signingName: 'rds-data',
+    routes,
     async handle(request, context: CallContext) {
       try {
         const operation = request.method === 'POST' ? operations[request.path] : undefined;
@@ -276,13 +376,15 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
             404,
           );
         }
-        const body = parseJsonObject(request.body);
+        const body = parseRequest(request.body);
         const admit = (subject: string): void =>
           context.admit({ service: 'rds-data', operation: operation.name, subject });
         return respond(200, await operation.handle(body, admit));
       } catch (error) {
         const failure = toRdsError(error);
-        return respond(failure.statusCode, { message: failure.message }, failure.code);
+        const body: JsonObject = { message: failure.message };
+        if (failure instanceof StatementTimeoutError) body.dbConnectionId = failure.dbConnectionId;
+        return respond(failure.statusCode, JSON.stringify(body), failure.code);
       }
     },
     async close() {
@@ -292,13 +394,128 @@ export function createRdsData(deps: RdsDataDeps): ServiceHandler {
   };
 }
 
-function respond(statusCode: number, body: JsonObject, errorType?: string): HttpResponse {
+/** "Data API maximum JSON response string size" (Quotas in Amazon Aurora): 10 MB. */
+const MAX_JSON_RESPONSE_BYTES = 10 * 1024 * 1024;
+
+/** StatementTimeoutException, with the `dbConnectionId` member its shape has (RDS Data API Reference). */
+class StatementTimeoutError extends AwsError {
+  readonly dbConnectionId: number;
+  constructor(dbConnectionId: number) {
+    // The message AWS sends is not documented; "Request timed out" is what callers have reported seeing.
+    super('StatementTimeoutException', 'Request timed out');
+    this.dbConnectionId = dbConnectionId;
+  }
+}
+
+/**
+ * Runs `work` (one statement on `client`) until `deadline`. Past it, without `continueAfterTimeout`, the statement
+ * is cancelled (PostgreSQL's cancel request, as a driver's query timeout sends it) and StatementTimeoutException
+ * thrown once it has stopped; with it, StatementTimeoutException is thrown at once and the statement runs on, its
+ * connection held (a transaction's stays busy) until it ends.
+ */
+async function withDeadline<T>(
+  server: { host: string; port: number },
+  client: pg.ClientBase,
+  deadline: number,
+  continueAfterTimeout: boolean,
+  work: () => Promise<T>,
+): Promise<T> {
+  const running = work();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<'expired'>((resolve) => {
+    timer = setTimeout(() => resolve('expired'), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    const first = await Promise.race([running, expired]);
+    if (first !== 'expired') return first;
+  } finally {
+    clearTimeout(timer);
+  }
+  const pid = processId(client);
+  if (continueAfterTimeout) {
+    // The caller learns of the outcome by looking; the statement's own end is not an error of this call.
+    running.catch(() => {});
+    throw new ContinuingTimeout(new StatementTimeoutError(pid), running);
+  }
+  await cancelBackend(server, client);
+  await running.catch(() => {});
+  throw new StatementTimeoutError(pid);
+}
+
+/** A timeout whose statement runs on: the call answers `timeout`; its connection is held until `running` ends. */
+class ContinuingTimeout extends Error {
+  readonly timeout: StatementTimeoutError;
+  readonly running: Promise<unknown>;
+  constructor(timeout: StatementTimeoutError, running: Promise<unknown>) {
+    super(timeout.message);
+    this.timeout = timeout;
+    this.running = running;
+  }
+}
+
+function processId(client: pg.ClientBase): number {
+  const id = (client as unknown as { processID?: unknown }).processID;
+  return typeof id === 'number' ? id : 0;
+}
+
+/** PostgreSQL's CancelRequest for the statement running on `client` (its backend's pid and secret key). */
+function cancelBackend(server: { host: string; port: number }, client: pg.ClientBase): Promise<void> {
+  const keys = client as unknown as { processID?: unknown; secretKey?: unknown };
+  if (typeof keys.processID !== 'number' || typeof keys.secretKey !== 'number') return Promise.resolve();
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(keys.processID, 8);
+  packet.writeInt32BE(keys.secretKey, 12);
+  return new Promise((resolve) => {
+    const socket = connect(server.port, server.host, () => socket.end(packet));
+    socket.on('close', () => resolve());
+    socket.on('error', () => resolve());
+  });
+}
+
+/** A sandbox control's JSON body (undefined when it is not JSON, which its schema then refuses). */
+function controlBody(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A request body as JSON, with every `longValue` kept as the digits it was sent as: a `Long` is a 64-bit integer,
+ * which a JavaScript number would round above 2^53.
+ */
+function parseRequest(body: Buffer): JsonObject {
+  if (body.length === 0) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'), exactLongs);
+  } catch {
+    throw new AwsError('SerializationException', 'Request body is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new AwsError('SerializationException', 'Request body must be a JSON object');
+  }
+  return parsed as JsonObject;
+}
+
+/** JSON.parse's reviver with the source text (ES2025 "JSON.parse source text access", Node 21 on). */
+function exactLongs(this: unknown, key: string, value: unknown, context?: { source?: string }): unknown {
+  if (key === 'longValue' && typeof value === 'number' && context?.source !== undefined) {
+    return { digits: context.source };
+  }
+  return value;
+}
+
+function respond(statusCode: number, body: string, errorType?: string): HttpResponse {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'x-amzn-requestid': randomUUID(),
   };
   if (errorType) headers['x-amzn-errortype'] = errorType;
-  return { statusCode, headers, body: JSON.stringify(body) };
+  return { statusCode, headers, body };
 }
 
 function parseInput<T>(schema: z.ZodType<T>, body: JsonObject): T {
@@ -320,6 +537,7 @@ function parseSecret(secretString: string): unknown {
  * (no Detail or Where, which the Data API leaves out).
  */
 function toRdsError(error: unknown): AwsError {
+  if (error instanceof ContinuingTimeout) return error.timeout;
   if (error instanceof AwsError) return error;
   if (error instanceof pg.DatabaseError) {
     let message = `ERROR: ${error.message}`;
@@ -447,16 +665,21 @@ class Pools {
 
   async run<T>(who: Login, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
     const client = await this.#pool(who).connect();
-    let broken: Error | undefined;
     try {
-      return await work(client);
+      const result = await work(client);
+      client.release();
+      return result;
     } catch (error) {
-      // An SQL error leaves the connection usable; anything else (a dropped socket, a FATAL) does not.
-      const usable = error instanceof pg.DatabaseError && error.severity === 'ERROR';
-      if (!usable) broken = error instanceof Error ? error : new Error(String(error));
+      // A statement that runs on after its call timed out keeps its connection until it ends.
+      if (error instanceof ContinuingTimeout) {
+        void error.running.then(
+          () => client.release(),
+          (ended: unknown) => client.release(unusable(ended)),
+        );
+      } else {
+        client.release(unusable(error));
+      }
       throw error;
-    } finally {
-      client.release(broken);
     }
   }
 
@@ -507,6 +730,13 @@ class Pools {
   }
 }
 
+/** An SQL error leaves a connection usable; anything else (a dropped socket, a FATAL) is returned to be destroyed. */
+function unusable(error: unknown): Error | undefined {
+  if (error instanceof pg.DatabaseError && error.severity === 'ERROR') return undefined;
+  if (error instanceof AwsError) return undefined;
+  return error instanceof Error ? error : new Error(String(error));
+}
+
 function isIdle(pool: pg.Pool): boolean {
   return pool.waitingCount === 0 && pool.idleCount === pool.totalCount;
 }
@@ -514,23 +744,48 @@ function isIdle(pool: pg.Pool): boolean {
 interface Transaction {
   readonly client: pg.PoolClient;
   readonly resourceArn: string;
-  readonly timer: NodeJS.Timeout;
+  /** When BeginTransaction made it, and when a call last used it (ms since the epoch; the age control moves both). */
+  beganAt: number;
+  lastCallAt: number;
+  /** A call is running on it (a statement that went on past its call's timeout included). */
+  busy: boolean;
   /** Gives the connection back (destroyed when `broken`); once. */
   readonly release: (broken?: Error) => void;
 }
+
+/** Why a transaction id is no longer known: the causes "Transaction <transaction_ID> isn't found" appends. */
+const ENDED = {
+  expired: 'Transaction may be expired.',
+  finished: 'One previous call resulted in a termination of your transaction.',
+  aborted: 'Transaction has been aborted due to an error from a previous call.',
+} as const;
+type Ended = keyof typeof ENDED;
+/** Ended transaction ids remembered for their cause; the oldest are forgotten first. */
+const ENDED_KEPT = 10_000;
 
 /**
  * Open transactions, each holding a connection for its life; the live connections are the state, so they stay in
  * memory. The connections come from pools of their own (not the autocommit statements'), so that transactions
  * waiting on an autocommit statement can never hold every connection it needs; a connection is reused by the next
  * transaction instead of being opened (a backend started, a SCRAM exchange) for each.
+ *
+ * As on Aurora Serverless v2 and provisioned clusters ("Troubleshooting Amazon RDS Data API"):
+ * - an error of any call in a transaction ends it, rolled back: later calls with its id, CommitTransaction included,
+ *   answer TransactionNotFoundException "Transaction <id> is not found" with the cause appended;
+ * - a transaction no call used for three minutes, or older than 24 hours, is rolled back (BeginTransaction);
+ * - a call while another runs in the same transaction answers at once "DatabaseErrorException: Transaction is still
+ *   running a query".
  */
 class Transactions {
   readonly #pools: Pools;
   readonly #open = new Map<string, Transaction>();
+  readonly #ended = new Map<string, Ended>();
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(server: { host: string; port: number }) {
     this.#pools = new Pools(server, TRANSACTION_POOL_SIZE);
+    this.#sweeper = setInterval(() => void this.#sweep(), TRANSACTION_SWEEP_MS);
+    this.#sweeper.unref();
   }
 
   async begin(resourceArn: string, who: Login): Promise<string> {
@@ -545,7 +800,7 @@ class Transactions {
     };
     // A connection lost while the transaction is open ends it: Aurora would roll it back.
     const onError = (error: Error) => {
-      this.#forget(id);
+      this.#forget(id, 'aborted');
       release(error);
     };
     client.on('error', onError);
@@ -555,12 +810,8 @@ class Transactions {
       release(error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
-    const timer = setTimeout(
-      () => void this.end(id, resourceArn, 'ROLLBACK').catch(() => {}),
-      TRANSACTION_IDLE_MS,
-    );
-    timer.unref();
-    this.#open.set(id, { client, resourceArn, timer, release });
+    const now = Date.now();
+    this.#open.set(id, { client, resourceArn, beganAt: now, lastCallAt: now, busy: false, release });
     return id;
   }
 
@@ -569,56 +820,130 @@ class Transactions {
     return this.#pools.drain(database);
   }
 
-  /** Runs a statement in the transaction; an error leaves it open but aborted, as on Aurora. */
+  /** Runs a statement in the transaction; if it fails, the transaction ends, rolled back. */
   async run<T>(id: string, resourceArn: string, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
-    const transaction = this.#get(id, resourceArn);
-    transaction.timer.refresh();
+    const transaction = this.#claim(id, resourceArn);
     try {
-      return await work(transaction.client);
-    } finally {
-      transaction.timer.refresh();
+      const result = await work(transaction.client);
+      this.#settle(transaction);
+      return result;
+    } catch (error) {
+      if (error instanceof ContinuingTimeout) {
+        // The statement runs on: the transaction stays open and busy until it ends, and ends with it if it fails.
+        void error.running.then(
+          () => this.#settle(transaction),
+          () => void this.#abort(id, transaction),
+        );
+      } else {
+        await this.#abort(id, transaction);
+      }
+      throw error;
     }
   }
 
   async end(id: string, resourceArn: string, command: 'COMMIT' | 'ROLLBACK'): Promise<void> {
-    const transaction = this.#get(id, resourceArn);
-    this.#forget(id);
+    const transaction = this.#claim(id, resourceArn);
+    this.#forget(id, 'finished');
     let broken: Error | undefined;
     try {
-      // COMMIT of an aborted transaction rolls it back without an error, as through Aurora's JDBC driver.
       await transaction.client.query(command);
     } catch (error) {
-      // An SQL error leaves the connection usable (the transaction is over); anything else does not.
-      if (!(error instanceof pg.DatabaseError && error.severity === 'ERROR')) {
-        broken = error instanceof Error ? error : new Error(String(error));
-      }
+      // A COMMIT that fails (a deferred constraint) has ended the transaction all the same.
+      broken = unusable(error);
       throw error;
     } finally {
       transaction.release(broken);
     }
   }
 
+  /** Moves a transaction's start and last call `ms` into the past, then ends it if that expired it. */
+  async age(id: string, ms: number, keepLastCall: boolean): Promise<boolean> {
+    const transaction = this.#open.get(id);
+    if (!transaction) return false;
+    transaction.beganAt -= ms;
+    if (!keepLastCall) transaction.lastCallAt -= ms;
+    await this.#sweep();
+    return true;
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.#sweeper);
     const open = [...this.#open.values()];
-    for (const transaction of open) clearTimeout(transaction.timer);
     this.#open.clear();
     // Destroying the connection rolls the transaction back.
     for (const transaction of open) transaction.release(new Error('The sandbox is stopping'));
     await this.#pools.close();
   }
 
-  #get(id: string, resourceArn: string): Transaction {
+  /** The transaction for a call: known, live, not busy; marked busy and used now. */
+  #claim(id: string, resourceArn: string): Transaction {
     const transaction = this.#open.get(id);
-    if (!transaction || transaction.resourceArn !== resourceArn) {
-      throw new AwsError('TransactionNotFoundException', `Transaction ${id} is not found`, 404);
+    if (transaction && this.#expired(transaction)) void this.#expire(id, transaction);
+    const live = this.#open.get(id);
+    if (!live || live.resourceArn !== resourceArn) {
+      const cause = this.#ended.get(id) ?? 'expired';
+      throw new AwsError(
+        'TransactionNotFoundException',
+        `Transaction ${id} is not found. ${ENDED[cause]}`,
+        404,
+      );
     }
-    return transaction;
+    if (live.busy) throw new AwsError('DatabaseErrorException', 'Transaction is still running a query');
+    live.busy = true;
+    live.lastCallAt = Date.now();
+    return live;
   }
 
-  #forget(id: string): void {
-    const transaction = this.#open.get(id);
-    if (!transaction) return;
-    clearTimeout(transaction.timer);
-    this.#open.delete(id);
+  #settle(transaction: Transaction): void {
+    transaction.busy = false;
+    transaction.lastCallAt = Date.now();
+  }
+
+  #expired(transaction: Transaction, now = Date.now()): boolean {
+    return (
+      (!transaction.busy && now - transaction.lastCallAt > TRANSACTION_IDLE_MS) ||
+      now - transaction.beganAt > TRANSACTION_MAX_MS
+    );
+  }
+
+  async #sweep(): Promise<void> {
+    const now = Date.now();
+    const expired = [...this.#open].filter(([, transaction]) => this.#expired(transaction, now));
+    await Promise.all(expired.map(([id, transaction]) => this.#expire(id, transaction)));
+  }
+
+  /** Rolls back a transaction that timed out: destroying its connection ends a statement still running in it. */
+  async #expire(id: string, transaction: Transaction): Promise<void> {
+    this.#forget(id, 'expired');
+    if (transaction.busy) {
+      transaction.release(new Error('The transaction expired'));
+      return;
+    }
+    await this.#rollback(transaction);
+  }
+
+  async #abort(id: string, transaction: Transaction): Promise<void> {
+    this.#forget(id, 'aborted');
+    await this.#rollback(transaction);
+  }
+
+  async #rollback(transaction: Transaction): Promise<void> {
+    let broken: Error | undefined;
+    try {
+      await transaction.client.query('ROLLBACK');
+    } catch (error) {
+      broken = error instanceof Error ? error : new Error(String(error));
+    } finally {
+      transaction.release(broken);
+    }
+  }
+
+  #forget(id: string, cause: Ended): void {
+    if (!this.#open.delete(id)) return;
+    this.#ended.set(id, cause);
+    for (const oldest of this.#ended.keys()) {
+      if (this.#ended.size <= ENDED_KEPT) break;
+      this.#ended.delete(oldest);
+    }
   }
 }
