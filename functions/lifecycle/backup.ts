@@ -31,8 +31,17 @@ export const backupPrefix = (tenantId: string, backupId: string): string =>
   `${BACKUPS_ROOT}${tenantId}/${backupId}/`;
 export const MANIFEST_NAME = 'manifest.json';
 
-/** Rows a page query reads; a page's answer stays well under the Data API's 1 MiB result limit for usual rows. */
+/**
+ * A page of a table is cut by bytes, not rows: the Data API refuses a result over 1 MiB and a row over 64 KB
+ * ("Limitations for the Amazon RDS Data API"). A page query reads at most {@link PAGE_ROWS} rows and returns the
+ * longest run of them whose texts (and keys) add up to {@link PAGE_BYTES}, at least one; a row whose text is longer
+ * than {@link ROW_BYTES} comes back without it and is read in pieces of {@link PIECE_CHARS} characters (at most 4
+ * bytes each in UTF-8), so that no answer comes near either limit and no row is left out.
+ */
 export const PAGE_ROWS = 500;
+export const PAGE_BYTES = 512 * 1024;
+export const ROW_BYTES = 48 * 1024;
+export const PIECE_CHARS = 12 * 1024;
 
 const Column = z.object({
   name: z.string(),
@@ -165,53 +174,102 @@ export async function beginCanonicalSnapshot(tx: Sql): Promise<void> {
   for (const statement of CANONICAL_SETTINGS) await tx.execute(statement);
 }
 
-const PageRow = z.object({ r: z.string(), k: z.string() });
+const PageRow = z.object({
+  /** The row's text, or null when it is longer than ROW_BYTES (then read in pieces). */
+  r: z.nullable(z.string()),
+  /** The row's key, as a JSON array of texts. */
+  k: z.string(),
+  /** How many rows the page query read before it was cut to PAGE_BYTES. */
+  read: z.number(),
+});
+const Piece = z.object({ p: z.nullable(z.string()) });
 
 /**
  * A table's rows as canonical text (`row_to_json`), a page at a time: in primary-key order (keyset pagination:
  * each page starts after the last key of the previous one), or by the row text for a table without a key.
- * `tx` is a transaction opened by {@link beginCanonicalSnapshot}.
+ * `tx` is a transaction opened by {@link beginCanonicalSnapshot}. Pages are cut by bytes (see {@link PAGE_BYTES});
+ * how many rows the next page reads follows from what the last one could hold.
  */
-export async function* canonicalRows(
-  tx: Sql,
-  table: TableSpec,
-  pageRows = PAGE_ROWS,
-): AsyncGenerator<string[]> {
+export async function* canonicalRows(tx: Sql, table: TableSpec): AsyncGenerator<string[]> {
   // ONLY: a table's rows, not those of tables inheriting from it.
   const from = `ONLY ${publicTable(table.name)} AS t`;
-  if (table.primaryKey.length === 0) {
-    for (let offset = 0; ; offset += pageRows) {
-      const page = await tx.query(
-        `SELECT pg_catalog.row_to_json(t)::text AS r, '' AS k FROM ${from} ORDER BY 1 LIMIT ${pageRows} OFFSET ${offset}`,
-        {},
-        PageRow,
-      );
-      if (page.length > 0) yield page.map((row) => row.r);
-      if (page.length < pageRows) return;
-    }
-  }
+  const keyed = table.primaryKey.length > 0;
   const keyColumns = table.primaryKey.map((name) => `t.${ident(name)}`);
   const keyTypes = table.primaryKey.map((name) => {
     const type = table.columns.find((column) => column.name === name)?.type;
     if (!type) throw new Error(`${table.name}: no column ${name} of its primary key`);
     return type;
   });
+  const keyMatch = (prefix: string) =>
+    `(${keyColumns.join(', ')}) = (${keyTypes.map((type, i) => `CAST(:${prefix}${i} AS ${type})`).join(', ')})`;
+  const keyParams = (prefix: string, key: readonly string[]) =>
+    Object.fromEntries(key.map((value, i) => [`${prefix}${i}`, value]));
   let last: string[] | undefined;
+  let offset = 0;
+  let limit = PAGE_ROWS;
   for (;;) {
-    const after = last
-      ? `WHERE (${keyColumns.join(', ')}) > (${keyTypes.map((type, i) => `CAST(:k${i} AS ${type})`).join(', ')})`
-      : '';
+    const order = keyed ? keyColumns.join(', ') : 'pg_catalog.row_to_json(t)::text';
+    const after =
+      keyed && last
+        ? `WHERE (${keyColumns.join(', ')}) > (${keyTypes.map((type, i) => `CAST(:k${i} AS ${type})`).join(', ')})`
+        : '';
+    const window = keyed
+      ? `ORDER BY ${order} LIMIT ${limit}`
+      : `ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}`;
+    const key = keyed
+      ? `pg_catalog.json_build_array(${keyColumns.map((c) => `${c}::text`).join(', ')})::text`
+      : "'[]'";
     const page = await tx.query(
-      `SELECT pg_catalog.row_to_json(t)::text AS r,
-         pg_catalog.json_build_array(${keyColumns.map((c) => `${c}::text`).join(', ')})::text AS k
-       FROM ${from} ${after} ORDER BY ${keyColumns.join(', ')} LIMIT ${pageRows}`,
-      Object.fromEntries((last ?? []).map((value, i) => [`k${i}`, value])),
+      `SELECT CASE WHEN s.n <= ${ROW_BYTES} THEN s.r END AS r, s.k, s.read::int AS read
+       FROM (SELECT a.r, a.k, a.ord, a.n, pg_catalog.count(*) OVER () AS read,
+               pg_catalog.sum(CASE WHEN a.n <= ${ROW_BYTES} THEN a.n ELSE 0 END + pg_catalog.octet_length(a.k))
+                 OVER (ORDER BY a.ord) AS running
+             FROM (SELECT b.r, b.k, b.ord, pg_catalog.octet_length(b.r) AS n
+                   FROM (SELECT pg_catalog.row_to_json(t)::text AS r, ${key} AS k,
+                           pg_catalog.row_number() OVER (ORDER BY ${order}) AS ord
+                         FROM ${from} ${after} ${window}) AS b) AS a) AS s
+       WHERE s.running <= ${PAGE_BYTES} OR s.ord = 1
+       ORDER BY s.ord`,
+      keyParams('k', last ?? []),
       PageRow,
     );
-    if (page.length > 0) yield page.map((row) => row.r);
+    const rows: string[] = [];
+    for (const [index, row] of page.entries()) {
+      if (row.r !== null) {
+        rows.push(row.r);
+        continue;
+      }
+      // Too long for one answer: the row's text in pieces, by its key (or its place in a table without one).
+      const rowKey = z.array(z.string()).parse(JSON.parse(row.k));
+      const source = keyed
+        ? { sql: `FROM ${from} WHERE ${keyMatch('w')}`, params: keyParams('w', rowKey) }
+        : { sql: `FROM ${from} ORDER BY ${order} LIMIT 1 OFFSET ${offset + index}`, params: {} };
+      let text = '';
+      for (let start = 1; ; start += PIECE_CHARS) {
+        const [piece] = await tx.query(
+          `SELECT pg_catalog.substr(s.r, ${start}, ${PIECE_CHARS}) AS p
+           FROM (SELECT pg_catalog.row_to_json(t)::text AS r ${source.sql}) AS s`,
+          source.params,
+          Piece,
+        );
+        if (!piece || piece.p === null) throw new Error(`${table.name}: a row changed while it was read`);
+        text += piece.p;
+        if (piece.p.length < PIECE_CHARS) break;
+      }
+      rows.push(text);
+    }
+    if (rows.length > 0) yield rows;
+    const read = page[0]?.read ?? 0;
+    if (rows.length === read && read < limit) return;
     const lastRow = page.at(-1);
-    if (page.length < pageRows || !lastRow) return;
-    last = z.array(z.string()).parse(JSON.parse(lastRow.k));
+    if (!lastRow) return;
+    if (keyed) last = z.array(z.string()).parse(JSON.parse(lastRow.k));
+    offset += rows.length;
+    // A page cut by bytes: read about as many as fitted next time; a full page that fitted: read more.
+    limit =
+      rows.length < read
+        ? Math.max(1, Math.min(PAGE_ROWS, Math.ceil(rows.length * 1.5)))
+        : Math.min(PAGE_ROWS, limit * 2);
   }
 }
 
