@@ -1,11 +1,13 @@
 import { DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { StopExecutionCommand } from '@aws-sdk/client-sfn';
 import pg from 'pg';
 import { afterAll, expect } from 'vitest';
 import { z } from 'zod';
 import type { DatabaseRole } from '../../functions/shared/names.ts';
 import { type Answer, type ApiUnderTest, apiUnderTest, call } from '../api/api.ts';
 import { clients, provision, registry, type TenantOptions, waitForExecution } from '../provision/helpers.ts';
+import { addFaults, type FaultRuleInput, held, removeFaults } from '../support/sandbox.ts';
 
 export { clients, registry, waitForExecution };
 
@@ -118,4 +120,29 @@ export async function operationsOf(tenantId: string) {
     [tenantId],
   );
   return z.array(z.object({ operation: z.string(), status: z.string(), failure: z.unknown() })).parse(rows);
+}
+
+/**
+ * Starts a suspension and stops its run from outside (as an operator would) once it has cut access, its alarms'
+ * call held: half done, its operation still `running`. Returns the run's execution ARN.
+ */
+export async function suspensionStoppedHalfway(tenantId: string, reason: string): Promise<string> {
+  const slow: FaultRuleInput = {
+    service: 'cloudwatch',
+    operation: 'DisableAlarmActions',
+    match: tenantId,
+    count: 1,
+    latencyMs: 5_000,
+  };
+  await addFaults([slow]);
+  try {
+    const answer = await request('POST', `/tenants/${tenantId}/suspend`, { body: { reason } });
+    expect(answer.status).toBe(202);
+    const { executionArn } = Accepted.parse(answer.body);
+    expect(await held('DisableAlarmActions', tenantId)).toBe(true);
+    await clients.sfn.send(new StopExecutionCommand({ executionArn, error: 'Test.Stopped' }));
+    return executionArn;
+  } finally {
+    await removeFaults([slow]);
+  }
 }

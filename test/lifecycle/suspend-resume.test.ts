@@ -1,18 +1,16 @@
-import { StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { describe, expect, it } from 'vitest';
 import { eventsFor } from '../provision/helpers.ts';
 import { addFaults, type FaultRuleInput, removeFaults } from '../support/sandbox.ts';
 import {
-  Accepted,
   activeTenant,
   alarmActions,
   canConnect,
-  clients,
   connectAs,
   operate,
   operationsOf,
   registry,
   request,
+  suspensionStoppedHalfway,
 } from './helpers.ts';
 
 const reason = 'Invoice unpaid for 60 days';
@@ -84,22 +82,7 @@ describe('suspending and resuming a tenant', () => {
   it('does not stay locked by a run that ended without closing its operation', async () => {
     // Prepare: a suspension held in DisableAlarmActions, then stopped from outside (as an operator would).
     const tenant = await activeTenant();
-    const slow: FaultRuleInput = {
-      service: 'cloudwatch',
-      operation: 'DisableAlarmActions',
-      match: tenant.id,
-      count: 1,
-      latencyMs: 5_000,
-    };
-    await addFaults([slow]);
-    try {
-      const answer = await request('POST', `/tenants/${tenant.id}/suspend`, { body: { reason } });
-      const started = Accepted.parse(answer.body);
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      await clients.sfn.send(new StopExecutionCommand({ executionArn: started.executionArn }));
-    } finally {
-      await removeFaults([slow]);
-    }
+    await suspensionStoppedHalfway(tenant.id, reason);
 
     // Act
     const { execution } = await operate('POST', `/tenants/${tenant.id}/suspend`, { reason });
@@ -108,7 +91,7 @@ describe('suspending and resuming a tenant', () => {
     expect(execution.status).toBe('SUCCEEDED');
     expect((await registry.require(tenant.id)).status).toBe('suspended');
     expect(await operationsOf(tenant.id)).toMatchObject([
-      { operation: 'suspend', status: 'failed', failure: { error: expect.stringMatching(/Abort/i) } },
+      { operation: 'suspend', status: 'failed', failure: { error: 'Test.Stopped' } },
       { operation: 'suspend', status: 'succeeded' },
     ]);
   });

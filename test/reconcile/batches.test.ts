@@ -5,12 +5,14 @@ import { type ApiUnderTest, apiUnderTest, call } from '../api/api.ts';
 import { clients, registry } from '../provision/helpers.ts';
 import {
   addFaults,
+  eventually,
   type FaultRuleInput,
+  held,
   removeFaults,
   superuserPool,
   uniqueName,
 } from '../support/sandbox.ts';
-import { eventually, held, runReconciler } from './helpers.ts';
+import { runReconciler } from './helpers.ts';
 
 const Created = z.object({
   batchId: z.string(),

@@ -2,8 +2,15 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { registry, reserveTenant, startProvisioning, waitForExecution } from '../provision/helpers.ts';
-import { addFaults, clientConfig, type FaultRuleInput, removeFaults } from '../support/sandbox.ts';
-import { eventually, held, runReconciler } from './helpers.ts';
+import {
+  addFaults,
+  clientConfig,
+  eventually,
+  type FaultRuleInput,
+  held,
+  removeFaults,
+} from '../support/sandbox.ts';
+import { runReconciler } from './helpers.ts';
 
 const AlarmQuery = z.object({ AlarmNamePrefix: z.string().optional() });
 const AlarmPage = z.object({

@@ -1,7 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { afterAll } from 'vitest';
-import { z } from 'zod';
 import {
   DEFAULT_RECONCILE_POLICY,
   type ReconcileDeps,
@@ -34,30 +32,4 @@ export function runReconciler(
   overrides: Partial<ReconcileDeps> = {},
 ): Promise<ReconcileReport> {
   return reconcile(deps(overrides), { ...DEFAULT_RECONCILE_POLICY, ...policy });
-}
-
-/** Polls until `check` holds, or the time is up; returns whether it held. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await sleep(100);
-  }
-  return check();
-}
-
-const Calls = z.array(
-  z.object({ operation: z.string(), subject: z.string().optional(), latencyMs: z.number().optional() }),
-);
-
-/** Whether a call of that operation whose subject has `needle` is being held by a chaos latency rule. */
-export async function held(operation: string, needle: string): Promise<boolean> {
-  return eventually(async () => {
-    const response = await fetch(`${sandbox.awsEndpoint}/_sandbox/calls`);
-    const calls = Calls.parse(await response.json());
-    return calls.some(
-      (call) =>
-        call.operation === operation && (call.subject ?? '').includes(needle) && call.latencyMs !== undefined,
-    );
-  });
 }

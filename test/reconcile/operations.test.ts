@@ -11,11 +11,19 @@ import {
   operationsOf,
   registry,
   request,
+  suspensionStoppedHalfway,
   waitForExecution,
 } from '../lifecycle/helpers.ts';
 import { eventsFor, tenantTraces } from '../provision/helpers.ts';
-import { addFaults, type FaultRuleInput, removeFaults, superuserPool } from '../support/sandbox.ts';
-import { eventually, held, runReconciler } from './helpers.ts';
+import {
+  addFaults,
+  eventually,
+  type FaultRuleInput,
+  held,
+  removeFaults,
+  superuserPool,
+} from '../support/sandbox.ts';
+import { runReconciler } from './helpers.ts';
 
 const reason = 'Reconciler test';
 const REFUSED = /not permitted to log in|permission denied/;
@@ -23,33 +31,11 @@ const REFUSED = /not permitted to log in|permission denied/;
 const SETTLE = { settleSeconds: 1 };
 const settled = () => sleep(1_100);
 
-/** Starts a suspension and stops its run once it has cut access, its alarms' call held: half done. */
-async function suspensionStoppedHalfway(tenantId: string): Promise<string> {
-  const slow: FaultRuleInput = {
-    service: 'cloudwatch',
-    operation: 'DisableAlarmActions',
-    match: tenantId,
-    count: 1,
-    latencyMs: 5_000,
-  };
-  await addFaults([slow]);
-  try {
-    const answer = await request('POST', `/tenants/${tenantId}/suspend`, { body: { reason } });
-    expect(answer.status).toBe(202);
-    const { executionArn } = Accepted.parse(answer.body);
-    expect(await held('DisableAlarmActions', tenantId)).toBe(true);
-    await clients.sfn.send(new StopExecutionCommand({ executionArn, error: 'Test.Stopped' }));
-    return executionArn;
-  } finally {
-    await removeFaults([slow]);
-  }
-}
-
 describe('the reconciler and lifecycle operations whose run died', () => {
   it('does a suspension stopped half-way again: registry and database agree, and resume works', async () => {
     // Prepare: the roles cannot log in, the registry says active, the operation runs with no run.
     const tenant = await activeTenant();
-    await suspensionStoppedHalfway(tenant.id);
+    await suspensionStoppedHalfway(tenant.id, reason);
     expect(await canConnect(tenant.id, 'app')).toMatch(REFUSED);
     expect((await registry.require(tenant.id)).status).toBe('active');
     expect(await operationsOf(tenant.id)).toMatchObject([{ operation: 'suspend', status: 'running' }]);
@@ -156,7 +142,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
   it('gives an operation up for a person after its runs died too often, stating the tenant suspended', async () => {
     // Prepare
     const tenant = await activeTenant();
-    await suspensionStoppedHalfway(tenant.id);
+    await suspensionStoppedHalfway(tenant.id, reason);
     await settled();
 
     // Act

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { faultRuleSchema } from '../../local/aws/chaos.ts';
 
 const provided = inject('sandbox');
@@ -57,3 +58,29 @@ export function superuserPool(database = 'postgres'): pg.Pool {
 
 /** A name no other test uses: `<prefix>-<8 hex>`. */
 export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+/** Polls until `check` holds, or the time is up; returns whether it held. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(100);
+  }
+  return check();
+}
+
+const Calls = z.array(
+  z.object({ operation: z.string(), subject: z.string().optional(), latencyMs: z.number().optional() }),
+);
+
+/** Whether a call of that operation whose subject has `needle` is being held by a chaos latency rule (polls). */
+export async function held(operation: string, needle: string): Promise<boolean> {
+  return eventually(async () => {
+    const response = await fetch(`${sandbox.awsEndpoint}/_sandbox/calls`);
+    const calls = Calls.parse(await response.json());
+    return calls.some(
+      (call) =>
+        call.operation === operation && (call.subject ?? '').includes(needle) && call.latencyMs !== undefined,
+    );
+  });
+}
