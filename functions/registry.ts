@@ -53,6 +53,7 @@ export interface Permission {
  * - `tenantAlarms`: every CloudWatch alarm named `tenant-*`;
  * - `storageBucket`: the stage's bucket itself (ListBucket, bucket configuration);
  * - `storageObjects`: the bucket's objects under `tenants/*` and `backups/*`;
+ * - `storageKey`: the stage's KMS key for SSE-KMS tenant objects, through S3 and with a tenant id in the context;
  * - `alarmTopic`: the stage's SNS alarm topic;
  * - `eventBus`: the stage's EventBridge bus;
  * - `metrics`: CloudWatch metrics of the product's namespace (PutMetricData has no resource-level permissions);
@@ -67,6 +68,7 @@ export type ResourceRef =
   | 'tenantAlarms'
   | 'storageBucket'
   | 'storageObjects'
+  | 'storageKey'
   | 'alarmTopic'
   | 'eventBus'
   | 'metrics'
@@ -188,10 +190,12 @@ export const functions: readonly FunctionDefinition[] = [
     entry: 'functions/provision/storage-handlers.ts',
     handler: 'configureStorage',
     description: "Provisioning: the tenant's S3 prefix, its tagged marker object and retention",
-    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'STORAGE_KEY_ARN'],
     permissions: [
       ...PROVISIONING_DATA_API,
       { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+      // encryptionLevel enhanced: SSE-KMS with the stage key.
+      { actions: ['kms:GenerateDataKey'], resource: 'storageKey' },
     ],
   },
   {
@@ -255,8 +259,9 @@ export const functions: readonly FunctionDefinition[] = [
     environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
     permissions: [
       ...PROVISIONING_DATA_API,
-      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
-      { actions: ['s3:DeleteObject'], resource: 'storageObjects' },
+      // Every version and delete marker, by version id: the bucket is versioned in staging and prod.
+      { actions: ['s3:ListBucketVersions'], resource: 'storageBucket' },
+      { actions: ['s3:DeleteObjectVersion'], resource: 'storageObjects' },
     ],
   },
   {
@@ -315,6 +320,7 @@ export const functions: readonly FunctionDefinition[] = [
     environment: [
       ...PROVISIONING_ENV,
       'STORAGE_BUCKET',
+      'STORAGE_KEY_ARN',
       'ALARM_TOPIC_ARN',
       'EVENT_BUS_NAME',
       'PROVISION_STATE_MACHINE_ARN',
@@ -342,6 +348,7 @@ export const functions: readonly FunctionDefinition[] = [
       { actions: ['secretsmanager:ListSecrets'], resource: 'tenantSecrets' },
       { actions: ['s3:ListBucket'], resource: 'storageBucket' },
       { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+      { actions: ['kms:GenerateDataKey'], resource: 'storageKey' },
       {
         actions: ['cloudwatch:DescribeAlarms', 'cloudwatch:PutMetricAlarm', 'cloudwatch:TagResource'],
         resource: 'tenantAlarms',
@@ -452,10 +459,11 @@ export const functions: readonly FunctionDefinition[] = [
     description:
       'Backup: every table as JSON lines from one snapshot, a manifest with counts and sha256, to S3',
     timeoutSeconds: 900,
-    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'STORAGE_KEY_ARN'],
     permissions: [
       ...PROVISIONING_DATA_API,
       { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+      { actions: ['kms:GenerateDataKey'], resource: 'storageKey' },
     ],
   },
   {
@@ -467,8 +475,9 @@ export const functions: readonly FunctionDefinition[] = [
     environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
     permissions: [
       ...PROVISIONING_DATA_API,
-      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
-      { actions: ['s3:DeleteObject'], resource: 'storageObjects' },
+      // Every version and delete marker, by version id: the bucket is versioned in staging and prod.
+      { actions: ['s3:ListBucketVersions'], resource: 'storageBucket' },
+      { actions: ['s3:DeleteObjectVersion'], resource: 'storageObjects' },
     ],
   },
   {
@@ -478,7 +487,12 @@ export const functions: readonly FunctionDefinition[] = [
     description: "Restore: the new tenant's database at the backup's template version",
     timeoutSeconds: 120,
     environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SCHEMA_DIR'],
-    permissions: [...PROVISIONING_DATA_API, { actions: ['s3:GetObject'], resource: 'storageObjects' }],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['s3:GetObject'], resource: 'storageObjects' },
+      // A backup of an enhanced tenant is SSE-KMS: S3 decrypts it with the stage key, as the caller.
+      { actions: ['kms:Decrypt'], resource: 'storageKey' },
+    ],
   },
   {
     id: 'LoadBackup',
@@ -487,7 +501,12 @@ export const functions: readonly FunctionDefinition[] = [
     description: "Restore: loads the backup's tables and checks counts and checksums against its manifest",
     timeoutSeconds: 900,
     environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SCHEMA_DIR'],
-    permissions: [...PROVISIONING_DATA_API, { actions: ['s3:GetObject'], resource: 'storageObjects' }],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['s3:GetObject'], resource: 'storageObjects' },
+      // A backup of an enhanced tenant is SSE-KMS: S3 decrypts it with the stage key, as the caller.
+      { actions: ['kms:Decrypt'], resource: 'storageKey' },
+    ],
   },
   {
     id: 'RetainStorage',
@@ -500,6 +519,9 @@ export const functions: readonly FunctionDefinition[] = [
       ...PROVISIONING_DATA_API,
       { actions: ['s3:ListBucket'], resource: 'storageBucket' },
       { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+      // The noncurrent versions and delete markers, deleted by version id (not kept for the retention).
+      { actions: ['s3:ListBucketVersions'], resource: 'storageBucket' },
+      { actions: ['s3:DeleteObjectVersion'], resource: 'storageObjects' },
     ],
   },
   {

@@ -1,6 +1,7 @@
 import { ArnFormat, type Stack } from 'aws-cdk-lib';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Permission, ResourceRef } from '../functions/registry.ts';
+import { keyUseConditions } from './constructs/storage.ts';
 
 /** The stack resources a `ResourceRef` can name, as ARNs and names (tokens at synth time). */
 export interface PermissionTargets {
@@ -12,6 +13,8 @@ export interface PermissionTargets {
   readonly masterSecretArn: string;
   readonly provisionerSecretArn: string;
   readonly bucketArn: string;
+  /** The stage's KMS key for SSE-KMS tenant objects. */
+  readonly storageKeyArn: string;
   readonly alarmTopicArn: string;
   readonly eventBusArn: string;
   /** CloudWatch namespace of the product's own metrics. */
@@ -78,6 +81,9 @@ export function bindResource(scope: Stack, ref: ResourceRef, targets: Permission
         wildcardReason:
           "A tenant's objects are under tenants/<tenantId>/ (and backups/<tenantId>/), ids made at run time; the two prefixes are the narrowest known at deploy.",
       };
+    case 'storageKey':
+      // The key policy (infra/constructs/storage.ts) holds the same conditions: S3 in this region, a tenant's object.
+      return { resources: [targets.storageKeyArn], conditions: keyUseConditions(scope.region) };
     case 'alarmTopic':
       return { resources: [targets.alarmTopicArn] };
     case 'eventBus':

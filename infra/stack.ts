@@ -116,6 +116,7 @@ export class ControlPlaneStack extends Stack {
       PROVISIONER_SECRET_ARN: this.database.provisionerSecret.secretArn,
       CONTROL_PLANE_DATABASE,
       STORAGE_BUCKET: this.storage.bucket.bucketName,
+      STORAGE_KEY_ARN: this.storage.key.keyArn,
       ALARM_TOPIC_ARN: this.monitoring.topic.topicArn,
       EVENT_BUS_NAME: this.events.bus.eventBusName,
       ...stateMachineVariables(stateMachineArn),
@@ -128,6 +129,7 @@ export class ControlPlaneStack extends Stack {
       masterSecretArn: this.database.masterSecret.secretArn,
       provisionerSecretArn: this.database.provisionerSecret.secretArn,
       bucketArn: this.storage.bucket.bucketArn,
+      storageKeyArn: this.storage.key.keyArn,
       alarmTopicArn: this.monitoring.topic.topicArn,
       eventBusArn: this.events.bus.eventBusArn,
       metricsNamespace: METRICS_NAMESPACE,
@@ -141,6 +143,19 @@ export class ControlPlaneStack extends Stack {
       logRetention: config.logRetention,
       logRemovalPolicy: config.removalPolicy,
     });
+
+    // The key policy names the roles whose registry entry declares the key, with the actions they declare.
+    const keyUsers = [...this.functions.byId.values()].flatMap((fn) =>
+      (fn.definition.permissions ?? [])
+        .filter((permission) => permission.resource === 'storageKey')
+        .map((permission) => ({ role: fn.role, actions: permission.actions })),
+    );
+    for (const actions of new Set(keyUsers.map((user) => user.actions.join(',')))) {
+      this.storage.allowKeyUse(
+        keyUsers.filter((user) => user.actions.join(',') === actions).map((user) => user.role),
+        actions.split(','),
+      );
+    }
 
     this.provisioning = new Provisioning(this, 'Provisioning', {
       prefix,

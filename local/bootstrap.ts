@@ -6,7 +6,12 @@ import {
   ResourceAlreadyExistsException,
 } from '@aws-sdk/client-eventbridge';
 import { RDSDataClient } from '@aws-sdk/client-rds-data';
-import { CreateBucketCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketVersioningCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import {
   CreateSecretCommand,
   GetSecretValueCommand,
@@ -26,7 +31,7 @@ import {
 import { setupControlPlane } from '../functions/setup/control-plane.ts';
 import { provisionerRoleStatements } from '../functions/setup/provisioner-role.ts';
 import { DataApi } from '../functions/shared/data-api.ts';
-import { retentionLifecycleRules } from '../functions/shared/storage.ts';
+import { bucketLifecycleRules } from '../functions/shared/storage.ts';
 import {
   ACCOUNT_ID,
   ALARM_TOPIC_ARN,
@@ -40,6 +45,8 @@ import {
   STACK_PREFIX,
   STAGE,
   STORAGE_BUCKET,
+  STORAGE_KEY_ARN,
+  STORAGE_VERSIONED,
   stateMachineArn,
 } from './constants.ts';
 import type { PostgresConnection } from './postgres.ts';
@@ -71,6 +78,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<{
     PROVISIONER_SECRET_ARN: provisionerSecretArn,
     CONTROL_PLANE_DATABASE,
     STORAGE_BUCKET,
+    STORAGE_KEY_ARN,
     ALARM_TOPIC_ARN,
     EVENT_BUS_NAME,
     ...stateMachineVariables(stateMachineArn),
@@ -94,10 +102,21 @@ export async function bootstrap(options: BootstrapOptions): Promise<{
     await s3
       .send(new CreateBucketCommand({ Bucket: STORAGE_BUCKET }))
       .catch(ignore('BucketAlreadyOwnedByYou'));
+    if (STORAGE_VERSIONED) {
+      await s3.send(
+        new PutBucketVersioningCommand({
+          Bucket: STORAGE_BUCKET,
+          VersioningConfiguration: { Status: 'Enabled' },
+        }),
+      );
+    }
     await s3.send(
       new PutBucketLifecycleConfigurationCommand({
         Bucket: STORAGE_BUCKET,
-        LifecycleConfiguration: { Rules: retentionLifecycleRules() },
+        // Staging's noncurrent-version expiry: the sandbox plays a versioned stage.
+        LifecycleConfiguration: {
+          Rules: bucketLifecycleRules({ versioned: STORAGE_VERSIONED, noncurrentVersionDays: 7 }),
+        },
       }),
     );
     await events.send(new CreateEventBusCommand({ Name: EVENT_BUS_NAME })).catch((error: unknown) => {

@@ -21,6 +21,7 @@ import {
   EVENT_BUS_NAME,
   STAGE,
   STORAGE_BUCKET,
+  STORAGE_KEY_ARN,
   stateMachineArn,
 } from '../local/constants.ts';
 import type { SandboxUnderTest } from './sandbox.ts';
@@ -71,7 +72,7 @@ export function reconcilerDeps(
     busName: EVENT_BUS_NAME,
     repair: {
       alarms: { cloudWatch: clients.cloudWatch, topicArn: ALARM_TOPIC_ARN, stage: STAGE },
-      storage: { s3: clients.s3, bucket: STORAGE_BUCKET, stage: STAGE },
+      storage: { s3: clients.s3, bucket: STORAGE_BUCKET, stage: STAGE, keyArn: STORAGE_KEY_ARN },
     },
     log: () => {},
   };

@@ -8,10 +8,16 @@ import { LifecycleStore } from './operations.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** BackupDatabase and DiscardBackup: the backup-tenant run and the delete-tenant run's final backup. */
-const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET']);
+const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'STORAGE_KEY_ARN']);
 const progress = { registry, actor: LIFECYCLE_ACTOR };
 const store = new LifecycleStore(cluster);
-const deps = { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
+const deps = {
+  cluster,
+  s3: s3Client(),
+  bucket: env.STORAGE_BUCKET,
+  stage: env.STAGE,
+  keyArn: env.STORAGE_KEY_ARN,
+};
 
 const BackupInput = z.object({
   ...LifecycleInput.shape,

@@ -1,19 +1,13 @@
 import { createHash } from 'node:crypto';
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-  type ServerSideEncryption,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BACKUP_KINDS, BackupId } from '../../schema/api/lifecycle.ts';
 import { databaseExists } from '../provision/database.ts';
+import { deleteVersionsUnder } from '../provision/storage.ts';
 import type { DataApi, Sql } from '../shared/data-api.ts';
 import { BackupCorruptError } from '../shared/errors.ts';
 import { currentVersion } from '../shared/migrations.ts';
 import { databaseName, ident } from '../shared/names.ts';
-import { taggingHeader } from '../shared/storage.ts';
+import { taggingHeader, tenantEncryption } from '../shared/storage.ts';
 import { publicTable, TenantDatabase } from '../shared/tenant-db.ts';
 import * as z from '../shared/zod.ts';
 
@@ -296,6 +290,8 @@ export interface BackupDeps {
   readonly s3: S3Client;
   readonly bucket: string;
   readonly stage: string;
+  /** The stage's KMS key, for tenants whose encryption level is `enhanced`. */
+  readonly keyArn: string;
 }
 
 export interface BackupRequest {
@@ -318,11 +314,6 @@ export interface BackupResult {
   readonly bytes: number;
 }
 
-const ENCRYPTION: Record<BackupRequest['encryptionLevel'], ServerSideEncryption> = {
-  standard: 'AES256',
-  enhanced: 'aws:kms',
-};
-
 /**
  * Takes the backup: one read-only snapshot of the tenant database, each table's data file written as it is read,
  * then the manifest, written last (a folder without a manifest is an incomplete backup, which nothing lists).
@@ -341,7 +332,7 @@ export async function backupTenantDatabase(deps: BackupDeps, request: BackupRequ
         Key: key,
         Body: body,
         ContentType: contentType,
-        ServerSideEncryption: ENCRYPTION[request.encryptionLevel],
+        ...tenantEncryption(request.encryptionLevel, deps.keyArn, request.tenantId),
         Tagging: taggingHeader([
           { Key: 'TenantId', Value: request.tenantId },
           { Key: 'Stage', Value: deps.stage },
@@ -433,33 +424,14 @@ export async function readManifest(
   return manifest.data;
 }
 
-/** Deletes every object under a prefix, in batches of 1,000; returns how many went. Nothing there is fine. */
-export async function deleteObjectsUnder(
+/**
+ * Deletes every object under a prefix for good, every version and delete marker by its version id (on a versioned
+ * bucket a plain delete would leave the backup's data behind a delete marker); returns how many versions went.
+ * Nothing there is fine.
+ */
+export function deleteObjectsUnder(
   deps: Pick<BackupDeps, 's3' | 'bucket'>,
   prefix: string,
 ): Promise<{ deleted: number }> {
-  let deleted = 0;
-  let token: string | undefined;
-  do {
-    const page = await deps.s3.send(
-      new ListObjectsV2Command({ Bucket: deps.bucket, Prefix: prefix, ContinuationToken: token }),
-    );
-    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
-    if (keys.length > 0) {
-      const output = await deps.s3.send(
-        new DeleteObjectsCommand({ Bucket: deps.bucket, Delete: { Objects: keys, Quiet: true } }),
-      );
-      const first = output.Errors?.[0];
-      if (first) {
-        const error = new Error(
-          `S3 kept ${output.Errors?.length} object(s) under ${prefix}, e.g. ${first.Key}`,
-        );
-        error.name = first.Code ?? 'S3DeleteObjectsError';
-        throw error;
-      }
-      deleted += keys.length;
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return { deleted };
+  return deleteVersionsUnder(deps, prefix, prefix);
 }

@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { dropTenantRoles } from '../provision/roles.ts';
 import { listSecretsUnder, settleAll } from '../provision/secrets.ts';
-import { tenantObjectPages } from '../provision/storage.ts';
+import { deleteVersionsUnder, tenantObjectPages } from '../provision/storage.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { secretPrefix, storagePrefix } from '../shared/names.ts';
 import { MARKER_NAME, type RetentionDays, taggingHeader, tenantObjectTags } from '../shared/storage.ts';
@@ -20,11 +20,17 @@ const TAG_CONCURRENCY = 16;
  * rewritten as a tombstone saying when the tenant was deleted (a new object, so it stays the whole period). S3
  * counts a rule's days from each object's creation: objects older than the period go at the next lifecycle run.
  * A tenant without objects is left without. Idempotent. Returns how many objects were tagged.
+ *
+ * What is kept is the tenant's objects as they are at its deletion. On a versioned bucket their older versions and
+ * the delete markers are deleted now, by version id: tags are per version, so the retention rules would never reach
+ * them, and the stage's rule for noncurrent versions would keep them up to 90 days (prod), past a 30-day retention.
+ * The kept versions expire by their tag, go one day after (the rule's NoncurrentVersionExpiration: they keep their
+ * tags), and the delete markers S3's expiry leaves are removed by the `tenant-expired-delete-markers` rule.
  */
 export async function retainTenantStorage(
   deps: { readonly s3: S3Client; readonly bucket: string; readonly stage: string },
   request: { tenantId: string; createdAt: string; deletedAt: string; retentionDays: RetentionDays },
-): Promise<{ tagged: number; retentionDays: number }> {
+): Promise<{ tagged: number; retentionDays: number; noncurrentDeleted: number }> {
   const tags = tenantObjectTags(request.tenantId, deps.stage, request.retentionDays);
   const marker = `${storagePrefix(request.tenantId)}${MARKER_NAME}`;
   let tagged = 0;
@@ -45,8 +51,17 @@ export async function retainTenantStorage(
     tagged += others.length;
     sawAny = true;
   }
-  // A tenant that never had storage (the feature off, a failed provisioning) gets none now.
-  if (!sawAny) return { tagged: 0, retentionDays: request.retentionDays };
+  // A tenant that never had storage (the feature off, a failed provisioning) gets none now; what an object's
+  // earlier life left (noncurrent versions, delete markers) goes in any case.
+  if (!sawAny) {
+    const { deleted } = await deleteVersionsUnder(
+      deps,
+      storagePrefix(request.tenantId),
+      `tenant ${request.tenantId}`,
+      'noncurrent',
+    );
+    return { tagged: 0, retentionDays: request.retentionDays, noncurrentDeleted: deleted };
+  }
   await deps.s3.send(
     new PutObjectCommand({
       Bucket: deps.bucket,
@@ -61,7 +76,14 @@ export async function retainTenantStorage(
       Tagging: taggingHeader(tags),
     }),
   );
-  return { tagged: tagged + 1, retentionDays: request.retentionDays };
+  // After the tombstone, so that the marker it replaced goes too.
+  const { deleted } = await deleteVersionsUnder(
+    deps,
+    storagePrefix(request.tenantId),
+    `tenant ${request.tenantId}`,
+    'noncurrent',
+  );
+  return { tagged: tagged + 1, retentionDays: request.retentionDays, noncurrentDeleted: deleted };
 }
 
 /**

@@ -4,9 +4,14 @@ import { ACTOR, PROVISIONING } from './step.ts';
 import { configureTenantStorage, removeTenantStorage, type StorageDeps } from './storage.ts';
 
 /** ConfigureStorage and RemoveStorage: the tenant's prefix in the stage bucket. */
-const { env, registry } = stepSetup(['STORAGE_BUCKET']);
+const { env, registry } = stepSetup(['STORAGE_BUCKET', 'STORAGE_KEY_ARN']);
 const progress = { registry, actor: ACTOR };
-const deps: StorageDeps = { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE };
+const deps: StorageDeps = {
+  s3: s3Client(),
+  bucket: env.STORAGE_BUCKET,
+  stage: env.STAGE,
+  keyArn: env.STORAGE_KEY_ARN,
+};
 
 export const configureStorage = /* @__PURE__ */ step(
   'ConfigureStorage',

@@ -22,6 +22,7 @@ import { siblingStateMachineArn } from './stuck.ts';
 /** The Reconcile function: one pass of the drift reconciler per scheduled invocation. */
 const { env, cluster, registry } = stepSetup([
   'STORAGE_BUCKET',
+  'STORAGE_KEY_ARN',
   'ALARM_TOPIC_ARN',
   'EVENT_BUS_NAME',
   'PROVISION_STATE_MACHINE_ARN',
@@ -67,7 +68,7 @@ const deps: ReconcileDeps = {
   busName: env.EVENT_BUS_NAME,
   repair: {
     alarms: { cloudWatch: cloudWatchClient(), topicArn: env.ALARM_TOPIC_ARN, stage: env.STAGE },
-    storage: { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE },
+    storage: { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE, keyArn: env.STORAGE_KEY_ARN },
   },
   log: (message, details) => logger.warn(message, details),
 };

@@ -698,10 +698,14 @@ describe('S3 server-side encryption', () => {
   it('applies SSE-S3 by default and echoes what was applied on put, get and head', async () => {
     // Act
     const put = await s3.send(new PutObjectCommand({ Bucket, Key: 'plain', Body: 'x' }));
+    const asked = await s3.send(
+      new PutObjectCommand({ Bucket, Key: 'asked', Body: 'x', ServerSideEncryption: 'AES256' }),
+    );
     const head = await s3.send(new HeadObjectCommand({ Bucket, Key: 'plain' }));
 
     // Assess
     expect(put.ServerSideEncryption).toBe('AES256');
+    expect(asked.ServerSideEncryption).toBe('AES256');
     expect(head.ServerSideEncryption).toBe('AES256');
     expect(head.SSEKMSKeyId).toBeUndefined();
   });

@@ -48,6 +48,7 @@ export function requestedEncryption(
       algorithm,
     );
   }
+  if (algorithm === 'AES256' && keyId === undefined && context === undefined) return { algorithm };
   if (algorithm !== 'aws:kms' && algorithm !== 'aws:kms:dsse') {
     throw invalidArgument(
       'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms',
