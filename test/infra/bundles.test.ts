@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { functionName, functions } from '../../functions/registry.ts';
 import { stageConfig } from '../../infra/config.ts';
@@ -10,6 +10,12 @@ import { resourcesOf, synthStage } from './synth.ts';
 // The Lambda bundles as `cdk synth` makes them with esbuild: no sandbox, but bundling every function takes about
 // 30 s, too long for the unit tier (stages.unit.test.ts checks the templates without bundling).
 describe('bundles', () => {
+  // Bundling every function takes longer than one test's timeout (46 s seen on a busy machine); the tests then
+  // read the cached stage.
+  beforeAll(() => {
+    synthStage('dev');
+  }, 180_000);
+
   it("replaces the SDK's credential chain with the environment in every bundle", () => {
     const { template, outdir } = synthStage('dev');
     const prefix = stageConfig('dev').prefix;
