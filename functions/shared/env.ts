@@ -24,6 +24,11 @@ export const ENVIRONMENT = {
     schema: z.string().check(z.minLength(3)),
     description: "Name of the stage's tenant storage bucket.",
   },
+  STORAGE_KEY_ARN: {
+    schema: arn,
+    description:
+      "ARN of the stage's KMS key: tenant objects of encryptionLevel 'enhanced' are encrypted with it (SSE-KMS).",
+  },
   ALARM_TOPIC_ARN: { schema: arn, description: "ARN of the SNS topic the tenants' alarms notify." },
   EVENT_BUS_NAME: { schema: nonEmpty, description: 'Name of the EventBridge bus the product announces on.' },
   PROVISION_STATE_MACHINE_ARN: { schema: arn, description: 'ARN of the provision-tenant state machine.' },
