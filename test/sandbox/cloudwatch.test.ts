@@ -1,15 +1,11 @@
 import {
   CloudWatchClient,
   DeleteAlarmsCommand,
-  DeleteDashboardsCommand,
   DescribeAlarmsCommand,
   DisableAlarmActionsCommand,
   EnableAlarmActionsCommand,
-  GetDashboardCommand,
   GetMetricDataCommand,
-  ListDashboardsCommand,
   ListTagsForResourceCommand,
-  PutDashboardCommand,
   PutMetricAlarmCommand,
   type PutMetricAlarmCommandInput,
   PutMetricDataCommand,
@@ -318,59 +314,5 @@ describe('CloudWatch metrics', () => {
 
     // Assess
     expect(result.MetricDataResults?.[0]?.Values).toEqual([300]);
-  });
-});
-
-describe('CloudWatch dashboards', () => {
-  it('puts, gets, lists and deletes a dashboard; deleting a missing one fails with ResourceNotFound', async () => {
-    // Prepare
-    const name = uniqueName('tenant-dashboard');
-    const body = JSON.stringify({ widgets: [{ type: 'text', properties: { markdown: 'hi' } }] });
-
-    // Act
-    await cloudwatch.send(new PutDashboardCommand({ DashboardName: name, DashboardBody: body }));
-    const got = await cloudwatch.send(new GetDashboardCommand({ DashboardName: name }));
-    const listed = await cloudwatch.send(new ListDashboardsCommand({ DashboardNamePrefix: name }));
-    const withMissing = await failureOf(
-      cloudwatch.send(
-        new DeleteDashboardsCommand({ DashboardNames: [name, uniqueName('no-such-dashboard')] }),
-      ),
-    );
-    const stillThere = await cloudwatch.send(new GetDashboardCommand({ DashboardName: name }));
-    await cloudwatch.send(new DeleteDashboardsCommand({ DashboardNames: [name] }));
-    const gone = await failureOf(cloudwatch.send(new GetDashboardCommand({ DashboardName: name })));
-
-    // Assess
-    expect(got).toMatchObject({
-      DashboardName: name,
-      DashboardBody: body,
-      DashboardArn: `arn:aws:cloudwatch::${sandbox.accountId}:dashboard/${name}`,
-    });
-    expect(listed.DashboardEntries).toEqual([
-      expect.objectContaining({
-        DashboardName: name,
-        Size: Buffer.byteLength(body),
-        LastModified: expect.any(Date),
-      }),
-    ]);
-    expect(withMissing).toMatchObject({ name: 'ResourceNotFound', $metadata: { httpStatusCode: 404 } });
-    expect(stillThere.DashboardBody).toBe(body);
-    expect(gone).toMatchObject({ name: 'ResourceNotFound' });
-  });
-
-  it('refuses a dashboard body that is not JSON with widgets', async () => {
-    // Act
-    const notJson = await failureOf(
-      cloudwatch.send(new PutDashboardCommand({ DashboardName: uniqueName('bad'), DashboardBody: '{' })),
-    );
-    const noWidgets = await failureOf(
-      cloudwatch.send(
-        new PutDashboardCommand({ DashboardName: uniqueName('bad'), DashboardBody: '{"start":"-PT3H"}' }),
-      ),
-    );
-
-    // Assess
-    expect(notJson).toMatchObject({ name: 'DashboardInvalidInputError' });
-    expect(noWidgets).toMatchObject({ name: 'DashboardInvalidInputError' });
   });
 });

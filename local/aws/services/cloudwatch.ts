@@ -172,19 +172,6 @@ const getMetricDataSchema = z.object({
   MaxDatapoints: z.number().int().min(1).optional(),
 });
 
-const dashboardNameSchema = z
-  .string()
-  .min(1)
-  .max(255)
-  .regex(/^[A-Za-z0-9_-]+$/, 'A dashboard name may contain only letters, digits, - and _');
-const putDashboardSchema = z.object({ DashboardName: dashboardNameSchema, DashboardBody: z.string() });
-const getDashboardSchema = z.object({ DashboardName: dashboardNameSchema });
-const listDashboardsSchema = z.object({
-  DashboardNamePrefix: z.string().max(255).optional(),
-  NextToken: z.string().optional(),
-});
-const deleteDashboardsSchema = z.object({ DashboardNames: z.array(dashboardNameSchema).max(100).optional() });
-
 interface Tag {
   readonly Key: string;
   readonly Value: string;
@@ -219,25 +206,17 @@ interface StoredDatum {
   readonly max: number;
 }
 
-interface StoredDashboard {
-  readonly body: string;
-  readonly lastModified: number;
-}
-
 const DESCRIBE_ALARMS_PAGE = 50;
-const LIST_DASHBOARDS_PAGE = 1000;
 
 /**
- * CloudWatch (awsJson1.0, query-compatible): metric alarms, metric data and dashboards. Alarms keep the
+ * CloudWatch (awsJson1.0, query-compatible): metric alarms and metric data. Alarms keep the
  * state they are given (at creation, INSUFFICIENT_DATA; then SetAlarmState): metric data is not evaluated.
  */
 export function createCloudWatch({ store, region, accountId }: ServiceDeps): ServiceHandler {
   const alarms = store.collection<StoredAlarm>('cloudwatch', 'alarm');
   const data = store.collection<StoredDatum>('cloudwatch', 'datum');
-  const dashboards = store.collection<StoredDashboard>('cloudwatch', 'dashboard');
   const lock = new KeyedLock();
   const alarmArnPrefix = `arn:aws:cloudwatch:${region}:${accountId}:alarm:`;
-  const dashboardArn = (name: string) => `arn:aws:cloudwatch::${accountId}:dashboard/${name}`;
 
   /** Applies a change to each named alarm that exists; AWS passes over unknown names in these calls. */
   async function updateAlarms(
@@ -454,52 +433,6 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
     }
   }
 
-  async function putDashboard(raw: JsonObject): Promise<JsonObject> {
-    const input = parseInput(putDashboardSchema, raw, VALIDATION);
-    validateDashboardBody(input.DashboardBody);
-    await dashboards.put(input.DashboardName, { body: input.DashboardBody, lastModified: Date.now() });
-    return { DashboardValidationMessages: [] };
-  }
-
-  async function getDashboard(raw: JsonObject): Promise<JsonObject> {
-    const { DashboardName } = parseInput(getDashboardSchema, raw, VALIDATION);
-    const dashboard = await dashboards.get(DashboardName);
-    if (!dashboard) throw notFound(`Dashboard ${DashboardName} does not exist`);
-    return { DashboardArn: dashboardArn(DashboardName), DashboardBody: dashboard.body, DashboardName };
-  }
-
-  async function listDashboards(raw: JsonObject): Promise<JsonObject> {
-    const input = parseInput(listDashboardsSchema, raw, VALIDATION);
-    const after = input.NextToken === undefined ? undefined : decodeNameToken(input.NextToken);
-    const page = await dashboards.list({
-      prefix: input.DashboardNamePrefix,
-      after,
-      limit: LIST_DASHBOARDS_PAGE + 1,
-    });
-    const shown = page.slice(0, LIST_DASHBOARDS_PAGE);
-    const last = shown.at(-1);
-    return {
-      DashboardEntries: shown.map(({ key, doc }) => ({
-        DashboardName: key,
-        DashboardArn: dashboardArn(key),
-        LastModified: epochSeconds(doc.lastModified),
-        Size: Buffer.byteLength(doc.body),
-      })),
-      NextToken: last && page.length > LIST_DASHBOARDS_PAGE ? encodeNameToken(last.key) : undefined,
-    };
-  }
-
-  async function deleteDashboards(raw: JsonObject): Promise<undefined> {
-    const { DashboardNames } = parseInput(deleteDashboardsSchema, raw, VALIDATION);
-    if (!DashboardNames?.length) throw missing('DashboardNames');
-    // All or nothing: one unknown name and no dashboard is deleted.
-    for (const name of DashboardNames) {
-      if (!(await dashboards.get(name))) throw notFound(`Dashboard ${name} does not exist`);
-    }
-    await Promise.all(DashboardNames.map((name) => dashboards.delete(name)));
-    return undefined;
-  }
-
   return jsonService({
     service: 'cloudwatch',
     signingName: 'monitoring',
@@ -518,10 +451,6 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
       ListTagsForResource: listTagsForResource,
       PutMetricData: putMetricData,
       GetMetricData: getMetricData,
-      PutDashboard: putDashboard,
-      GetDashboard: getDashboard,
-      ListDashboards: listDashboards,
-      DeleteDashboards: deleteDashboards,
     },
     subject: (_operation, input) => chaosSubject(input, alarmArnPrefix),
   });
@@ -532,9 +461,6 @@ const subjectSchema = z.object({
   AlarmNames: z.array(z.string()).optional(),
   AlarmNamePrefix: z.string().optional(),
   ResourceARN: z.string().optional(),
-  DashboardName: z.string().optional(),
-  DashboardNames: z.array(z.string()).optional(),
-  DashboardNamePrefix: z.string().optional(),
   Namespace: z.string().optional(),
   MetricDataQueries: z
     .array(
@@ -545,25 +471,19 @@ const subjectSchema = z.object({
     .optional(),
 });
 
-/** What a chaos rule's `match` sees: the alarm name(s) joined with commas, the dashboard name(s) or the namespace(s). */
+/** What a chaos rule's `match` sees: the alarm name(s) joined with commas or the namespace(s). */
 function chaosSubject(raw: JsonObject, alarmArnPrefix: string): string | undefined {
   const parsed = subjectSchema.safeParse(raw);
   if (!parsed.success) return undefined;
   const input = parsed.data;
-  const names = [...(input.AlarmNames ?? []), ...(input.DashboardNames ?? [])];
+  const names = input.AlarmNames ?? [];
   if (names.length > 0) return names.join(',');
   if (input.ResourceARN !== undefined) return input.ResourceARN.replace(alarmArnPrefix, '');
   const namespaces = (input.MetricDataQueries ?? []).flatMap(
     (query) => query.MetricStat?.Metric.Namespace ?? [],
   );
   if (namespaces.length > 0) return [...new Set(namespaces)].join(',');
-  return (
-    input.AlarmName ??
-    input.AlarmNamePrefix ??
-    input.DashboardName ??
-    input.DashboardNamePrefix ??
-    input.Namespace
-  );
+  return input.AlarmName ?? input.AlarmNamePrefix ?? input.Namespace;
 }
 
 /** The rules AWS applies beyond the shape of PutMetricAlarm's input. */
@@ -746,21 +666,6 @@ function metricKey(
 
 /** Milliseconds, zero-padded so that keys sort in time order. */
 const timeKey = (ms: number): string => String(Math.max(0, ms)).padStart(15, '0');
-
-function validateDashboardBody(body: string): void {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    throw new AwsError('InvalidParameterInput', 'The field DashboardBody must be a valid JSON object');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new AwsError('InvalidParameterInput', 'The field DashboardBody must be a valid JSON object');
-  }
-  if (!('widgets' in parsed) || !Array.isArray(parsed.widgets)) {
-    throw new AwsError('InvalidParameterInput', "The dashboard body must have a 'widgets' array");
-  }
-}
 
 function isJson(text: string): boolean {
   try {
