@@ -14,7 +14,7 @@ import {
   reconcile,
 } from '../functions/reconcile/reconcile.ts';
 import { DataApi } from '../functions/shared/data-api.ts';
-import { TenantRegistry } from '../functions/shared/tenants.ts';
+import { Registry } from '../functions/shared/registry.ts';
 import {
   ALARM_TOPIC_ARN,
   CONTROL_PLANE_DATABASE,
@@ -46,9 +46,11 @@ export function reconcilerDeps(
     secretArn: info.provisionerSecretArn,
     database: CONTROL_PLANE_DATABASE,
   });
+  const registry = new Registry(cluster);
   return {
     cluster,
-    registry: new TenantRegistry(cluster),
+    tenants: registry.tenants,
+    audit: registry.audit,
     store: new LifecycleStore(cluster),
     batches: new BatchStore(cluster),
     actor: 'reconciler',

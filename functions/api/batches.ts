@@ -13,8 +13,9 @@ import { csvColumnOf, csvRows, csvRowToBody } from '../bulk/csv.ts';
 import { type BatchRowRecord, type BatchStore, newBatchId } from '../bulk/store.ts';
 import { type BatchInputRow, validateRows } from '../bulk/validate.ts';
 import { NotFoundError, ServiceUnavailableError, ValidationError } from '../shared/errors.ts';
+import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
 import { newTenantId } from '../shared/names.ts';
-import type { TenantRegistry } from '../shared/tenants.ts';
+import type { TenantStore } from '../shared/tenants.ts';
 import { actorOf } from './create-tenant.ts';
 import {
   callerOf,
@@ -28,7 +29,9 @@ import {
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
 
 export interface BatchApiDeps {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
+  /** The first answers to requests with an `Idempotency-Key`. */
+  readonly idempotency: IdempotencyStore;
   readonly batches: BatchStore;
   readonly sfn: SFNClient;
   /** The bulk-onboard state machine. */
@@ -107,7 +110,7 @@ export async function createBatch(
   caller: string,
 ): Promise<{ dryRun: BatchDryRunResponse } | { created: BatchCreatedResponse }> {
   const validated = await validateRows(
-    deps.registry,
+    deps.tenants,
     input.rows,
     input.source === 'csv' ? csvColumnOf : undefined,
   );
@@ -290,7 +293,11 @@ export function batchRoutes(
       };
       const key = idempotencyKeyOf(event);
       if (key === undefined) return answer();
-      return idempotent(deps.registry, { caller, key, hash: requestHash(event.routeKey, input.raw) }, answer);
+      return idempotent(
+        deps.idempotency,
+        { caller, key, hash: requestHash(event.routeKey, input.raw) },
+        answer,
+      );
     },
     async getTenantBatch(event) {
       return jsonResult(200, await getBatch(deps, event.pathParameters?.batchId ?? ''));

@@ -5,10 +5,10 @@ import type { CreateTenantRequest, CreateTenantResponse } from '../../schema/api
 import { ServiceUnavailableError, SlugTakenError } from '../shared/errors.ts';
 import { newTenantId } from '../shared/names.ts';
 import { effectiveLimits, type PlanName } from '../shared/plans.ts';
-import type { TenantConfig, TenantRegistry } from '../shared/tenants.ts';
+import type { TenantConfig, TenantStore } from '../shared/tenants.ts';
 
 export interface CreateTenantDeps {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
   readonly sfn: SFNClient;
   /** The provision-tenant state machine. */
   readonly stateMachineArn: string;
@@ -39,7 +39,7 @@ export async function createTenant(
     compliance: request.compliance,
     settings: request.settings,
   };
-  const reserved = await deps.registry.reserve(
+  const reserved = await deps.tenants.reserve(
     {
       id: tenantId,
       slug: request.slug,
@@ -51,7 +51,7 @@ export async function createTenant(
     actor,
   );
   if (!reserved) {
-    throw new SlugTakenError(request.slug, await suggestSlugs(deps.registry, request.slug, request.plan));
+    throw new SlugTakenError(request.slug, await suggestSlugs(deps.tenants, request.slug, request.plan));
   }
   let executionArn: string | undefined;
   try {
@@ -69,13 +69,13 @@ export async function createTenant(
       tenantId,
       error: error instanceof Error ? error.name : String(error),
     });
-    await deps.registry.discardReservation(tenantId);
+    await deps.tenants.discardReservation(tenantId);
     throw new ServiceUnavailableError('Provisioning could not be started; nothing was created, retry later', {
       cause: error,
     });
   }
   try {
-    await deps.registry.setExecutionArn(tenantId, executionArn, actor);
+    await deps.tenants.setExecutionArn(tenantId, executionArn, actor);
   } catch (error) {
     // The run has started and the tenant exists: the answer is a 202 all the same (a 5xx would make the client
     // retry into its own slug). The drift reconciler adopts the run by its name, the tenant id.
@@ -115,11 +115,7 @@ export function slugCandidates(slug: string, plan: PlanName): string[] {
 }
 
 /** Up to three free slugs like the taken one, checked free in one query. */
-export async function suggestSlugs(
-  registry: TenantRegistry,
-  slug: string,
-  plan: PlanName,
-): Promise<string[]> {
-  const free = await registry.freeSlugs(slugCandidates(slug, plan));
+export async function suggestSlugs(tenants: TenantStore, slug: string, plan: PlanName): Promise<string[]> {
+  const free = await tenants.freeSlugs(slugCandidates(slug, plan));
   return free.slice(0, SUGGESTION_COUNT);
 }

@@ -8,7 +8,7 @@ import { rdsDataClient, s3Client, sfnClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
 import { NotFoundError } from '../shared/errors.ts';
-import { TenantRegistry } from '../shared/tenants.ts';
+import { Registry } from '../shared/registry.ts';
 import * as z from '../shared/zod.ts';
 import { batchRoutes } from './batches.ts';
 import { HttpEvent, type HttpResult, httpErrors, requireScopes, requireWellFormedPath } from './http.ts';
@@ -49,19 +49,23 @@ const controlPlane = new DataApi(rdsDataClient(), {
   secretArn: env.PROVISIONER_SECRET_ARN,
   database: env.CONTROL_PLANE_DATABASE,
 });
-const registry = new TenantRegistry(controlPlane);
+const registry = new Registry(controlPlane);
 const sfn = sfnClient();
 
 const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>> = {
   ...tenantRoutes({
-    registry,
+    tenants: registry.tenants,
+    progress: registry.progress,
+    idempotency: registry.idempotency,
     sfn,
     stateMachineArn: env.PROVISION_STATE_MACHINE_ARN,
     log,
     info: (message, details) => logger.info(message, details),
   }),
   ...lifecycleRoutes({
-    registry,
+    tenants: registry.tenants,
+    audit: registry.audit,
+    idempotency: registry.idempotency,
     store: new LifecycleStore(controlPlane),
     sfn,
     stateMachines: {
@@ -77,14 +81,15 @@ const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>>
     log,
   }),
   ...batchRoutes({
-    registry,
+    tenants: registry.tenants,
+    idempotency: registry.idempotency,
     batches: new BatchStore(controlPlane),
     sfn,
     stateMachineArn: env.BULK_ONBOARD_STATE_MACHINE_ARN,
     log,
   }),
   ...migrationRoutes({
-    registry,
+    idempotency: registry.idempotency,
     fleet: new FleetStore(controlPlane),
     sfn,
     stateMachineArn: env.MIGRATE_FLEET_STATE_MACHINE_ARN,

@@ -6,7 +6,7 @@ import {
   ProvisionerError,
   ValidationError,
 } from '../shared/errors.ts';
-import type { TenantRegistry } from '../shared/tenants.ts';
+import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
 import { errorResult, type HttpEvent, type HttpResult, jsonResult } from './http.ts';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
@@ -87,7 +87,7 @@ export const REPLAYED_HEADER = 'idempotent-replayed';
  * retry runs it afresh (the request undid its own work).
  */
 export async function idempotent(
-  registry: TenantRegistry,
+  keys: IdempotencyStore,
   claim: { caller: string; key: string; hash: string },
   answer: () => Promise<HttpResult>,
   options: IdempotencyOptions = {},
@@ -95,7 +95,7 @@ export async function idempotent(
   const { waitMs = 2_000, pollMs = 100 } = options;
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const found = await registry.claimIdempotencyKey(claim.caller, claim.key, claim.hash);
+    const found = await keys.claim(claim.caller, claim.key, claim.hash);
     if (found.kind === 'mismatch') {
       throw new IdempotencyKeyReusedError('This Idempotency-Key was used with another request');
     }
@@ -115,16 +115,16 @@ export async function idempotent(
     if (error instanceof ProvisionerError && error.statusCode < 500) {
       result = errorResult(error);
     } else {
-      await registry.releaseIdempotencyKey(claim.caller, claim.key);
+      await keys.release(claim.caller, claim.key);
       throw error;
     }
   }
   const body: unknown = JSON.parse(result.body);
   // The work is done and the answer stands even when it cannot be kept: a retry with the key then waits as for a
   // request in progress, and runs again only after the claim goes stale.
-  await registry
-    .saveIdempotentAnswer(claim.caller, claim.key, result.statusCode, body)
-    .catch(() => registry.saveIdempotentAnswer(claim.caller, claim.key, result.statusCode, body))
+  await keys
+    .saveAnswer(claim.caller, claim.key, result.statusCode, body)
+    .catch(() => keys.saveAnswer(claim.caller, claim.key, result.statusCode, body))
     .catch(() => {});
   return result;
 }

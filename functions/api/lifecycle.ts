@@ -15,15 +15,20 @@ import {
 import { SLUG_MAX_LENGTH, slugProblem, truncateSlug } from '../../schema/api/slug.ts';
 import type { LifecycleStore, OperationRecord } from '../lifecycle/operations.ts';
 import { assertPlanFits, resolvePlanTarget, type UsageDeps } from '../lifecycle/usage.ts';
+import type { AuditStore } from '../shared/audit.ts';
 import { NotFoundError, ServiceUnavailableError, SlugTakenError, ValidationError } from '../shared/errors.ts';
+import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
 import { newTenantId, TENANT_ID_PATTERN } from '../shared/names.ts';
-import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import type { Tenant, TenantStatus, TenantStore } from '../shared/tenants.ts';
 import { actorOf, suggestSlugs } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
 
 export interface LifecycleDeps {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
+  readonly audit: AuditStore;
+  /** The first answers to requests with an `Idempotency-Key`. */
+  readonly idempotency: IdempotencyStore;
   readonly store: LifecycleStore;
   readonly sfn: SFNClient;
   /** The ARN of each operation's state machine. */
@@ -189,7 +194,7 @@ export async function changePlan(
   body: ChangePlanRequest,
   caller: string,
 ): Promise<OperationAccepted> {
-  const tenant = await deps.registry.require(tenantId);
+  const tenant = await deps.tenants.require(tenantId);
   const { target, problems } = resolvePlanTarget(tenant, body);
   if (problems.length > 0) throw new ValidationError('The limits exceed the plan', problems);
   if (ALLOWED_FROM.change_plan.includes(tenant.status)) await assertPlanFits(deps.usage, tenant, target);
@@ -229,7 +234,7 @@ export async function deleteTenant(
     }
   };
   // Checked before the claim too, so that a wrong slug is a 400 whatever the tenant's status.
-  confirmation(await deps.registry.require(tenantId));
+  confirmation(await deps.tenants.require(tenantId));
   const backupId = (deps.now?.() ?? new Date()).toISOString();
   const accepted = await startOperation(deps, {
     tenantId,
@@ -261,7 +266,7 @@ export async function createBackup(
 
 /** `GET /tenants/{id}/backups`: completed backups, newest first; a deleted tenant's included. */
 export async function listBackups(deps: LifecycleDeps, tenantId: string): Promise<BackupListResponse> {
-  await deps.registry.require(tenantId);
+  await deps.tenants.require(tenantId);
   return { items: await deps.store.backups(tenantId) };
 }
 
@@ -280,20 +285,20 @@ export async function restoreTenant(
   caller: string,
 ): Promise<RestoreTenantResponse> {
   const actor = actorOf(caller);
-  const source = await deps.registry.require(sourceId);
+  const source = await deps.tenants.require(sourceId);
   const backup = await deps.store.backup(source.id, body.backup);
   if (!backup) throw new NotFoundError(`Tenant ${source.id} has no completed backup ${body.backup}`);
   const name = body.name ?? `${source.name.slice(0, 200 - RESTORED_SUFFIX.length)}${RESTORED_SUFFIX}`;
   const tenantId = newTenantId();
   const reserve = (slug: string) =>
-    deps.registry.reserve(
+    deps.tenants.reserve(
       { id: tenantId, slug, name, plan: source.plan, limits: source.limits, config: source.config },
       actor,
     );
   let slug = body.slug ?? `${truncateSlug(source.slug, SLUG_MAX_LENGTH - '-restored'.length)}-restored`;
   if (slugProblem(slug)) slug = `restored-${tenantId.slice(1, 9)}`;
   if (!(await reserve(slug))) {
-    const suggestions = await suggestSlugs(deps.registry, slug, source.plan);
+    const suggestions = await suggestSlugs(deps.tenants, slug, source.plan);
     const free = suggestions[0];
     if (body.slug !== undefined || free === undefined || !(await reserve(free))) {
       throw new SlugTakenError(slug, suggestions);
@@ -311,10 +316,10 @@ export async function restoreTenant(
       executionName: () => tenantId,
     });
   } catch (error) {
-    await deps.registry.discardReservation(tenantId);
+    await deps.tenants.discardReservation(tenantId);
     throw error;
   }
-  await deps.registry.audit(source.id, 'TENANT_RESTORE_STARTED', actor, { ...restoredFrom, into: tenantId });
+  await deps.audit.add(source.id, 'TENANT_RESTORE_STARTED', actor, { ...restoredFrom, into: tenantId });
   return {
     tenantId,
     slug,
@@ -345,7 +350,7 @@ export function lifecycleRoutes(
     if (key === undefined) return answer();
     const query = new URLSearchParams(event.queryStringParameters ?? {}).toString();
     const hash = requestHash(`${event.routeKey} ${event.rawPath}?${query}`, raw);
-    return idempotent(deps.registry, { caller: callerOf(event), key, hash }, answer);
+    return idempotent(deps.idempotency, { caller: callerOf(event), key, hash }, answer);
   };
   const accepted = (body: { links: { self: string } }) =>
     jsonResult(202, body, { location: body.links.self });

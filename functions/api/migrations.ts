@@ -13,8 +13,8 @@ import {
   ServiceUnavailableError,
   ValidationError,
 } from '../shared/errors.ts';
+import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
 import { loadMigrations } from '../shared/migrations.ts';
-import type { TenantRegistry } from '../shared/tenants.ts';
 import { actorOf } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
@@ -196,9 +196,9 @@ export async function latestTemplateVersion(schemaDir: string): Promise<number> 
   return (await loadMigrations(join(schemaDir, 'tenant'))).at(-1)?.version ?? 0;
 }
 
-/** What the fleet migration routes run on: the runs' deps, and the registry that keeps idempotent answers. */
+/** What the fleet migration routes run on: the runs' deps, and the store that keeps idempotent answers. */
 export interface MigrationRouteDeps extends MigrationApiDeps {
-  readonly registry: TenantRegistry;
+  readonly idempotency: IdempotencyStore;
 }
 
 /**
@@ -219,7 +219,7 @@ export function migrationRoutes(
       };
       const key = idempotencyKeyOf(event);
       if (key === undefined) return answer();
-      return idempotent(deps.registry, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
+      return idempotent(deps.idempotency, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
     },
     async getMigration(event) {
       return jsonResult(200, await getMigration(deps, event.pathParameters?.migrationId ?? ''));

@@ -6,7 +6,8 @@ import type {
 } from '../../schema/api/tenants.ts';
 import { NotFoundError, ValidationError } from '../shared/errors.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
-import type { StepRecord, Tenant, TenantRegistry, TenantResources } from '../shared/tenants.ts';
+import type { ProgressStore, StepRecord } from '../shared/progress.ts';
+import type { Tenant, TenantResources, TenantStore } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 
 const selfLink = (id: string) => ({ self: `/tenants/${id}` });
@@ -15,10 +16,13 @@ const selfLink = (id: string) => ({ self: `/tenants/${id}` });
  * A tenant with its provisioning progress. A malformed id is answered 404 like an unknown one, without a
  * query: no tenant has it, and the answer does not teach callers the id format.
  */
-export async function getTenant(registry: TenantRegistry, tenantId: string): Promise<TenantResponse> {
-  const tenant = TENANT_ID_PATTERN.test(tenantId) ? await registry.get(tenantId) : undefined;
+export async function getTenant(
+  stores: { readonly tenants: TenantStore; readonly progress: ProgressStore },
+  tenantId: string,
+): Promise<TenantResponse> {
+  const tenant = TENANT_ID_PATTERN.test(tenantId) ? await stores.tenants.get(tenantId) : undefined;
   if (!tenant) throw new NotFoundError(`No tenant ${tenantId}`);
-  return tenantResponse(tenant, await registry.steps(tenant.id));
+  return tenantResponse(tenant, await stores.progress.steps(tenant.id));
 }
 
 /** Only the names and ARNs the API shows: a field a step might add is not answered before it is reviewed. */
@@ -114,12 +118,9 @@ function summary(tenant: Tenant): TenantSummary {
 }
 
 /** A page of tenants in id order (stable under inserts: keyset pagination), filtered by status and plan. */
-export async function listTenants(
-  registry: TenantRegistry,
-  query: ListTenantsQuery,
-): Promise<TenantListResponse> {
+export async function listTenants(store: TenantStore, query: ListTenantsQuery): Promise<TenantListResponse> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-  const { tenants, more } = await registry.list({
+  const { tenants, more } = await store.list({
     limit: query.limit,
     ...(query.status !== undefined ? { status: query.status } : {}),
     ...(query.plan !== undefined ? { plan: query.plan } : {}),

@@ -1,12 +1,19 @@
 import { openApiDocument } from '../../schema/api/openapi.ts';
 import { CreateTenantRequest, ListTenantsQuery } from '../../schema/api/tenants.ts';
+import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
+import type { ProgressStore } from '../shared/progress.ts';
 import { actorOf, type CreateTenantDeps, createTenant } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
 import { getTenant, listTenants } from './read-tenants.ts';
 
-/** What the tenant routes run on: the create's deps, and where a created tenant is logged. */
+/**
+ * What the tenant routes run on: the create's deps, the steps' progress (for GET), the first answers to idempotent
+ * creates, and where a created tenant is logged.
+ */
 export interface TenantRouteDeps extends CreateTenantDeps {
+  readonly progress: ProgressStore;
+  readonly idempotency: IdempotencyStore;
   readonly info?: (message: string, details: Record<string, unknown>) => void;
 }
 
@@ -37,11 +44,11 @@ export function tenantRoutes(
         return jsonResult(202, created, { location: created.links.self });
       };
       if (key === undefined) return answer();
-      return idempotent(deps.registry, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
+      return idempotent(deps.idempotency, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
     },
 
     async getTenant(event) {
-      return jsonResult(200, await getTenant(deps.registry, event.pathParameters?.tenantId ?? ''));
+      return jsonResult(200, await getTenant(deps, event.pathParameters?.tenantId ?? ''));
     },
 
     async listTenants(event) {
@@ -50,7 +57,7 @@ export function tenantRoutes(
         event.queryStringParameters ?? {},
         'Invalid query parameters',
       );
-      return jsonResult(200, await listTenants(deps.registry, query));
+      return jsonResult(200, await listTenants(deps.tenants, query));
     },
 
     async getOpenApi(event) {

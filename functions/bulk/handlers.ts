@@ -17,7 +17,7 @@ import { BatchStore } from './store.ts';
 /** The bulk-onboard state machine's tasks (statemachines/bulk-onboard.asl.json). */
 const { env, cluster, registry } = stepSetup(['PROVISION_STATE_MACHINE_ARN']);
 const deps: RowDeps = {
-  registry,
+  tenants: registry.tenants,
   batches: new BatchStore(cluster),
   sfn: sfnClient(),
   provisionStateMachineArn: env.PROVISION_STATE_MACHINE_ARN,

@@ -5,13 +5,13 @@ import { CreateTenantRequest } from '../../schema/api/tenants.ts';
 import { ServiceUnavailableError } from '../shared/errors.ts';
 import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import { effectiveLimits } from '../shared/plans.ts';
-import type { Tenant, TenantRegistry } from '../shared/tenants.ts';
+import type { Tenant, TenantStore } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 import type { BatchCounts, BatchStore } from './store.ts';
 
-/** What the bulk-onboard tasks need: the registry, the batches, and the provision-tenant state machine. */
+/** What the bulk-onboard tasks need: the tenants, the batches, and the provision-tenant state machine. */
 export interface RowDeps {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
   readonly batches: BatchStore;
   readonly sfn: SFNClient;
   readonly provisionStateMachineArn: string;
@@ -60,14 +60,14 @@ export async function startRow(
     );
   }
   if (row.status === 'failed') return { started: false, executionArn: null };
-  const existing = await deps.registry.get(row.tenantId);
+  const existing = await deps.tenants.get(row.tenantId);
   if (existing?.executionArn) {
     await deps.batches.rowProvisioning(input.batchId, input.index);
     return { started: true, executionArn: existing.executionArn };
   }
   if (!existing) {
     const request = CreateTenantRequest.parse(row.request);
-    const reserved = await deps.registry.reserve(
+    const reserved = await deps.tenants.reserve(
       {
         id: row.tenantId,
         slug: request.slug,
@@ -109,13 +109,13 @@ export async function startRow(
       // Started by an earlier attempt whose answer was lost.
       executionArn = executionArnOf(deps.provisionStateMachineArn, row.tenantId);
     } else {
-      await deps.registry.discardReservation(row.tenantId);
+      await deps.tenants.discardReservation(row.tenantId);
       throw new ServiceUnavailableError('Provisioning could not be started; the reservation is undone', {
         cause: error,
       });
     }
   }
-  await deps.registry.setExecutionArn(row.tenantId, executionArn, row.createdBy);
+  await deps.tenants.setExecutionArn(row.tenantId, executionArn, row.createdBy);
   await deps.batches.rowProvisioning(input.batchId, input.index);
   return { started: true, executionArn };
 }
@@ -168,7 +168,7 @@ export async function awaitRow(
   const deadline = Date.now() + budgetMs;
   const pollMs = deps.pollMs ?? 300;
   for (;;) {
-    const outcome = outcomeOf(await deps.registry.get(input.tenantId));
+    const outcome = outcomeOf(await deps.tenants.get(input.tenantId));
     if (outcome) {
       await deps.batches.rowEnded(input.batchId, input.index, outcome.status, outcome.error);
       return { done: true, outcome: outcome.status };
@@ -179,7 +179,7 @@ export async function awaitRow(
       );
       if (execution.status === 'RUNNING') return { done: false, outcome: null };
       // The execution may have ended between the two reads: the registry has the last word.
-      const after = outcomeOf(await deps.registry.get(input.tenantId)) ?? {
+      const after = outcomeOf(await deps.tenants.get(input.tenantId)) ?? {
         status: 'failed' as const,
         error: {
           step: null,
@@ -202,7 +202,7 @@ export async function recordRowFailure(
   deps: RowDeps,
   input: RowFailureInput,
 ): Promise<{ outcome: 'failed' }> {
-  await deps.registry.discardReservation(input.tenantId);
+  await deps.tenants.discardReservation(input.tenantId);
   await deps.batches.rowEnded(input.batchId, input.index, 'failed', {
     step: null,
     error: input.error.Error,

@@ -5,7 +5,7 @@ import { SUGGESTION_COUNT, slugCandidates } from '../api/create-tenant.ts';
 import { formatPath } from '../api/http.ts';
 import type { ErrorDetail } from '../shared/errors.ts';
 import { PLAN_NAMES, type PlanName } from '../shared/plans.ts';
-import type { TenantRegistry } from '../shared/tenants.ts';
+import type { TenantStore } from '../shared/tenants.ts';
 import type * as z from '../shared/zod.ts';
 
 /** A row of a batch before validation: a create-tenant body, and what its conversion from CSV found. */
@@ -51,7 +51,7 @@ function zodProblems(error: z.core.$ZodError, namePath: PathNamer): ErrorDetail[
  * Two registry queries whatever the batch's size; nothing is written.
  */
 export async function validateRows(
-  registry: TenantRegistry,
+  tenants: TenantStore,
   rows: readonly BatchInputRow[],
   namePath: PathNamer = formatPath,
 ): Promise<ValidatedRow[]> {
@@ -89,7 +89,7 @@ export async function validateRows(
   // Only well-formed slugs are looked up: a malformed one is already reported, and may hold text PostgreSQL
   // cannot take (a NUL, a lone surrogate).
   const slugs = [...firstBySlug.keys()].filter((slug) => !slugProblem(slug));
-  const free = new Set(slugs.length > 0 ? await registry.freeSlugs(slugs) : []);
+  const free = new Set(slugs.length > 0 ? await tenants.freeSlugs(slugs) : []);
   const taken = parsed.filter(
     (entry) =>
       entry.slug !== null &&
@@ -108,7 +108,7 @@ export async function validateRows(
         ] as const;
       }),
     );
-    const freeCandidates = new Set(await registry.freeSlugs([...new Set([...candidatesOf.values()].flat())]));
+    const freeCandidates = new Set(await tenants.freeSlugs([...new Set([...candidatesOf.values()].flat())]));
     for (const entry of taken) {
       entry.problems.push({ path: namePath(['slug']), message: `The slug "${entry.slug}" is taken` });
       entry.suggestions = (candidatesOf.get(entry) ?? [])

@@ -10,7 +10,7 @@ import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** DisableTenantAccess, EnableTenantAccess, DisableAlarmActions, EnableAlarmActions: suspend and resume. */
 const { cluster, registry } = stepSetup([]);
-const progress = { registry, actor: LIFECYCLE_ACTOR };
+const progress = { store: registry.progress, actor: LIFECYCLE_ACTOR };
 
 /** Statuses in which a tenant still has access to cut or give back (suspend, resume, their undo, delete). */
 const LIVE: readonly TenantStatus[] = ['active', 'suspended', 'deprovisioning'];

@@ -9,7 +9,7 @@ import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** BackupDatabase and DiscardBackup: the backup-tenant run and the delete-tenant run's final backup. */
 const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'STORAGE_KEY_ARN']);
-const progress = { registry, actor: LIFECYCLE_ACTOR };
+const progress = { store: registry.progress, actor: LIFECYCLE_ACTOR };
 const store = new LifecycleStore(cluster);
 const deps = {
   cluster,

@@ -6,8 +6,8 @@ import {
   type StepFailure,
   TENANT_STATUSES,
   type Tenant,
-  TenantRegistry,
   type TenantStatus,
+  TenantStore,
 } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 
@@ -143,7 +143,7 @@ export class LifecycleStore {
     try {
       return await this.#db.transaction(async (tx) => {
         await tx.execute('SELECT 1 FROM tenants WHERE id = :id FOR UPDATE', { id: claim.tenantId });
-        const tenant = await new TenantRegistry(tx).require(claim.tenantId);
+        const tenant = await new TenantStore(tx).require(claim.tenantId);
         if (!claim.from.includes(tenant.status)) {
           throw new TenantStateError(
             `Tenant ${tenant.id} is ${tenant.status}: ${claim.operation.replace('_', ' ')} needs ${claim.from.join(' or ')}`,
@@ -165,7 +165,7 @@ export class LifecycleStore {
         );
         if (!row) throw new Error('INSERT … RETURNING returned no row');
         if (claim.setStatus !== undefined) {
-          await new TenantRegistry(tx).setStatus(tenant.id, claim.setStatus, claim.by);
+          await new TenantStore(tx).setStatus(tenant.id, claim.setStatus, claim.by);
         }
         return { operationId: row.id, tenant };
       });
@@ -183,7 +183,7 @@ export class LifecycleStore {
    */
   async setExecution(operationId: string, tenantId: string, executionArn: string, by: string): Promise<void> {
     await this.#db.transaction(async (tx) => {
-      await new TenantRegistry(tx).setExecutionArn(tenantId, executionArn, by);
+      await new TenantStore(tx).setExecutionArn(tenantId, executionArn, by);
       await tx.execute(
         'UPDATE tenant_operations SET execution_arn = :executionArn WHERE id = CAST(:id AS bigint)',
         {
@@ -201,7 +201,7 @@ export class LifecycleStore {
    */
   async abandon(operationId: string, tenantId: string, status: TenantStatus, by: string): Promise<void> {
     await this.#db.transaction(async (tx) => {
-      await new TenantRegistry(tx).setStatus(tenantId, status, by);
+      await new TenantStore(tx).setStatus(tenantId, status, by);
       await tx.execute(
         "DELETE FROM tenant_operations WHERE id = CAST(:id AS bigint) AND status = 'running'",
         {

@@ -10,7 +10,13 @@ import { LifecycleInput } from './step.ts';
 /** CompleteOperation and FailOperation: the end of every lifecycle run, in the registry and on the event bus. */
 const { env, cluster, registry } = stepSetup(['EVENT_BUS_NAME', 'STORAGE_BUCKET']);
 const store = new LifecycleStore(cluster);
-const deps = { registry, store, events: eventBridgeClient(), busName: env.EVENT_BUS_NAME };
+const deps = {
+  tenants: registry.tenants,
+  audit: registry.audit,
+  store,
+  events: eventBridgeClient(),
+  busName: env.EVENT_BUS_NAME,
+};
 // Only FailOperation scans what is left, with these: made when it runs, so that the bundle of
 // CompleteOperation (each function has its own) carries no Secrets Manager, S3 or CloudWatch client.
 const scan = () => ({

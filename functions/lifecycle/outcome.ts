@@ -1,6 +1,7 @@
 import type { LifecycleOperation } from '../../schema/api/lifecycle.ts';
 import { type Announcer, announce, type ScanDeps, scanLeftovers } from '../provision/outcome.ts';
-import type { FinalBackup, StepFailure, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import type { AuditStore } from '../shared/audit.ts';
+import type { FinalBackup, StepFailure, TenantStatus, TenantStore } from '../shared/tenants.ts';
 import type { LifecycleStore } from './operations.ts';
 
 /** What each operation's outcome is called in the audit log and on the event bus. */
@@ -62,7 +63,8 @@ export function undoneStatus(operation: LifecycleOperation, from: TenantStatus):
 }
 
 export interface OutcomeDeps extends Announcer {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
+  readonly audit: AuditStore;
   readonly store: LifecycleStore;
 }
 
@@ -87,23 +89,19 @@ export async function completeOperation(
   const operation = await deps.store.get(operationId);
   if (!operation || operation.tenantId !== tenantId)
     throw new Error(`No operation ${operationId} of ${tenantId}`);
-  const tenant = await deps.registry.require(tenantId);
+  const tenant = await deps.tenants.require(tenantId);
   const status = DONE_STATUS[operation.operation] ?? tenant.status;
   if (operation.operation === 'delete') {
-    await deps.registry.removeResources(
+    await deps.tenants.removeResources(
       tenantId,
       ['database', 'secrets', 'invitationSecretArn', 'alarms'],
       operation.requestedBy,
     );
     if (result.finalBackup) {
-      await deps.registry.mergeResources(
-        tenantId,
-        { finalBackup: result.finalBackup },
-        operation.requestedBy,
-      );
+      await deps.tenants.mergeResources(tenantId, { finalBackup: result.finalBackup }, operation.requestedBy);
     }
   }
-  await deps.registry.setStatus(tenantId, status, operation.requestedBy, { failure: null, leftovers: null });
+  await deps.tenants.setStatus(tenantId, status, operation.requestedBy, { failure: null, leftovers: null });
   const outcome = OUTCOMES[operation.operation];
   const details = {
     operationId,
@@ -111,7 +109,7 @@ export async function completeOperation(
     ...(result.finalBackup ? { finalBackup: result.finalBackup } : {}),
   };
   if (await deps.store.finish(operationId, 'succeeded')) {
-    await deps.registry.audit(tenantId, outcome.done, operation.requestedBy, details);
+    await deps.audit.add(tenantId, outcome.done, operation.requestedBy, details);
   }
   await announce(deps, outcome.doneEvent, {
     tenantId,
@@ -148,7 +146,7 @@ export async function failOperation(
   const operation = await deps.store.get(operationId);
   if (!operation || operation.tenantId !== tenantId)
     throw new Error(`No operation ${operationId} of ${tenantId}`);
-  const tenant = await deps.registry.require(tenantId);
+  const tenant = await deps.tenants.require(tenantId);
   const status = request.status ?? undoneStatus(operation.operation, operation.fromStatus);
   const leftovers = request.scan && deps.scan ? await scanLeftovers(deps.scan, tenantId) : null;
   const failure: StepFailure = request.rollbackFailure
@@ -161,7 +159,7 @@ export async function failOperation(
           ),
       }
     : request.failure;
-  await deps.registry.setStatus(tenantId, status, operation.requestedBy, { failure, leftovers });
+  await deps.tenants.setStatus(tenantId, status, operation.requestedBy, { failure, leftovers });
   const outcome = OUTCOMES[operation.operation];
   const details = {
     operationId,
@@ -171,7 +169,7 @@ export async function failOperation(
     ...(leftovers ? { leftovers } : {}),
   };
   if (await deps.store.finish(operationId, 'failed', failure)) {
-    await deps.registry.audit(tenantId, outcome.failed, operation.requestedBy, details);
+    await deps.audit.add(tenantId, outcome.failed, operation.requestedBy, details);
   }
   await announce(deps, outcome.failedEvent, {
     tenantId,

@@ -8,7 +8,7 @@ import { assertPlanFits } from './usage.ts';
 
 /** CheckPlanUsage, ApplyTenantLimits, ApplyPlanAlarms, RecordPlan: the change-plan run. */
 const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'ALARM_TOPIC_ARN']);
-const progress = { registry, actor: LIFECYCLE_ACTOR };
+const progress = { store: registry.progress, actor: LIFECYCLE_ACTOR };
 const store = new LifecycleStore(cluster);
 
 /** A plan change's state input: the plan and limits to apply (the target, or the previous ones when undoing). */

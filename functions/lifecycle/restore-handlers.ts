@@ -11,7 +11,7 @@ import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** RestoreSchema and LoadBackup: the restore-tenant run's own steps (the rest are provisioning's). */
 const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'SCHEMA_DIR']);
-const progress = { registry, actor: LIFECYCLE_ACTOR };
+const progress = { store: registry.progress, actor: LIFECYCLE_ACTOR };
 const deps = { cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET };
 
 // Read once per container; awaited by the step, so a broken template fails the step, named.

@@ -5,7 +5,7 @@ import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** RetainStorage and RetireRolesAndSecrets: the delete-tenant run's removal steps of its own. */
 const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS']);
-const progress = { registry, actor: LIFECYCLE_ACTOR };
+const progress = { store: registry.progress, actor: LIFECYCLE_ACTOR };
 
 export const retainStorage = /* @__PURE__ */ step(
   'RetainStorage',

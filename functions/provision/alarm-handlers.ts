@@ -5,7 +5,7 @@ import { ACTOR, PROVISIONING } from './step.ts';
 
 /** ConfigureAlarms and RemoveAlarms: the tenant's CloudWatch alarms. */
 const { env, registry } = stepSetup(['ALARM_TOPIC_ARN']);
-const progress = { registry, actor: ACTOR };
+const progress = { store: registry.progress, actor: ACTOR };
 const deps: AlarmDeps = { cloudWatch: cloudWatchClient(), topicArn: env.ALARM_TOPIC_ARN, stage: env.STAGE };
 
 export const configureAlarms = /* @__PURE__ */ step(
@@ -23,7 +23,7 @@ export const removeAlarms = /* @__PURE__ */ step(
   { input: StepInput, progress },
   async ({ tenant }) => {
     const removed = await removeTenantAlarms(deps.cloudWatch, tenant.id);
-    await registry.removeResources(tenant.id, ['alarms'], ACTOR);
+    await registry.tenants.removeResources(tenant.id, ['alarms'], ACTOR);
     return { alarms: removed.length };
   },
 );

@@ -6,7 +6,7 @@ import { ACTOR, PROVISIONING } from './step.ts';
 
 /** CreateDatabase, ApplyMigrations and DropDatabase: the tenant database, as the provisioner. */
 const { env, cluster, registry } = stepSetup(['SCHEMA_DIR']);
-const progress = { registry, actor: ACTOR };
+const progress = { store: registry.progress, actor: ACTOR };
 
 // Read once per container; awaited by the step, so a broken template fails the step, named.
 const migrations = loadMigrations(join(env.SCHEMA_DIR, 'tenant'));
@@ -42,7 +42,7 @@ export const dropDatabase = /* @__PURE__ */ step(
   { input: StepInput, progress },
   async ({ tenant }) => {
     const result = await dropTenantDatabase(cluster, tenant.id);
-    await registry.removeResources(tenant.id, ['database'], ACTOR);
+    await registry.tenants.removeResources(tenant.id, ['database'], ACTOR);
     return result;
   },
 );

@@ -13,7 +13,14 @@ import { ACTOR } from './step.ts';
 
 /** Activate, MarkFailed and MarkRollbackFailed: the end of a run, in the registry and on the event bus. */
 const { env, cluster, registry } = stepSetup(['EVENT_BUS_NAME', 'STORAGE_BUCKET']);
-const deps = { cluster, registry, actor: ACTOR, events: eventBridgeClient(), busName: env.EVENT_BUS_NAME };
+const deps = {
+  cluster,
+  tenants: registry.tenants,
+  audit: registry.audit,
+  actor: ACTOR,
+  events: eventBridgeClient(),
+  busName: env.EVENT_BUS_NAME,
+};
 // Only MarkRollbackFailed scans what is left, with these: made when it runs, so that the bundles of
 // Activate and MarkFailed (each function has its own) carry no Secrets Manager, S3 or CloudWatch client.
 const scan = () => ({
@@ -27,7 +34,11 @@ const scan = () => ({
 // A retry of Activate may find the tenant active already (its event failed to go out): it finishes the job.
 export const activate = /* @__PURE__ */ step(
   'Activate',
-  { input: StepInput, progress: { registry, actor: ACTOR }, statuses: ['provisioning', 'active'] },
+  {
+    input: StepInput,
+    progress: { store: registry.progress, actor: ACTOR },
+    statuses: ['provisioning', 'active'],
+  },
   ({ tenant }) => activateTenant(deps, tenant),
 );
 

@@ -2,10 +2,11 @@ import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { AuditStore } from '../shared/audit.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { databaseName, secretPrefix, storagePrefix } from '../shared/names.ts';
 import { describeError } from '../shared/step.ts';
-import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
+import type { StepFailure, Tenant, TenantStore } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 import { existingTenantAlarms } from './alarms.ts';
 import { databaseExists } from './database.ts';
@@ -60,7 +61,7 @@ export async function announce(
 export interface ActivateDeps extends Announcer {
   /** The provisioner on any database of the cluster. */
   readonly cluster: DataApi;
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
   readonly actor: string;
 }
 
@@ -73,7 +74,7 @@ export async function activateTenant(deps: ActivateDeps, tenant: Tenant): Promis
   await openTenantDatabase(deps.cluster, tenant.id);
   const { resources } = tenant;
   // Active and audited (once: a rerun does not repeat the entry) in one statement.
-  await deps.registry.setStatusAuditedOnce(
+  await deps.tenants.setStatusAuditedOnce(
     tenant.id,
     'active',
     deps.actor,
@@ -124,20 +125,27 @@ export function stepFailure(caught: CaughtFailure): StepFailure {
   return { step: caught.step, error: caught.Error, cause: cause.slice(0, CAUSE_MAX) };
 }
 
+/** What recording a run's failed end needs: the tenants, the audit log, and who writes it. */
+export interface MarkDeps extends Announcer {
+  readonly tenants: TenantStore;
+  readonly audit: AuditStore;
+  readonly actor: string;
+}
+
 /**
  * After the undo chain: the tenant is `failed` with the step and cause, audited (once), and
  * `Tenant Provisioning Failed` is announced.
  */
 export async function markTenantFailed(
-  deps: Announcer & { readonly registry: TenantRegistry; readonly actor: string },
+  deps: MarkDeps,
   tenantId: string,
   failure: StepFailure,
 ): Promise<{ status: 'failed' }> {
-  const tenant = await deps.registry.require(tenantId);
-  await deps.registry.setStatus(tenantId, 'failed', deps.actor, { failure, leftovers: null });
+  const tenant = await deps.tenants.require(tenantId);
+  await deps.tenants.setStatus(tenantId, 'failed', deps.actor, { failure, leftovers: null });
   // Status, not the log, says whether this run recorded it already: a retry of this task finds it failed.
   if (tenant.status !== 'failed') {
-    await deps.registry.audit(tenantId, 'TENANT_PROVISIONING_FAILED', deps.actor, { ...failure });
+    await deps.audit.add(tenantId, 'TENANT_PROVISIONING_FAILED', deps.actor, { ...failure });
   }
   await announce(deps, DETAIL_TYPES.failed, { tenantId, slug: tenant.slug, plan: tenant.plan, failure });
   return { status: 'failed' };
@@ -203,17 +211,17 @@ export async function scanLeftovers(deps: ScanDeps, tenantId: string): Promise<s
  * not assumed), audited, and `Tenant Rollback Failed` is announced for a person to finish the job.
  */
 export async function markTenantRollbackFailed(
-  deps: ScanDeps & Announcer & { readonly registry: TenantRegistry; readonly actor: string },
+  deps: ScanDeps & MarkDeps,
   tenantId: string,
   failure: StepFailure | undefined,
   rollbackFailure: StepFailure,
 ): Promise<{ status: 'rollback_failed'; leftovers: string[] }> {
-  const tenant = await deps.registry.require(tenantId);
+  const tenant = await deps.tenants.require(tenantId);
   const leftovers = await scanLeftovers(deps, tenantId);
   const recorded = failure ?? rollbackFailure;
-  await deps.registry.setStatus(tenantId, 'rollback_failed', deps.actor, { failure: recorded, leftovers });
+  await deps.tenants.setStatus(tenantId, 'rollback_failed', deps.actor, { failure: recorded, leftovers });
   if (tenant.status !== 'rollback_failed') {
-    await deps.registry.audit(tenantId, 'TENANT_ROLLBACK_FAILED', deps.actor, {
+    await deps.audit.add(tenantId, 'TENANT_ROLLBACK_FAILED', deps.actor, {
       failure: recorded,
       rollbackFailure,
       leftovers,

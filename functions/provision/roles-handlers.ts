@@ -5,7 +5,7 @@ import { ACTOR, PROVISIONING } from './step.ts';
 
 /** CreateRoles and RemoveRoles: the tenant's database roles and their secrets. */
 const { env, cluster, registry } = stepSetup([]);
-const progress = { registry, actor: ACTOR };
+const progress = { store: registry.progress, actor: ACTOR };
 const deps: RoleDeps = {
   cluster,
   secrets: secretsManagerClient(),
@@ -29,7 +29,7 @@ export const removeRoles = /* @__PURE__ */ step(
   { input: StepInput, progress },
   async ({ tenant }) => {
     const removed = await removeTenantRoles(deps, tenant.id);
-    await registry.removeResources(tenant.id, ['secrets', 'invitationSecretArn'], ACTOR);
+    await registry.tenants.removeResources(tenant.id, ['secrets', 'invitationSecretArn'], ACTOR);
     return { roles: removed.roles.length, secrets: removed.secrets.length };
   },
 );

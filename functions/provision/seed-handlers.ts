@@ -9,7 +9,7 @@ const { env, cluster, registry } = stepSetup([]);
 
 export const seedDefaults = /* @__PURE__ */ step(
   'SeedDefaults',
-  { input: StepInput, progress: { registry, actor: ACTOR }, statuses: PROVISIONING },
+  { input: StepInput, progress: { store: registry.progress, actor: ACTOR }, statuses: PROVISIONING },
   async ({ tenant, record }) => {
     const { invitationSecretArn } = await seedTenantDefaults(
       {

@@ -5,7 +5,7 @@ import { configureTenantStorage, removeTenantStorage, type StorageDeps } from '.
 
 /** ConfigureStorage and RemoveStorage: the tenant's prefix in the stage bucket. */
 const { env, registry } = stepSetup(['STORAGE_BUCKET', 'STORAGE_KEY_ARN']);
-const progress = { registry, actor: ACTOR };
+const progress = { store: registry.progress, actor: ACTOR };
 const deps: StorageDeps = {
   s3: s3Client(),
   bucket: env.STORAGE_BUCKET,
@@ -35,7 +35,7 @@ export const removeStorage = /* @__PURE__ */ step(
   { input: StepInput, progress },
   async ({ tenant }) => {
     const removed = await removeTenantStorage(deps, tenant.id);
-    await registry.removeResources(tenant.id, ['storage'], ACTOR);
+    await registry.tenants.removeResources(tenant.id, ['storage'], ACTOR);
     return removed;
   },
 );

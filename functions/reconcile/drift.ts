@@ -6,7 +6,7 @@ import { listSecretsUnder } from '../provision/secrets.ts';
 import { configureTenantStorage, type StorageDeps } from '../provision/storage.ts';
 import { type DataApi, isoText } from '../shared/data-api.ts';
 import { DATABASE_ROLES, databaseName, roleName, roleSecretName } from '../shared/names.ts';
-import type { Tenant, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import type { Tenant, TenantStatus, TenantStore } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 
 /**
@@ -121,14 +121,14 @@ export async function takeInventory(deps: InventoryDeps): Promise<FleetInventory
 }
 
 /** Every tenant of the registry, a page at a time. */
-export async function allTenants(registry: TenantRegistry): Promise<Tenant[]> {
-  const tenants: Tenant[] = [];
+export async function allTenants(tenants: TenantStore): Promise<Tenant[]> {
+  const all: Tenant[] = [];
   let after: string | undefined;
   for (;;) {
-    const page = await registry.list({ limit: 500, ...(after !== undefined ? { after } : {}) });
-    tenants.push(...page.tenants);
+    const page = await tenants.list({ limit: 500, ...(after !== undefined ? { after } : {}) });
+    all.push(...page.tenants);
     after = page.tenants.at(-1)?.id;
-    if (!page.more || after === undefined) return tenants;
+    if (!page.more || after === undefined) return all;
   }
 }
 

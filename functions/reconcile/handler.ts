@@ -39,7 +39,8 @@ export const RECONCILER = 'reconciler';
 
 const deps: ReconcileDeps = {
   cluster,
-  registry,
+  tenants: registry.tenants,
+  audit: registry.audit,
   actor: RECONCILER,
   sfn: sfnClient(),
   provisionStateMachineArn: env.PROVISION_STATE_MACHINE_ARN,

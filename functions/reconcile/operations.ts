@@ -3,11 +3,13 @@ import type { LifecycleOperation } from '../../schema/api/lifecycle.ts';
 import type { LifecycleStore, OperationRecord } from '../lifecycle/operations.ts';
 import { failOperation } from '../lifecycle/outcome.ts';
 import type { Announcer, ScanDeps } from '../provision/outcome.ts';
-import type { StepFailure, TenantRegistry, TenantStatus } from '../shared/tenants.ts';
+import type { AuditStore } from '../shared/audit.ts';
+import type { StepFailure, TenantStatus, TenantStore } from '../shared/tenants.ts';
 import { describeExecution, executionArnOf, lastState, type StuckPolicy } from './stuck.ts';
 
 export interface OperationDeps extends Announcer, ScanDeps {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
+  readonly audit: AuditStore;
   readonly store: LifecycleStore;
   readonly sfn: SFNClient;
   /** The ARN of each operation's state machine. */
@@ -149,6 +151,6 @@ export async function settleOperation(
 
 async function record(deps: OperationDeps, outcome: OperationOutcome): Promise<OperationOutcome> {
   const { tenantId, ...details } = outcome;
-  await deps.registry.audit(tenantId, 'TENANT_RECONCILED', deps.actor, details);
+  await deps.audit.add(tenantId, 'TENANT_RECONCILED', deps.actor, details);
   return outcome;
 }

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import type { BatchStore } from '../bulk/store.ts';
 import type { LifecycleStore } from '../lifecycle/operations.ts';
 import { announce } from '../provision/outcome.ts';
+import type { AuditStore } from '../shared/audit.ts';
 import { DATABASE_ROLES, roleName, roleSecretName } from '../shared/names.ts';
-import type { Tenant, TenantRegistry } from '../shared/tenants.ts';
+import type { Tenant, TenantStore } from '../shared/tenants.ts';
 import { type BatchOutcome, settleBatches } from './batches.ts';
 import {
   type CredentialDeps,
@@ -54,7 +55,8 @@ export interface ReconcileDeps
     InventoryDeps,
     CredentialDeps,
     Omit<OperationDeps, keyof StuckDeps | keyof InventoryDeps> {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
+  readonly audit: AuditStore;
   readonly store: LifecycleStore;
   readonly batches: BatchStore;
   readonly repair: RepairDeps;
@@ -109,7 +111,7 @@ export async function reconcile(
   // A tenant with an operation running (a restore's, into a tenant in provisioning) is its operation's to settle.
   const operating = new Set((await deps.store.allRunning()).map((operation) => operation.tenantId));
   const stuck: StuckOutcome[] = [];
-  for (const tenant of await allTenants(deps.registry)) {
+  for (const tenant of await allTenants(deps.tenants)) {
     if (tenant.status !== 'provisioning' || operating.has(tenant.id)) continue;
     try {
       const outcome = await settleStuckTenant(deps, policy, tenant, now);
@@ -132,7 +134,7 @@ export async function reconcile(
   // began (it turned active, was deleted, changed plan) or that an operation is changing may have been listed
   // between two states; it is judged on the next pass instead.
   const inventory = await takeInventory(deps);
-  const tenants = await allTenants(deps.registry);
+  const tenants = await allTenants(deps.tenants);
   const unsettled = new Set([
     ...(await deps.store.allRunning()).map((operation) => operation.tenantId),
     ...tenants
@@ -149,7 +151,7 @@ export async function reconcile(
       deps.log('Could not repair a tenant', { tenantId: tenant.id, error: errorName(error) });
     }
     if (repaired.length > 0) {
-      await deps.registry.audit(tenant.id, 'TENANT_RECONCILED', deps.actor, {
+      await deps.audit.add(tenant.id, 'TENANT_RECONCILED', deps.actor, {
         action: 'repaired',
         reason: 'resources of an active tenant were missing',
         repaired,
@@ -170,10 +172,10 @@ export async function reconcile(
   }
   for (const [tenantId, details] of drift) {
     const fingerprint = createHash('sha256').update(JSON.stringify(details)).digest('hex').slice(0, 16);
-    const log = await deps.registry.auditLog(tenantId);
+    const log = await deps.audit.entries(tenantId);
     const last = log.filter((entry) => entry.action === 'TENANT_DRIFT_DETECTED').at(-1);
     if (last?.details.fingerprint === fingerprint) continue;
-    await deps.registry.audit(tenantId, 'TENANT_DRIFT_DETECTED', deps.actor, { ...details, fingerprint });
+    await deps.audit.add(tenantId, 'TENANT_DRIFT_DETECTED', deps.actor, { ...details, fingerprint });
     newlyReported.push(tenantId);
   }
   const report: ReconcileReport = {
@@ -229,7 +231,7 @@ async function checkCredentials(
         const { drift: found, untried } = await checkTenantCredentials(deps, tenant, roles, deps.log);
         if (found) {
           drift.push(found);
-          await deps.registry.audit(tenant.id, 'TENANT_RECONCILED', deps.actor, {
+          await deps.audit.add(tenant.id, 'TENANT_RECONCILED', deps.actor, {
             action: 'password_restored',
             reason: "a role's secret no longer logged in (the role changed its own password)",
             roles: found.roles,

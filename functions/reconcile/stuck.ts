@@ -11,14 +11,16 @@ import {
 import type { Announcer } from '../provision/outcome.ts';
 import { CaughtFailure, markTenantRollbackFailed, type ScanDeps } from '../provision/outcome.ts';
 import { PROVISIONING_STEPS } from '../provision/step.ts';
-import type { StepFailure, Tenant, TenantRegistry } from '../shared/tenants.ts';
+import type { AuditStore } from '../shared/audit.ts';
+import type { StepFailure, Tenant, TenantStore } from '../shared/tenants.ts';
 import * as z from '../shared/zod.ts';
 
 /** The forward states of provision-tenant: a run that died in one of them can be run again from the start. */
 export const FORWARD_STATES = PROVISIONING_STEPS;
 
 export interface StuckDeps extends ScanDeps, Announcer {
-  readonly registry: TenantRegistry;
+  readonly tenants: TenantStore;
+  readonly audit: AuditStore;
   readonly sfn: SFNClient;
   readonly provisionStateMachineArn: string;
   readonly rollbackStateMachineArn: string;
@@ -161,7 +163,7 @@ export async function settleStuckTenant(
   const knownArn = tenant.executionArn ?? executionArnOf(deps.provisionStateMachineArn, tenant.id);
   const execution = await describeExecution(deps.sfn, knownArn);
   // The registry again, after the execution: a run that ended between the two reads ended the tenant too.
-  const fresh = await deps.registry.get(tenant.id);
+  const fresh = await deps.tenants.get(tenant.id);
   if (fresh?.status !== 'provisioning') return undefined;
 
   if (!execution) {
@@ -179,7 +181,7 @@ export async function settleStuckTenant(
     });
   }
   const executionArn = execution.executionArn ?? knownArn;
-  if (!tenant.executionArn) await deps.registry.setExecutionArn(tenant.id, executionArn, deps.actor);
+  if (!tenant.executionArn) await deps.tenants.setExecutionArn(tenant.id, executionArn, deps.actor);
   if (execution.status === 'RUNNING') return undefined;
   // Another run for the tenant (an operator's, a retry's) is alive: it, not the reconciler, settles the tenant.
   if (await anotherRun(deps, tenant.id)) return undefined;
@@ -206,7 +208,7 @@ export async function settleStuckTenant(
     const arn = await start(deps.sfn, deps.provisionStateMachineArn, `${tenant.id}-r${resumes + 1}`, {
       tenantId: tenant.id,
     });
-    await deps.registry.setExecutionArn(tenant.id, arn, deps.actor);
+    await deps.tenants.setExecutionArn(tenant.id, arn, deps.actor);
     return record(deps, tenant.id, {
       tenantId: tenant.id,
       action: 'resumed',
@@ -227,7 +229,7 @@ export async function settleStuckTenant(
       tenantId: tenant.id,
       failure,
     });
-    await deps.registry.setExecutionArn(tenant.id, arn, deps.actor);
+    await deps.tenants.setExecutionArn(tenant.id, arn, deps.actor);
     return record(deps, tenant.id, {
       tenantId: tenant.id,
       action: 'rolled_back',
@@ -260,6 +262,6 @@ const capitalize = (status: string): string =>
 
 async function record(deps: StuckDeps, tenantId: string, outcome: StuckOutcome): Promise<StuckOutcome> {
   const { tenantId: _, ...details } = outcome;
-  await deps.registry.audit(tenantId, 'TENANT_RECONCILED', deps.actor, details);
+  await deps.audit.add(tenantId, 'TENANT_RECONCILED', deps.actor, details);
   return outcome;
 }

@@ -59,27 +59,11 @@ export type Env<Name extends EnvName> = { readonly [K in Name]: z.output<(typeof
  */
 export function readEnv<const Names extends readonly EnvName[]>(
   names: Names,
-  env?: NodeJS.ProcessEnv,
-): Env<Names[number]>;
-/**
- * @deprecated Name the variables instead (`readEnv(['STAGE', …])`): their types live in {@link ENVIRONMENT}. Kept
- * for the step wrappers' `stepSetup` until they name theirs.
- */
-export function readEnv<Shape extends z.core.$ZodShape>(
-  shape: Shape,
-  env?: NodeJS.ProcessEnv,
-): z.infer<z.ZodMiniObject<Shape>>;
-export function readEnv(
-  what: readonly EnvName[] | z.core.$ZodShape,
   env: NodeJS.ProcessEnv = process.env,
-): Record<string, unknown> {
-  const shape: z.core.$ZodShape = isNames(what)
-    ? Object.fromEntries(what.map((name) => [name, ENVIRONMENT[name].schema]))
-    : what;
+): Env<Names[number]> {
+  const shape: z.core.$ZodShape = Object.fromEntries(names.map((name) => [name, ENVIRONMENT[name].schema]));
   const parsed = z.object(shape).safeParse(env);
   if (!parsed.success) throw new ConfigurationError(`Environment: ${z.prettifyError(parsed.error)}`);
-  return parsed.data;
+  // The shape is built from ENVIRONMENT's schemas by name, which is what Env<Names> says of the result.
+  return parsed.data as Env<Names[number]>;
 }
-
-const isNames = (what: readonly EnvName[] | z.core.$ZodShape): what is readonly EnvName[] =>
-  Array.isArray(what);

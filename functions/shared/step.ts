@@ -13,13 +13,9 @@ import { DataApi } from './data-api.ts';
 import { type EnvName, readEnv } from './env.ts';
 import { NotFoundError, TenantStateError } from './errors.ts';
 import { TENANT_ID_PATTERN } from './names.ts';
-import {
-  type StepChange,
-  type Tenant,
-  TenantRegistry,
-  type TenantResources,
-  type TenantStatus,
-} from './tenants.ts';
+import type { ProgressStore, StepChange } from './progress.ts';
+import { Registry } from './registry.ts';
+import type { Tenant, TenantResources, TenantStatus } from './tenants.ts';
 import * as z from './zod.ts';
 
 /** The one logger of the step functions; each line carries the step and the ids of its input. */
@@ -40,7 +36,8 @@ const STEP_ENVIRONMENT = [
 /**
  * A step function's cold start: its environment (the step variables plus the variables `extra` names, each of its
  * `ENVIRONMENT` type), the provisioner on the registry database (also the handle for cluster-wide statements such
- * as CREATE DATABASE and CREATE ROLE), and the registry over it.
+ * as CREATE DATABASE and CREATE ROLE), and the registry's stores over it (./registry.ts), of which each module
+ * is handed the one it needs (a step of a tenant's progress: `registry.progress`).
  */
 export function stepSetup<const Extra extends readonly EnvName[]>(extra: Extra) {
   const base = readEnv(STEP_ENVIRONMENT);
@@ -50,7 +47,7 @@ export function stepSetup<const Extra extends readonly EnvName[]>(extra: Extra) 
     secretArn: base.PROVISIONER_SECRET_ARN,
     database: base.CONTROL_PLANE_DATABASE,
   });
-  return { env, cluster, registry: new TenantRegistry(cluster) };
+  return { env, cluster, registry: new Registry(cluster) };
 }
 
 /** What the registry and the logs keep of a failure: the error's name (what Step Functions matches), its message. */
@@ -88,7 +85,7 @@ export type TenantStep<Input> = Step<Input> & TenantFields;
 
 /** Where a step of a tenant's progress records it, and as whom it writes what it records. */
 export interface StepProgress {
-  readonly registry: TenantRegistry;
+  readonly store: ProgressStore;
   /** Who a recorded change is written as (`updated_by`). */
   readonly actor: string;
 }
@@ -169,7 +166,7 @@ export function step<TenantInput extends StepInput, Input, Result>(
   return middy(async (event: unknown, context: LambdaContext): Promise<Result> => {
     const started = Date.now();
     const remainingMs = () => context.getRemainingTimeInMillis();
-    let recording: { registry: TenantRegistry; tenantId: string } | undefined;
+    let recording: { store: ProgressStore; tenantId: string } | undefined;
     try {
       let result: Result;
       if (!isTenantStep(args)) {
@@ -181,10 +178,10 @@ export function step<TenantInput extends StepInput, Input, Result>(
         const [options, work] = args;
         const input = options.input.parse(event);
         logger.appendKeys({ step: name, ...logKeysOf(input) });
-        const { registry, actor } = options.progress;
+        const { store, actor } = options.progress;
         const { tenantId } = input;
         // Read and start in one round trip; the start is recorded only for a tenant in one of `statuses`.
-        const begun = await registry.beginStep(tenantId, name, options.statuses);
+        const begun = await store.beginStep(tenantId, name, options.statuses);
         const { tenant } = begun;
         if (!tenant) throw new NotFoundError(`No tenant ${tenantId}`);
         if (!begun.started) {
@@ -192,7 +189,7 @@ export function step<TenantInput extends StepInput, Input, Result>(
             `Tenant ${tenantId} is ${tenant.status}: ${name} runs only for ${options.statuses?.join(' or ')}`,
           );
         }
-        recording = { registry, tenantId };
+        recording = { store, tenantId };
         let change: StepChange | undefined;
         const record: TenantFields['record'] = ({ resources, schemaVersion }) => {
           change = {
@@ -204,7 +201,7 @@ export function step<TenantInput extends StepInput, Input, Result>(
         result = await work({ input, remainingMs, tenant, record });
         // The work succeeded: a failure to record that is thrown for the state's Retry, not recorded as the step's.
         recording = undefined;
-        await registry.stepSucceeded(tenantId, name, change);
+        await store.stepSucceeded(tenantId, name, change);
       }
       logger.info('Step succeeded', { durationMs: Date.now() - started, result });
       return result;
@@ -212,12 +209,10 @@ export function step<TenantInput extends StepInput, Input, Result>(
       const failure = describeError(error);
       logger.warn('Step failed', { ...failure, durationMs: Date.now() - started });
       if (recording) {
-        await recording.registry
-          .stepFailed(recording.tenantId, name, failure)
-          .catch((recordError: unknown) => {
-            // The step's own error is what the state machine must see; a lost progress row is only logged.
-            logger.error('Could not record the step failure', { recordError: describeError(recordError) });
-          });
+        await recording.store.stepFailed(recording.tenantId, name, failure).catch((recordError: unknown) => {
+          // The step's own error is what the state machine must see; a lost progress row is only logged.
+          logger.error('Could not record the step failure', { recordError: describeError(recordError) });
+        });
       }
       throw error;
     }

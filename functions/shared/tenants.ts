@@ -59,18 +59,6 @@ export interface Tenant {
   updatedBy: string;
 }
 
-/** Progress of one step of a tenant's provisioning. */
-export interface StepRecord {
-  step: string;
-  status: 'running' | 'succeeded' | 'failed';
-  startedAt: string;
-  endedAt: string | null;
-  durationMs: number | null;
-  /** How many times the step started (Step Functions retries included). */
-  attempts: number;
-  error: { error: string; cause: string } | null;
-}
-
 /** A tenant not yet in the registry: what `reserve` writes. */
 export interface NewTenant {
   id: string;
@@ -88,23 +76,6 @@ export interface ListTenantsOptions {
   after?: string;
   limit: number;
 }
-
-/** What a claim of an `Idempotency-Key` found. */
-export type IdempotencyClaim =
-  | { readonly kind: 'claimed' }
-  | { readonly kind: 'answered'; readonly statusCode: number; readonly body: unknown }
-  | { readonly kind: 'in_progress' }
-  | { readonly kind: 'mismatch' };
-
-/** How long a key's first answer is replayed. */
-export const IDEMPOTENCY_TTL_HOURS = 24;
-/**
- * A claim without an answer this old is taken over: its request died (a Lambda runs at most 30 s behind an
- * API Gateway that waits 30 s), and the key would otherwise be stuck until it expires.
- */
-export const IDEMPOTENCY_STALE_SECONDS = 120;
-/** How often a claim is tried when its key is released between its two statements each time. */
-const CLAIM_ATTEMPTS = 3;
 
 const LimitsRow = z.object({
   maxUsers: z.number(),
@@ -135,12 +106,14 @@ const ResourcesRow = z.object({
 
 const FailureRow = z.object({ step: z.string(), error: z.string(), cause: z.string() });
 
-const TENANT_COLUMNS = `id, slug, name, plan, status, limits::text AS limits, config::text AS config,
+/** The columns of a tenant row, as {@link TenantRow} reads them. */
+export const TENANT_COLUMNS = `id, slug, name, plan, status, limits::text AS limits, config::text AS config,
   resources::text AS resources, failure::text AS failure, leftovers::text AS leftovers,
   execution_arn, schema_version, ${isoText('created_at')} AS created_at, created_by,
   ${isoText('updated_at')} AS updated_at, updated_by`;
 
-const TenantRow = z.pipe(
+/** A row of `tenants` read with {@link TENANT_COLUMNS}, as a {@link Tenant}. */
+export const TenantRow = z.pipe(
   z.object({
     id: z.string(),
     slug: z.string(),
@@ -181,59 +154,14 @@ const TenantRow = z.pipe(
   ),
 );
 
-const StepRow = z.pipe(
-  z.object({
-    step: z.string(),
-    status: z.enum(['running', 'succeeded', 'failed']),
-    started_at: z.string(),
-    ended_at: z.nullable(z.string()),
-    duration_ms: z.nullable(z.number()),
-    attempts: z.number(),
-    error: z.nullable(jsonText(z.object({ error: z.string(), cause: z.string() }))),
-  }),
-  z.transform(
-    (row): StepRecord => ({
-      step: row.step,
-      status: row.status,
-      startedAt: row.started_at,
-      endedAt: row.ended_at,
-      durationMs: row.duration_ms,
-      attempts: row.attempts,
-      error: row.error,
-    }),
-  ),
-);
-
-const DURATION_MS = '(extract(epoch FROM now() - tenant_steps.started_at) * 1000)::integer';
-
-/** A tenant row (parsed by TenantRow after) and whether the step's start was recorded. */
-const StepStartedRow = z.looseObject({ step_started: z.boolean() });
 const ChangedRow = z.object({ changed: z.number() });
 const ReservedRow = z.object({ reserved: z.number() });
 
-/**
- * A step recorded again: its attempts go up; its start stays that of the first attempt so that the duration
- * covers the retries, unless the step had succeeded (a new run).
- */
-const STEP_RESTARTED = `ON CONFLICT (tenant_id, step) DO UPDATE SET
-  status = 'running',
-  attempts = tenant_steps.attempts + 1,
-  started_at = CASE WHEN tenant_steps.status = 'succeeded' THEN now() ELSE tenant_steps.started_at END,
-  ended_at = NULL, duration_ms = NULL, error = NULL`;
-
-/** What {@link TenantRegistry.setStatus} may set beside the status; a `null` clears one. */
+/** What {@link TenantStore.setStatus} may set beside the status; a `null` clears one. */
 export interface StatusExtra {
   failure?: StepFailure | null;
   leftovers?: string[] | null;
   schemaVersion?: number;
-}
-
-/** What a step changes of its tenant, written with its success (see {@link TenantRegistry.stepSucceeded}). */
-export interface StepChange {
-  /** Merged into the tenant's resources, key by top-level key. */
-  readonly resources?: TenantResources;
-  readonly schemaVersion?: number;
-  readonly by: string;
 }
 
 /** The UPDATE of a status change, with its parameters. */
@@ -257,10 +185,11 @@ function statusUpdate(id: string, status: TenantStatus, by: string, extra: Statu
 }
 
 /**
- * The tenant registry in the `control_plane` database: tenants, the progress of their steps, the audit log
- * and the first answers to idempotent requests. The API and every provisioning step go through it.
+ * The tenants of the registry (`control_plane.tenants`): reserved by the API, their status, resources and run.
+ * Where a tenant change has an audit entry that must not part from it (its creation, a status set once), the
+ * entry is written in the same statement; the audit log itself is {@link AuditStore}'s (./audit.ts).
  */
-export class TenantRegistry {
+export class TenantStore {
   readonly #db: Sql;
 
   /** `db` targets the control_plane database. */
@@ -340,141 +269,6 @@ export class TenantRegistry {
       { id, keys: json(keys), by: by ?? null },
     );
     if (changed === 0) throw new NotFoundError(`No tenant ${id}`);
-  }
-
-  /**
-   * A step starts: recorded `running`. On a repeat (a retry) its attempts go up; its start stays that of the
-   * first attempt so that the duration covers the retries, unless the step had succeeded (a new run).
-   */
-  async stepStarted(id: string, step: string): Promise<void> {
-    await this.#db.execute(
-      `INSERT INTO tenant_steps (tenant_id, step, status, attempts, started_at)
-       VALUES (:id, :step, 'running', 1, now())
-       ${STEP_RESTARTED}`,
-      { id, step },
-    );
-  }
-
-  /**
-   * A step begins, in one statement: the tenant is read and the step recorded started (as {@link stepStarted}),
-   * the start only when the tenant's status is one of `statuses` (any, without them). Returns the tenant as read
-   * (undefined when there is none) and whether the start was recorded.
-   */
-  async beginStep(
-    id: string,
-    step: string,
-    statuses?: readonly TenantStatus[],
-  ): Promise<{ tenant: Tenant | undefined; started: boolean }> {
-    const [row] = await this.#db.query(
-      `WITH tenant AS (SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = :id),
-       started AS (
-         INSERT INTO tenant_steps (tenant_id, step, status, attempts, started_at)
-         SELECT tenant.id, :step, 'running', 1, now() FROM tenant
-         WHERE CAST(:statuses AS jsonb) IS NULL
-           OR tenant.status IN (SELECT jsonb_array_elements_text(CAST(:statuses AS jsonb)))
-         ${STEP_RESTARTED}
-         RETURNING 1)
-       SELECT tenant.*, EXISTS (SELECT 1 FROM started) AS step_started FROM tenant`,
-      { id, step, statuses: statuses ? json(statuses) : null },
-      StepStartedRow,
-    );
-    return { tenant: row ? TenantRow.parse(row) : undefined, started: row?.step_started ?? false };
-  }
-
-  /**
-   * A step succeeded; with `change`, what it changes of the tenant (resources merged key by key, the schema
-   * version) is written in the same statement, so that a step's outcome and its record never part.
-   * A {@link NotFoundError} when a change is given and there is no such tenant.
-   */
-  async stepSucceeded(id: string, step: string, change?: StepChange): Promise<void> {
-    if (!change) {
-      await this.#stepEnded(id, step, 'succeeded', null);
-      return;
-    }
-    const [row] = await this.#db.query(
-      `WITH changed AS (
-         UPDATE tenants SET resources = resources || CAST(:resources AS jsonb),
-           schema_version = coalesce(CAST(:schemaVersion AS integer), schema_version),
-           updated_at = now(), updated_by = :by
-         WHERE id = :id RETURNING id),
-       ended AS (
-         INSERT INTO tenant_steps (tenant_id, step, status, attempts, started_at, ended_at, duration_ms, error)
-         SELECT changed.id, :step, 'succeeded', 1, now(), now(), 0, NULL FROM changed
-         ON CONFLICT (tenant_id, step) DO UPDATE SET
-           status = EXCLUDED.status, ended_at = now(), duration_ms = ${DURATION_MS}, error = EXCLUDED.error
-         RETURNING 1)
-       SELECT (SELECT count(*) FROM changed)::int AS changed`,
-      {
-        id,
-        step,
-        resources: json(change.resources ?? {}),
-        schemaVersion: change.schemaVersion ?? null,
-        by: change.by,
-      },
-      ChangedRow,
-    );
-    if (!row || row.changed === 0) throw new NotFoundError(`No tenant ${id}`);
-  }
-
-  async stepFailed(id: string, step: string, error: { error: string; cause: string }): Promise<void> {
-    await this.#stepEnded(id, step, 'failed', error);
-  }
-
-  async #stepEnded(
-    id: string,
-    step: string,
-    status: 'succeeded' | 'failed',
-    error: { error: string; cause: string } | null,
-  ): Promise<void> {
-    // An end without a recorded start (a step that failed before it could record one) still shows.
-    await this.#db.execute(
-      `INSERT INTO tenant_steps (tenant_id, step, status, attempts, started_at, ended_at, duration_ms, error)
-       VALUES (:id, :step, :status, 1, now(), now(), 0, CAST(:error AS jsonb))
-       ON CONFLICT (tenant_id, step) DO UPDATE SET
-         status = EXCLUDED.status, ended_at = now(), duration_ms = ${DURATION_MS}, error = EXCLUDED.error`,
-      { id, step, status, error: error === null ? null : json(error) },
-    );
-  }
-
-  /** The tenant's steps, in the order they started. */
-  async steps(id: string): Promise<StepRecord[]> {
-    return this.#db.query(
-      `SELECT step, status, ${isoText('started_at')} AS started_at, ${isoText('ended_at')} AS ended_at, duration_ms,
-         attempts, error::text AS error
-       FROM tenant_steps WHERE tenant_id = :id ORDER BY started_at, step`,
-      { id },
-      StepRow,
-    );
-  }
-
-  /** An entry of the audit log, e.g. `TENANT_CREATED` (seed 000). */
-  async audit(
-    id: string,
-    action: string,
-    actor: string,
-    details: Record<string, unknown> = {},
-  ): Promise<void> {
-    await this.#db.execute(
-      'INSERT INTO audit_log (tenant_id, action, actor, details) VALUES (:id, :action, :actor, CAST(:details AS jsonb))',
-      { id, action, actor, details: json(details) },
-    );
-  }
-
-  /** The tenant's audit entries, oldest first. */
-  async auditLog(
-    id: string,
-  ): Promise<{ action: string; actor: string; details: Record<string, unknown>; at: string }[]> {
-    return this.#db.query(
-      `SELECT action, actor, details::text AS details, ${isoText('at')} AS at FROM audit_log
-       WHERE tenant_id = :id ORDER BY at, id`,
-      { id },
-      z.object({
-        action: z.string(),
-        actor: z.string(),
-        details: jsonText(z.record(z.string(), z.unknown())),
-        at: z.string(),
-      }),
-    );
   }
 
   /**
@@ -564,66 +358,5 @@ export class TenantRegistry {
       TenantRow,
     );
     return { tenants: rows.slice(0, options.limit), more: rows.length > options.limit };
-  }
-
-  /**
-   * Claims an `Idempotency-Key` for a caller and a request hash. `claimed`: the caller answers and then
-   * {@link saveIdempotentAnswer}s or {@link releaseIdempotencyKey}s. Otherwise what the key already holds:
-   * the first answer, a request still being answered, or another request (`mismatch`).
-   */
-  async claimIdempotencyKey(caller: string, key: string, requestHash: string): Promise<IdempotencyClaim> {
-    // A key released between the two statements is as good as free, so it is claimed again; a few times at most: a
-    // key released as often as it is read is busy, and the client is told so.
-    for (let attempt = 1; attempt <= CLAIM_ATTEMPTS; attempt += 1) {
-      const claimed = await this.#db.query(
-        `INSERT INTO idempotency_keys (caller, key, request_hash) VALUES (:caller, :key, :requestHash)
-         ON CONFLICT (caller, key) DO UPDATE SET
-           request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, created_at = now()
-         WHERE idempotency_keys.created_at < now() - interval '1 hour' * :ttlHours
-            OR (idempotency_keys.status_code IS NULL
-                AND idempotency_keys.created_at < now() - interval '1 second' * :staleSeconds)
-         RETURNING 1 AS claimed`,
-        {
-          caller,
-          key,
-          requestHash,
-          ttlHours: IDEMPOTENCY_TTL_HOURS,
-          staleSeconds: IDEMPOTENCY_STALE_SECONDS,
-        },
-        z.object({ claimed: z.number() }),
-      );
-      if (claimed.length > 0) return { kind: 'claimed' };
-      const [row] = await this.#db.query(
-        `SELECT request_hash, status_code, response::text AS response FROM idempotency_keys
-         WHERE caller = :caller AND key = :key`,
-        { caller, key },
-        z.object({
-          request_hash: z.string(),
-          status_code: z.nullable(z.number()),
-          response: z.nullable(jsonText(z.unknown())),
-        }),
-      );
-      if (!row) continue;
-      if (row.request_hash !== requestHash) return { kind: 'mismatch' };
-      if (row.status_code === null) return { kind: 'in_progress' };
-      return { kind: 'answered', statusCode: row.status_code, body: row.response };
-    }
-    return { kind: 'in_progress' };
-  }
-
-  async saveIdempotentAnswer(caller: string, key: string, statusCode: number, body: unknown): Promise<void> {
-    await this.#db.execute(
-      `UPDATE idempotency_keys SET status_code = :statusCode, response = CAST(:body AS jsonb)
-       WHERE caller = :caller AND key = :key`,
-      { caller, key, statusCode, body: json(body) },
-    );
-  }
-
-  /** Frees a claimed key whose request could not be answered, so that a retry runs it again. */
-  async releaseIdempotencyKey(caller: string, key: string): Promise<void> {
-    await this.#db.execute(
-      'DELETE FROM idempotency_keys WHERE caller = :caller AND key = :key AND status_code IS NULL',
-      { caller, key },
-    );
   }
 }

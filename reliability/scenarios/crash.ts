@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { executionArnOf } from '../../functions/reconcile/stuck.ts';
 import { DataApi } from '../../functions/shared/data-api.ts';
 import { effectiveLimits } from '../../functions/shared/plans.ts';
-import { TenantConfig, TenantRegistry } from '../../functions/shared/tenants.ts';
+import { TenantConfig, TenantStore } from '../../functions/shared/tenants.ts';
 import { STAGE, STORAGE_BUCKET, stateMachineArn } from '../../local/constants.ts';
 import { figure, type ScenarioResult } from '../report.ts';
 import type { SandboxUnderTest } from '../sandbox.ts';
@@ -294,7 +294,7 @@ async function driftAudited(sut: SandboxUnderTest, tenantId: string, needle: str
 
 /** A tenant reserved as the API reserves one, whose run never started (the API died), ten minutes ago. */
 async function reserveWithoutRun(sut: SandboxUnderTest): Promise<string> {
-  const registry = new TenantRegistry(
+  const tenants = new TenantStore(
     new DataApi(sut.clients.rdsData, {
       resourceArn: sut.info.clusterArn,
       secretArn: sut.info.provisionerSecretArn,
@@ -306,7 +306,7 @@ async function reserveWithoutRun(sut: SandboxUnderTest): Promise<string> {
     .replaceAll(/[^a-z0-9]/g, '')
     .slice(0, 15)}`;
   const name = uniqueName('No Run');
-  await registry.reserve(
+  await tenants.reserve(
     {
       id,
       slug: name.toLowerCase().replaceAll(' ', '-'),

@@ -94,16 +94,13 @@ describe("the api function's composition root", () => {
 
     // Act
     const counts = Object.fromEntries(
-      ['DataApi', 'TenantRegistry', 'LifecycleStore', 'BatchStore', 'FleetStore'].map((what) => [
-        what,
-        made(what),
-      ]),
+      ['DataApi', 'Registry', 'LifecycleStore', 'BatchStore', 'FleetStore'].map((what) => [what, made(what)]),
     );
 
     // Assess
     expect(counts).toEqual({
       DataApi: 1,
-      TenantRegistry: 1,
+      Registry: 1,
       LifecycleStore: 1,
       BatchStore: 1,
       FleetStore: 1,

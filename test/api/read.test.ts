@@ -4,7 +4,8 @@ import type { z } from 'zod';
 import { DataApi } from '../../functions/shared/data-api.ts';
 import { newTenantId } from '../../functions/shared/names.ts';
 import { effectiveLimits, type PlanName } from '../../functions/shared/plans.ts';
-import { TenantRegistry, type TenantStatus } from '../../functions/shared/tenants.ts';
+import { Registry } from '../../functions/shared/registry.ts';
+import type { TenantStatus } from '../../functions/shared/tenants.ts';
 import { TenantConfig, TenantListResponse, TenantResponse } from '../../schema/api/tenants.ts';
 import { clientConfig, sandbox, uniqueName } from '../support/sandbox.ts';
 import { type ApiUnderTest, apiUnderTest, CreatedBody, call, ErrorBody, validBody } from './api.ts';
@@ -18,7 +19,7 @@ beforeAll(async () => {
 const rdsData = new RDSDataClient(clientConfig);
 afterAll(() => rdsData.destroy());
 /** The registry as the provisioning steps use it, to put a tenant in a known state without running them. */
-const registry = new TenantRegistry(
+const registry = new Registry(
   new DataApi(rdsData, {
     resourceArn: sandbox.clusterArn,
     secretArn: sandbox.provisionerSecretArn,
@@ -29,7 +30,7 @@ const registry = new TenantRegistry(
 /** A tenant written straight to the registry (no execution), in the given status. */
 async function registryTenant(plan: PlanName, status: TenantStatus = 'provisioning'): Promise<string> {
   const id = newTenantId();
-  const reserved = await registry.reserve(
+  const reserved = await registry.tenants.reserve(
     {
       id,
       slug: uniqueName('reg').toLowerCase(),
@@ -41,7 +42,7 @@ async function registryTenant(plan: PlanName, status: TenantStatus = 'provisioni
     'test',
   );
   if (!reserved) throw new Error('slug taken');
-  if (status !== 'provisioning') await registry.setStatus(id, status, 'test');
+  if (status !== 'provisioning') await registry.tenants.setStatus(id, status, 'test');
   return id;
 }
 
@@ -84,14 +85,17 @@ describe('GET /tenants/{tenantId}', () => {
     // Prepare
     const id = await registryTenant('professional');
     const secretArn = `arn:aws:secretsmanager:us-east-1:000000000000:secret:tenants/local/${id}/db/app-AbCdEf`;
-    await registry.stepStarted(id, 'CreateDatabase');
-    await registry.stepSucceeded(id, 'CreateDatabase');
-    await registry.stepStarted(id, 'CreateRoles');
-    await registry.stepStarted(id, 'CreateRoles');
-    await registry.stepFailed(id, 'CreateRoles', { error: 'DatabaseErrorException', cause: 'role exists' });
-    await registry.mergeResources(id, { database: `tenant_${id}`, secrets: { app: secretArn } });
-    await registry.mergeResources(id, { alarms: [`tenant-${id}-storage`] });
-    await registry.setStatus(id, 'failed', 'provision-tenant', {
+    await registry.progress.stepStarted(id, 'CreateDatabase');
+    await registry.progress.stepSucceeded(id, 'CreateDatabase');
+    await registry.progress.stepStarted(id, 'CreateRoles');
+    await registry.progress.stepStarted(id, 'CreateRoles');
+    await registry.progress.stepFailed(id, 'CreateRoles', {
+      error: 'DatabaseErrorException',
+      cause: 'role exists',
+    });
+    await registry.tenants.mergeResources(id, { database: `tenant_${id}`, secrets: { app: secretArn } });
+    await registry.tenants.mergeResources(id, { alarms: [`tenant-${id}-storage`] });
+    await registry.tenants.setStatus(id, 'failed', 'provision-tenant', {
       failure: { step: 'CreateRoles', error: 'DatabaseErrorException', cause: 'role exists' },
     });
 

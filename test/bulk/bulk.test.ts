@@ -421,7 +421,7 @@ describe('POST /tenant-batches, a real run', () => {
     expect(await tenantTraces(failing.tenantId)).toEqual(NOTHING_LEFT);
     for (const row of batch.rows.filter((r) => r.index !== 9)) {
       expect(row.tenantStatus).toBe('active');
-      expect((await registry.require(row.tenantId)).slug).toBe(row.slug);
+      expect((await registry.tenants.require(row.tenantId)).slug).toBe(row.slug);
     }
   });
 });
@@ -445,13 +445,18 @@ describe('a row whose slug is taken after its batch was accepted', () => {
 
     // Act
     const result = await startRow(
-      { registry, batches, sfn: clients.sfn, provisionStateMachineArn: PROVISION_STATE_MACHINE },
+      {
+        tenants: registry.tenants,
+        batches,
+        sfn: clients.sfn,
+        provisionStateMachineArn: PROVISION_STATE_MACHINE,
+      },
       { batchId, index: 0, tenantId },
     );
 
     // Assess
     expect(result).toEqual({ started: false, executionArn: null });
-    expect(await registry.get(tenantId)).toBeUndefined();
+    expect(await registry.tenants.get(tenantId)).toBeUndefined();
     const [row] = await batches.rows(batchId);
     expect(row?.status).toBe('failed');
     expect(row?.error).toEqual({
@@ -483,7 +488,12 @@ describe('a row whose provisioning cannot be started', () => {
       error: { code: 'AccessDeniedException', statusCode: 400, message: 'Injected: not allowed' },
       count: 1,
     };
-    const deps = { registry, batches, sfn: clients.sfn, provisionStateMachineArn: PROVISION_STATE_MACHINE };
+    const deps = {
+      tenants: registry.tenants,
+      batches,
+      sfn: clients.sfn,
+      provisionStateMachineArn: PROVISION_STATE_MACHINE,
+    };
     await addFaults([fault]);
 
     // Act
@@ -495,7 +505,7 @@ describe('a row whose provisioning cannot be started', () => {
     } finally {
       await removeFaults([fault]);
     }
-    const afterStart = await registry.get(tenantId);
+    const afterStart = await registry.tenants.get(tenantId);
     const recorded = await recordRowFailure(deps, {
       batchId,
       index: 0,

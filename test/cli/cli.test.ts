@@ -61,7 +61,7 @@ describe('tenants create', () => {
     expect(output).toContain('status: provisioning → active');
     expect(output.at(-1)).toBe(`tenant ${tenantId} (${name.toLowerCase().replaceAll(' ', '-')}) is active`);
     expect(run.stdout).not.toContain('\x1b[');
-    const tenant = await registry.require(tenantId);
+    const tenant = await registry.tenants.require(tenantId);
     expect(tenant.status).toBe('active');
     expect(tenant.config.features.apiAccess).toBe(true);
   });
@@ -231,7 +231,7 @@ describe('tenants suspend, resume, plan, delete', () => {
       new RegExp(`^tenant ${id} \\(${slug}\\) is on the professional plan: .*maxUsers=20`),
     );
     expect(wrongSlug.code).toBe(3);
-    expect((await registry.require(id)).status).toBe('active');
+    expect((await registry.tenants.require(id)).status).toBe('active');
   });
 });
 
@@ -259,7 +259,7 @@ describe('tenants bulk', () => {
     ]);
     expect(json.code).toBe(1);
     expect(z.object({ valid: z.literal(false) }).parse(JSON.parse(json.stdout))).toEqual({ valid: false });
-    expect(await registry.freeSlugs([`${prefix}-ok`])).toEqual([`${prefix}-ok`]);
+    expect(await registry.tenants.freeSlugs([`${prefix}-ok`])).toEqual([`${prefix}-ok`]);
   });
 
   it('provisions a CSV, a line per row as it ends, and exits 0; watch on the batch then ends at once', {

@@ -150,7 +150,7 @@ describe('backing up and restoring a tenant', () => {
     expect(execution.status).toBe('SUCCEEDED');
     expect(restored.tenantId).not.toBe(source.id);
     expect(restored.slug).toBe(`${source.slug}-restored`);
-    const tenant = await registry.require(restored.tenantId);
+    const tenant = await registry.tenants.require(restored.tenantId);
     expect(tenant).toMatchObject({ status: 'active', plan: 'professional', schemaVersion: latest });
     expect(await rowsOf(restored.tenantId)).toEqual(await rowsOf(source.id));
     const next = await superuserPool(databaseName(restored.tenantId)).query<{ id: string }>(
@@ -161,7 +161,7 @@ describe('backing up and restoring a tenant', () => {
     );
     expect(Number(next.rows[0]?.id)).toBe(Number(rows[0]?.max) + 1);
     expect(await canConnect(restored.tenantId, 'app')).toBe('ok');
-    expect((await registry.auditLog(restored.tenantId)).map((entry) => entry.action)).toContain(
+    expect((await registry.audit.entries(restored.tenantId)).map((entry) => entry.action)).toContain(
       'TENANT_RESTORED',
     );
   });
@@ -204,7 +204,7 @@ describe('backing up and restoring a tenant', () => {
 
     // Assess
     expect(execution.status).toBe('FAILED');
-    expect(await registry.require(restored.tenantId)).toMatchObject({
+    expect(await registry.tenants.require(restored.tenantId)).toMatchObject({
       status: 'failed',
       failure: {
         step: 'LoadBackup',
@@ -213,7 +213,7 @@ describe('backing up and restoring a tenant', () => {
       },
     });
     expect(await tenantTraces(restored.tenantId)).toEqual(NOTHING_LEFT);
-    expect((await registry.require(source.id)).status).toBe('active');
+    expect((await registry.tenants.require(source.id)).status).toBe('active');
   });
 
   it('deletes what a failed backup wrote; the tenant keeps its status', async () => {
@@ -248,7 +248,7 @@ describe('backing up and restoring a tenant', () => {
 
     // Assess
     expect(execution.status).toBe('FAILED');
-    expect(await registry.require(tenant.id)).toMatchObject({
+    expect(await registry.tenants.require(tenant.id)).toMatchObject({
       status: 'active',
       failure: { step: 'BackupDatabase', error: 'AccessDenied' },
     });

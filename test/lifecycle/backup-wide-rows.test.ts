@@ -75,7 +75,7 @@ describe('backups of wide rows page by bytes', () => {
     // Assess
     expect(answer.status).toBe(202);
     expect(execution.status).toBe('SUCCEEDED');
-    expect((await registry.require(restored.tenantId)).status).toBe('active');
+    expect((await registry.tenants.require(restored.tenantId)).status).toBe('active');
     expect(await activity(restored.tenantId)).toEqual(await activity(source.id));
   }, 180_000);
 });

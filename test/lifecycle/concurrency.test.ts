@@ -27,7 +27,7 @@ describe('concurrent lifecycle requests on one tenant', () => {
     expect(tally(answers.map((answer) => answer.status))).toEqual({ 202: 1, 409: 9 });
     const accepted = Accepted.parse(answers.find((answer) => answer.status === 202)?.body);
     expect((await waitForExecution(accepted.executionArn)).status).toBe('SUCCEEDED');
-    expect((await registry.require(tenant.id)).status).toBe('suspended');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('suspended');
     expect(await operationsOf(tenant.id)).toMatchObject([{ operation: 'suspend', status: 'succeeded' }]);
   });
 
@@ -79,7 +79,7 @@ describe('concurrent lifecycle requests on one tenant', () => {
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.filter((status) => status !== 503 && status !== 409)).toEqual([]);
     expect(statuses).toContain(503);
-    expect((await registry.require(tenant.id)).status).toBe('active');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('active');
     expect(await operationsOf(tenant.id)).toEqual([]);
   });
 });

@@ -54,7 +54,7 @@ describe('deleting a tenant', () => {
         error: { code: 'invalid_request', details: [{ path: 'confirm' }] },
       });
     }
-    expect((await registry.require(tenant.id)).status).toBe('active');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('active');
     expect(await operationsOf(tenant.id)).toEqual([]);
   });
 
@@ -72,7 +72,7 @@ describe('deleting a tenant', () => {
     // Assess
     expect(accepted.status).toBe('deprovisioning');
     expect(execution.status).toBe('SUCCEEDED');
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('deleted');
     expect(record.resources.database).toBeUndefined();
     expect(record.resources.secrets).toBeUndefined();
@@ -102,7 +102,9 @@ describe('deleting a tenant', () => {
     });
     const listed = Listed.parse((await request('GET', `/tenants/${tenant.id}/backups`)).body);
     expect(listed.items).toEqual([expect.objectContaining({ backupId: accepted.backupId, kind: 'final' })]);
-    expect((await registry.auditLog(tenant.id)).map((entry) => entry.action)).toContain('TENANT_DELETED');
+    expect((await registry.audit.entries(tenant.id)).map((entry) => entry.action)).toContain(
+      'TENANT_DELETED',
+    );
     expect(await eventsFor(tenant.id, 'Tenant Deleted')).toHaveLength(1);
     const again = await request('DELETE', deletePath(tenant));
     expect(again.status).toBe(409);
@@ -130,14 +132,14 @@ describe('deleting a tenant', () => {
 
     // Assess
     expect(execution.status).toBe('FAILED');
-    expect(await registry.require(tenant.id)).toMatchObject({
+    expect(await registry.tenants.require(tenant.id)).toMatchObject({
       status: 'suspended',
       failure: { step: 'FinalBackup', error: 'AccessDenied' },
     });
     expect((await tenantTraces(tenant.id)).databases).toEqual([databaseName(tenant.id)]);
     expect(await canConnect(tenant.id, 'app')).toMatch(/not permitted to log in|permission denied/);
     expect((await operate('DELETE', deletePath(tenant))).execution.status).toBe('SUCCEEDED');
-    expect((await registry.require(tenant.id)).status).toBe('deleted');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('deleted');
   });
 
   it('deletes a tenant whose provisioning failed: nothing to back up, no storage made', async () => {
@@ -155,14 +157,14 @@ describe('deleting a tenant', () => {
     } finally {
       await removeFaults([fault]);
     }
-    expect((await registry.require(tenant.id)).status).toBe('failed');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('failed');
 
     // Act
     const { execution } = await operate('DELETE', deletePath(tenant));
 
     // Assess
     expect(execution.status).toBe('SUCCEEDED');
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('deleted');
     expect(record.resources.finalBackup).toBeUndefined();
     expect(await tenantTraces(tenant.id)).toEqual(NOTHING_LEFT);
@@ -186,7 +188,7 @@ describe('deleting a tenant', () => {
     } finally {
       await removeFaults([fault]);
     }
-    const halted = await registry.require(tenant.id);
+    const halted = await registry.tenants.require(tenant.id);
     const retried = await operate('DELETE', deletePath(tenant));
 
     // Assess
@@ -197,7 +199,7 @@ describe('deleting a tenant', () => {
       expect.arrayContaining([`database ${databaseName(tenant.id)}`, expect.stringMatching(/^secret arn:/)]),
     );
     expect(retried.execution.status).toBe('SUCCEEDED');
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record).toMatchObject({ status: 'deleted', failure: null, leftovers: null });
     expect(record.resources.finalBackup?.backupId).toBe(first.accepted.backupId);
     const listed = Listed.parse((await request('GET', `/tenants/${tenant.id}/backups`)).body);

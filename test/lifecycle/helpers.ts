@@ -68,7 +68,7 @@ const RoleSecret = z.object({
 
 /** A direct PostgreSQL session as one of the tenant's roles, with its own secret; closed after the file. */
 export async function connectAs(tenantId: string, role: DatabaseRole): Promise<pg.Client> {
-  const tenant = await registry.require(tenantId);
+  const tenant = await registry.tenants.require(tenantId);
   const arn = tenant.resources.secrets?.[role];
   if (!arn) throw new Error(`Tenant ${tenantId} has no ${role} secret`);
   const { SecretString } = await clients.secrets.send(new GetSecretValueCommand({ SecretId: arn }));

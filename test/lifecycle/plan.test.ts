@@ -56,7 +56,7 @@ describe('changing a tenant plan', () => {
     // Assess
     expect(execution.status).toBe('SUCCEEDED');
     expect(accepted.operation).toBe('change_plan');
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.plan).toBe('professional');
     expect(record.limits).toEqual(PLANS.professional.limits);
     expect(await connectionLimit(tenant.id)).toBe(50);
@@ -93,7 +93,7 @@ describe('changing a tenant plan', () => {
       [`tenant-${tenant.id}-storage`]: false,
     });
     expect(await connectionLimit(tenant.id)).toBe(20);
-    expect(await registry.require(tenant.id)).toMatchObject({
+    expect(await registry.tenants.require(tenant.id)).toMatchObject({
       status: 'suspended',
       plan: 'professional',
       limits: { ...PLANS.professional.limits, maxConnections: 20 },
@@ -135,7 +135,10 @@ describe('changing a tenant plan', () => {
     expect(aboveThePlan.status).toBe(400);
     expect(aboveThePlan.body).toMatchObject({ error: { details: [{ path: 'limits.maxUsers' }] } });
     expect(empty.status).toBe(400);
-    expect(await registry.require(tenant.id)).toMatchObject({ plan: 'professional', status: 'active' });
+    expect(await registry.tenants.require(tenant.id)).toMatchObject({
+      plan: 'professional',
+      status: 'active',
+    });
     expect(await connectionLimit(tenant.id)).toBe(50);
   });
 
@@ -192,7 +195,7 @@ describe('changing a tenant plan', () => {
 
     // Assess
     expect(execution.status).toBe('FAILED');
-    expect(await registry.require(tenant.id)).toMatchObject({
+    expect(await registry.tenants.require(tenant.id)).toMatchObject({
       status: 'active',
       plan: 'basic',
       limits: PLANS.basic.limits,

@@ -33,10 +33,12 @@ describe('suspending and resuming a tenant', () => {
     expect(await canConnect(tenant.id, 'app')).toMatch(/not permitted to log in|permission denied/);
     expect(await canConnect(tenant.id, 'admin')).toMatch(/not permitted to log in|permission denied/);
     expect(Object.values(await alarmActions(tenant.id))).toEqual([false, false, false]);
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('suspended');
     expect(record.executionArn).toBe(suspended.accepted.executionArn);
-    expect((await registry.auditLog(tenant.id)).map((entry) => entry.action)).toContain('TENANT_SUSPENDED');
+    expect((await registry.audit.entries(tenant.id)).map((entry) => entry.action)).toContain(
+      'TENANT_SUSPENDED',
+    );
     expect((await eventsFor(tenant.id, 'Tenant Suspended'))[0]?.detail).toMatchObject({ reason });
 
     // Act
@@ -47,7 +49,7 @@ describe('suspending and resuming a tenant', () => {
     expect(await canConnect(tenant.id, 'app')).toBe('ok');
     expect(await canConnect(tenant.id, 'readonly')).toBe('ok');
     expect(Object.values(await alarmActions(tenant.id))).toEqual([true, true, true]);
-    expect((await registry.require(tenant.id)).status).toBe('active');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('active');
     expect(await operationsOf(tenant.id)).toMatchObject([
       { operation: 'suspend', status: 'succeeded' },
       { operation: 'resume', status: 'succeeded' },
@@ -89,7 +91,7 @@ describe('suspending and resuming a tenant', () => {
 
     // Assess
     expect(execution.status).toBe('SUCCEEDED');
-    expect((await registry.require(tenant.id)).status).toBe('suspended');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('suspended');
     expect(await operationsOf(tenant.id)).toMatchObject([
       { operation: 'suspend', status: 'failed', failure: { error: 'Test.Stopped' } },
       { operation: 'suspend', status: 'succeeded' },
@@ -118,7 +120,7 @@ describe('suspending and resuming a tenant', () => {
     // Assess
     expect(execution.status).toBe('FAILED');
     expect(execution.error).toBe('TenantSuspensionFailed');
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('active');
     expect(record.failure).toMatchObject({
       step: 'DisableAlarmActions',
@@ -152,7 +154,7 @@ describe('suspending and resuming a tenant', () => {
 
     // Assess
     expect(execution.status).toBe('FAILED');
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('suspended');
     expect(record.failure).toMatchObject({ step: 'EnableAlarmActions' });
     expect(await canConnect(tenant.id, 'app')).toMatch(/not permitted to log in|permission denied/);

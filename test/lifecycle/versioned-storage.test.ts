@@ -97,7 +97,7 @@ describe('tenant storage on a versioned bucket', () => {
 
     // Assess
     expect(status).toBe('FAILED');
-    expect((await registry.require(tenant.id)).status).toBe('failed');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('failed');
     expect(await versionsUnder(storagePrefix(tenant.id))).toEqual([]);
   });
 

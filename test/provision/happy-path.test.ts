@@ -68,8 +68,8 @@ describe('provisioning a tenant', () => {
       }),
       provision({ plan: 'basic' }),
     ]);
-    tenant = await registry.require(enterprise.id);
-    other = await registry.require(basic.id);
+    tenant = await registry.tenants.require(enterprise.id);
+    other = await registry.tenants.require(basic.id);
     db = databaseName(tenant.id);
     const found = tenant.resources.secrets ?? {};
     secrets = {
@@ -87,10 +87,10 @@ describe('provisioning a tenant', () => {
     expect(tenant.status).toBe('active');
     expect(tenant.failure).toBeNull();
     expect(tenant.schemaVersion).toBe(3);
-    const steps = await registry.steps(tenant.id);
+    const steps = await registry.progress.steps(tenant.id);
     expect(steps.map((step) => step.step)).toEqual(PROVISIONING_STEPS);
     expect(steps.every((step) => step.status === 'succeeded' && step.endedAt !== null)).toBe(true);
-    const audit = await registry.auditLog(tenant.id);
+    const audit = await registry.audit.entries(tenant.id);
     expect(audit.map((entry) => entry.action)).toEqual(['TENANT_CREATED', 'TENANT_PROVISIONED']);
     expect(audit[1]?.actor).toBe('provision-tenant');
   });

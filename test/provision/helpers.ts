@@ -16,7 +16,8 @@ import { removeTenantStorage } from '../../functions/provision/storage.ts';
 import { DataApi } from '../../functions/shared/data-api.ts';
 import { databaseName, newTenantId, secretPrefix, storagePrefix } from '../../functions/shared/names.ts';
 import { effectiveLimits, type PlanLimits, type PlanName } from '../../functions/shared/plans.ts';
-import { TenantConfig, TenantRegistry } from '../../functions/shared/tenants.ts';
+import { Registry } from '../../functions/shared/registry.ts';
+import { TenantConfig } from '../../functions/shared/tenants.ts';
 import { STAGE, STORAGE_BUCKET, stateMachineArn } from '../../local/constants.ts';
 import { clientConfig, sandbox, superuserPool, uniqueName } from '../support/sandbox.ts';
 
@@ -35,7 +36,7 @@ export const provisioner = new DataApi(clients.rdsData, {
   secretArn: sandbox.provisionerSecretArn,
   database: 'control_plane',
 });
-export const registry = new TenantRegistry(provisioner);
+export const registry = new Registry(provisioner);
 
 export const PROVISION_STATE_MACHINE = stateMachineArn('provision-tenant');
 
@@ -54,7 +55,7 @@ export async function reserveTenant(options: TenantOptions = {}) {
     adminUser: { email: `Admin.${id}@example.com`, firstName: 'Ada', lastName: 'Admin' },
     ...options.config,
   });
-  const reserved = await registry.reserve(
+  const reserved = await registry.tenants.reserve(
     { id, slug, name: `Tenant ${slug}`, plan, limits: effectiveLimits(plan, options.limits), config },
     'provision-test',
   );

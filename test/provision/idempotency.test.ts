@@ -20,7 +20,7 @@ const RecordedCalls = z.array(z.object({ service: z.string(), subject: z.string(
 
 /** What a rerun must leave as it was: secret values, rows, alarms, objects, audit entries. */
 async function snapshot(tenantId: string) {
-  const tenant = await registry.require(tenantId);
+  const tenant = await registry.tenants.require(tenantId);
   const arns = [...Object.values(tenant.resources.secrets ?? {}), tenant.resources.invitationSecretArn];
   const secretValues = await Promise.all(
     arns.map(
@@ -44,7 +44,7 @@ async function snapshot(tenantId: string) {
     rows: rows.rows,
     alarms: (alarms.MetricAlarms ?? []).map((alarm) => [alarm.AlarmName, alarm.Threshold]),
     traces: await tenantTraces(tenantId),
-    audit: (await registry.auditLog(tenantId)).map((entry) => entry.action),
+    audit: (await registry.audit.entries(tenantId)).map((entry) => entry.action),
   };
 }
 
@@ -66,7 +66,7 @@ describe('provisioning again', () => {
     const first = await provision({ plan: 'professional' });
     expect(first.execution.status).toBe('SUCCEEDED');
     const before = await snapshot(first.id);
-    await registry.setStatus(first.id, 'provisioning', 'provision-test');
+    await registry.tenants.setStatus(first.id, 'provisioning', 'provision-test');
 
     // Act
     const again = await provisionAgain(first.id);
@@ -75,7 +75,7 @@ describe('provisioning again', () => {
     expect(again.status).toBe('SUCCEEDED');
     const after = await snapshot(first.id);
     expect(after).toEqual(before);
-    const steps = await registry.steps(first.id);
+    const steps = await registry.progress.steps(first.id);
     expect(steps.every((step) => step.status === 'succeeded')).toBe(true);
     const app = before.resources.secrets?.app ?? '';
     expect(await outcome(asRole(app, databaseName(first.id)).execute('SELECT count(*) FROM users'))).toBe(
@@ -87,7 +87,7 @@ describe('provisioning again', () => {
     // Prepare
     const tenant = await provision();
     const before = await snapshot(tenant.id);
-    const stepsBefore = await registry.steps(tenant.id);
+    const stepsBefore = await registry.progress.steps(tenant.id);
 
     // Act
     const again = await provisionAgain(tenant.id);
@@ -96,14 +96,14 @@ describe('provisioning again', () => {
     expect(again.status).toBe('FAILED');
     expect(again.error).toBe('TenantStateError');
     expect(await snapshot(tenant.id)).toEqual(before);
-    expect(await registry.steps(tenant.id)).toEqual(stepsBefore);
+    expect(await registry.progress.steps(tenant.id)).toEqual(stepsBefore);
   }, 120_000);
 
   it('never sends a password in the SQL text of a Data API call', async () => {
     // Prepare
     const tenant = await provision();
     const passwords = await Promise.all(
-      Object.values((await registry.require(tenant.id)).resources.secrets ?? {}).map(async (arn) => {
+      Object.values((await registry.tenants.require(tenant.id)).resources.secrets ?? {}).map(async (arn) => {
         const { SecretString } = await clients.secrets.send(new GetSecretValueCommand({ SecretId: arn }));
         return z.object({ password: z.string() }).parse(JSON.parse(SecretString ?? '')).password;
       }),

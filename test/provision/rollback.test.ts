@@ -89,7 +89,7 @@ describe('a failing provisioning step', () => {
         // Assess
         expect(execution.status).toBe('FAILED');
         expect(execution.error).toBe('TenantProvisioningFailed');
-        const failed = await registry.require(tenant.id);
+        const failed = await registry.tenants.require(tenant.id);
         expect(failed.status).toBe('failed');
         expect(failed.failure).toEqual({
           step,
@@ -98,7 +98,7 @@ describe('a failing provisioning step', () => {
         });
         expect(failed.resources).toEqual({});
         expect(await tenantTraces(tenant.id)).toEqual(NOTHING_LEFT);
-        const steps = await registry.steps(tenant.id);
+        const steps = await registry.progress.steps(tenant.id);
         expect(steps.find((record) => record.step === step)).toMatchObject({
           status: 'failed',
           error: { error: 'AccessDeniedException' },
@@ -108,7 +108,7 @@ describe('a failing provisioning step', () => {
         ).toEqual(
           expect.arrayContaining([expect.objectContaining({ step: 'DropDatabase', status: 'succeeded' })]),
         );
-        const audit = await registry.auditLog(tenant.id);
+        const audit = await registry.audit.entries(tenant.id);
         expect(audit.map((entry) => entry.action)).toEqual(['TENANT_CREATED', 'TENANT_PROVISIONING_FAILED']);
         const events = await eventsFor(tenant.id, 'Tenant Provisioning Failed');
         expect(events).toHaveLength(1);
@@ -139,8 +139,8 @@ describe('a transient error', () => {
 
       // Assess
       expect(execution.status).toBe('SUCCEEDED');
-      expect((await registry.require(tenant.id)).status).toBe('active');
-      const steps = await registry.steps(tenant.id);
+      expect((await registry.tenants.require(tenant.id)).status).toBe('active');
+      const steps = await registry.progress.steps(tenant.id);
       expect(steps.find((record) => record.step === 'CreateDatabase')).toMatchObject({
         status: 'succeeded',
         attempts: 3,
@@ -179,7 +179,7 @@ describe('an undo step that keeps failing', () => {
       // Assess
       expect(execution.status).toBe('FAILED');
       expect(execution.error).toBe('TenantRollbackFailed');
-      const failed = await registry.require(tenant.id);
+      const failed = await registry.tenants.require(tenant.id);
       expect(failed.status).toBe('rollback_failed');
       expect(failed.failure).toMatchObject({ step: 'ConfigureAlarms', error: 'AccessDeniedException' });
       expect(failed.leftovers).toEqual(
@@ -192,7 +192,7 @@ describe('an undo step that keeps failing', () => {
         ]),
       );
       expect(
-        (await registry.steps(tenant.id)).find((record) => record.step === 'RemoveAlarms'),
+        (await registry.progress.steps(tenant.id)).find((record) => record.step === 'RemoveAlarms'),
       ).toMatchObject({
         status: 'failed',
         attempts: 4,
@@ -206,7 +206,7 @@ describe('an undo step that keeps failing', () => {
         rollbackFailure: { step: 'RemoveAlarms', error: 'InternalServiceFault' },
         leftovers: failed.leftovers,
       });
-      const audit = await registry.auditLog(tenant.id);
+      const audit = await registry.audit.entries(tenant.id);
       expect(audit.map((entry) => entry.action)).toEqual(['TENANT_CREATED', 'TENANT_ROLLBACK_FAILED']);
     } finally {
       await removeFaults(faults);
@@ -253,7 +253,7 @@ describe('the undo steps', () => {
   it('remove a provisioned tenant completely, with objects its roles made and sessions they hold', async () => {
     // Prepare: an active tenant whose admin made a table and whose roles hold pooled sessions.
     const tenant = await provision();
-    const secrets = (await registry.require(tenant.id)).resources.secrets ?? {};
+    const secrets = (await registry.tenants.require(tenant.id)).resources.secrets ?? {};
     const db = `tenant_${tenant.id}`;
     await asRole(secrets.admin ?? '', db).execute('CREATE TABLE admin_owned (id int)');
     await asRole(secrets.app ?? '', db).execute('SELECT count(*) FROM users');

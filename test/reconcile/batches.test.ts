@@ -75,7 +75,7 @@ async function batchStoppedMidway(rows: number, holdMs = 2_000) {
 async function rowsActive(created: z.infer<typeof Created>): Promise<void> {
   for (const row of created.rows.slice(0, AT_A_TIME)) {
     const active = await eventually(
-      async () => (await registry.get(row.tenantId))?.status === 'active',
+      async () => (await registry.tenants.get(row.tenantId))?.status === 'active',
       60_000,
     );
     expect(active).toBe(true);

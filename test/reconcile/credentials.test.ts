@@ -41,7 +41,7 @@ describe('the reconciler and role secrets that no longer log in', () => {
       roles: [admin],
       restored: [admin],
     });
-    const audit = await registry.auditLog(tenant.id);
+    const audit = await registry.audit.entries(tenant.id);
     expect(audit).toContainEqual(
       expect.objectContaining({
         action: 'TENANT_RECONCILED',
@@ -53,7 +53,7 @@ describe('the reconciler and role secrets that no longer log in', () => {
     const drift = await driftEventsMentioning(tenant.id);
     expect(drift.length).toBeGreaterThan(0);
     // Only a SCRAM verifier went into SQL; no password in what the reconciler reported, audited or announced.
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     const password = await passwordOf(record.resources.secrets?.admin ?? '');
     const calls = await (await fetch(`${sandbox.awsEndpoint}/_sandbox/calls`)).text();
     expect(calls).toContain(`ALTER ROLE \\"${admin}\\" PASSWORD 'SCRAM-SHA-256$4096:`);
@@ -75,7 +75,7 @@ describe('the reconciler and role secrets that no longer log in', () => {
     // Assess
     expect(report.credentials.filter((item) => item.tenantId === tenant.id)).toEqual([]);
     expect(report.missing.filter((item) => item.tenantId === tenant.id)).toEqual([]);
-    expect((await registry.auditLog(tenant.id)).map((entry) => entry.action)).not.toContain(
+    expect((await registry.audit.entries(tenant.id)).map((entry) => entry.action)).not.toContain(
       'TENANT_DRIFT_DETECTED',
     );
   });

@@ -48,7 +48,7 @@ describe('the reconciler and tenants that change while it looks', () => {
         const prefix = AlarmQuery.safeParse(args.input).data?.AlarmNamePrefix;
         if (listed === undefined && context.commandName === 'DescribeAlarmsCommand' && prefix === 'tenant-') {
           listed = AlarmPage.parse(result.output).MetricAlarms.map((alarm) => alarm.AlarmName ?? '');
-          await eventually(async () => (await registry.get(tenant.id))?.status === 'active');
+          await eventually(async () => (await registry.tenants.get(tenant.id))?.status === 'active');
         }
         return result;
       },
@@ -64,7 +64,7 @@ describe('the reconciler and tenants that change while it looks', () => {
     expect((await waitForExecution(executionArn)).status).toBe('SUCCEEDED');
     expect(report.missing.filter((item) => item.tenantId === tenant.id)).toEqual([]);
     expect(report.newlyReported).not.toContain(tenant.id);
-    expect((await registry.auditLog(tenant.id)).map((entry) => entry.action)).not.toContain(
+    expect((await registry.audit.entries(tenant.id)).map((entry) => entry.action)).not.toContain(
       'TENANT_DRIFT_DETECTED',
     );
     // The next pass judges it, and finds nothing.

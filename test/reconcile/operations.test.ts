@@ -37,7 +37,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
     const tenant = await activeTenant();
     await suspensionStoppedHalfway(tenant.id, reason);
     expect(await canConnect(tenant.id, 'app')).toMatch(REFUSED);
-    expect((await registry.require(tenant.id)).status).toBe('active');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('active');
     expect(await operationsOf(tenant.id)).toMatchObject([{ operation: 'suspend', status: 'running' }]);
     await settled();
 
@@ -48,14 +48,14 @@ describe('the reconciler and lifecycle operations whose run died', () => {
     const outcome = report.operations.find((item) => item.tenantId === tenant.id);
     expect(outcome).toMatchObject({ operation: 'suspend', action: 'resumed' });
     expect((await waitForExecution(outcome?.execution ?? '')).status).toBe('SUCCEEDED');
-    expect((await registry.require(tenant.id)).status).toBe('suspended');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('suspended');
     expect(await canConnect(tenant.id, 'app')).toMatch(REFUSED);
     expect(Object.values(await alarmActions(tenant.id))).toEqual([false, false, false]);
     expect(await operationsOf(tenant.id)).toMatchObject([
       { operation: 'suspend', status: 'failed', failure: { error: 'Test.Stopped' } },
       { operation: 'suspend', status: 'succeeded' },
     ]);
-    const audit = (await registry.auditLog(tenant.id)).map((entry) => entry.action);
+    const audit = (await registry.audit.entries(tenant.id)).map((entry) => entry.action);
     expect(audit).toContain('TENANT_RECONCILED');
     expect(audit).toContain('TENANT_SUSPENDED');
     const resumed = await operate('POST', `/tenants/${tenant.id}/resume`, { reason: 'Back' });
@@ -91,7 +91,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
       "UPDATE tenant_operations SET execution_arn = execution_arn || '-vanished' WHERE tenant_id = $1",
       [tenant.id],
     );
-    expect((await registry.require(tenant.id)).status).toBe('deprovisioning');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('deprovisioning');
     const before = await tenantTraces(tenant.id);
     expect(before.alarms).toEqual([]);
     expect(before.databases).toHaveLength(1);
@@ -103,7 +103,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
     const outcome = report.operations.find((item) => item.tenantId === tenant.id);
     expect(outcome).toMatchObject({ operation: 'delete', action: 'resumed' });
     expect((await waitForExecution(outcome?.execution ?? '')).status).toBe('SUCCEEDED');
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('deleted');
     expect(record.resources.finalBackup).toBeDefined();
     const traces = await tenantTraces(tenant.id);
@@ -132,7 +132,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
     const outcome = report.operations.find((item) => item.tenantId === tenant.id);
     expect(outcome).toMatchObject({ operation: 'suspend', action: 'resumed' });
     expect((await waitForExecution(outcome?.execution ?? '')).status).toBe('SUCCEEDED');
-    expect((await registry.require(tenant.id)).status).toBe('suspended');
+    expect((await registry.tenants.require(tenant.id)).status).toBe('suspended');
     expect(await operationsOf(tenant.id)).toMatchObject([
       { operation: 'suspend', status: 'failed', failure: { error: 'ExecutionNotStarted' } },
       { operation: 'suspend', status: 'succeeded' },
@@ -153,7 +153,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
       operation: 'suspend',
       action: 'escalated',
     });
-    const record = await registry.require(tenant.id);
+    const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('suspended');
     expect(record.failure).toMatchObject({ error: 'Test.Stopped' });
     expect(await operationsOf(tenant.id)).toMatchObject([{ operation: 'suspend', status: 'failed' }]);
@@ -190,9 +190,9 @@ describe('the reconciler and lifecycle operations whose run died', () => {
       await removeFaults([slow]);
     }
     expect((await waitForExecution(executionArn)).status).toBe('SUCCEEDED');
-    expect(await eventually(async () => (await registry.require(tenant.id)).status === 'suspended')).toBe(
-      true,
-    );
+    expect(
+      await eventually(async () => (await registry.tenants.require(tenant.id)).status === 'suspended'),
+    ).toBe(true);
     expect(await operationsOf(tenant.id)).toMatchObject([{ operation: 'suspend', status: 'succeeded' }]);
   });
 });

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { DataApi } from '../../functions/shared/data-api.ts';
 import { NotFoundError, TenantStateError } from '../../functions/shared/errors.ts';
 import { newTenantId } from '../../functions/shared/names.ts';
+import { Registry } from '../../functions/shared/registry.ts';
 import { logger, StepInput, step } from '../../functions/shared/step.ts';
-import { TenantRegistry } from '../../functions/shared/tenants.ts';
 import { reserveTenant } from '../provision/helpers.ts';
 import { clientConfig, sandbox } from '../support/sandbox.ts';
 
@@ -25,7 +25,7 @@ function countingRegistry() {
     secretArn: sandbox.provisionerSecretArn,
     database: 'control_plane',
   });
-  return { registry: new TenantRegistry(cluster), calls };
+  return { registry: new Registry(cluster), calls };
 }
 
 /** What the Lambda runtime hands a handler, as far as the step reads it. */
@@ -65,7 +65,11 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     const logs = logLines();
     const handler = step(
       'StepTestRecord',
-      { input: StepInput, progress: { registry, actor: 'step-test' }, statuses: ['provisioning'] },
+      {
+        input: StepInput,
+        progress: { store: registry.progress, actor: 'step-test' },
+        statuses: ['provisioning'],
+      },
       async ({ tenant: read, record, remainingMs }) => {
         record({ resources: { database: `tenant_${read.id}` } });
         record({ schemaVersion: 3 });
@@ -79,10 +83,12 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     // Assess
     expect(result).toEqual({ id: tenant.id, remainingMs: 12_345 });
     expect(calls.count).toBe(2);
-    const after = await registry.require(tenant.id);
+    const after = await registry.tenants.require(tenant.id);
     expect(after.resources.database).toBe(`tenant_${tenant.id}`);
     expect(after.schemaVersion).toBe(3);
-    expect((await registry.steps(tenant.id)).find((row) => row.step === 'StepTestRecord')).toMatchObject({
+    expect(
+      (await registry.progress.steps(tenant.id)).find((row) => row.step === 'StepTestRecord'),
+    ).toMatchObject({
       status: 'succeeded',
       attempts: 1,
     });
@@ -97,7 +103,7 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     const work = vi.fn(async () => ({}));
     const handler = step(
       'StepTestRefused',
-      { input: StepInput, progress: { registry, actor: 'step-test' }, statuses: ['active'] },
+      { input: StepInput, progress: { store: registry.progress, actor: 'step-test' }, statuses: ['active'] },
       work,
     );
 
@@ -108,7 +114,7 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     await expect(outcome).rejects.toThrow(TenantStateError);
     await expect(outcome).rejects.toMatchObject({ name: 'TenantStateError' });
     expect(work).not.toHaveBeenCalled();
-    expect(await registry.steps(tenant.id)).toEqual([]);
+    expect(await registry.progress.steps(tenant.id)).toEqual([]);
   });
 
   it('throws a NotFoundError for a tenant that does not exist', async () => {
@@ -117,7 +123,7 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     logLines();
     const handler = step(
       'StepTestMissing',
-      { input: StepInput, progress: { registry, actor: 'step-test' } },
+      { input: StepInput, progress: { store: registry.progress, actor: 'step-test' } },
       async () => ({}),
     );
 
@@ -136,7 +142,7 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     const thrown = new DatabaseResumingException('resuming');
     const handler = step(
       'StepTestFailed',
-      { input: StepInput, progress: { registry, actor: 'step-test' } },
+      { input: StepInput, progress: { store: registry.progress, actor: 'step-test' } },
       async ({ record }) => {
         record({ schemaVersion: 9 });
         throw thrown;
@@ -148,10 +154,10 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
 
     // Assess
     await expect(outcome).rejects.toBe(thrown);
-    const row = (await registry.steps(tenant.id)).find((record) => record.step === 'StepTestFailed');
+    const row = (await registry.progress.steps(tenant.id)).find((record) => record.step === 'StepTestFailed');
     expect(row?.status).toBe('failed');
     expect(row?.error).toEqual({ error: 'DatabaseResumingException', cause: 'resuming' });
-    expect((await registry.require(tenant.id)).schemaVersion).not.toBe(9);
+    expect((await registry.tenants.require(tenant.id)).schemaVersion).not.toBe(9);
     expect(logs.warn).toHaveBeenCalledWith(
       'Step failed',
       expect.objectContaining({ error: 'DatabaseResumingException', cause: 'resuming' }),
@@ -175,7 +181,7 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     // Assess
     expect(result).toEqual({ keys: ['input', 'remainingMs'], input: { batchId: 'b1', index: 2 } });
     expect(calls.count).toBe(0);
-    expect(await registry.steps(tenant.id)).toEqual([]);
+    expect(await registry.progress.steps(tenant.id)).toEqual([]);
     expect(logs.info).toHaveBeenCalledWith('Step succeeded', expect.objectContaining({ result }));
   });
 
@@ -185,7 +191,7 @@ describe('the step wrapper (functions/shared/step.ts)', () => {
     logLines();
     const handler = step(
       'StepTestBadInput',
-      { input: StepInput, progress: { registry, actor: 'step-test' } },
+      { input: StepInput, progress: { store: registry.progress, actor: 'step-test' } },
       async () => ({}),
     );
 
