@@ -297,6 +297,7 @@ export function batchRoutes(
         deps.idempotency,
         { caller, key, hash: requestHash(event.routeKey, input.raw) },
         answer,
+        { log: deps.log },
       );
     },
     async getTenantBatch(event) {

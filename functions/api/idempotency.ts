@@ -75,6 +75,8 @@ export interface IdempotencyOptions {
   /** How long to wait for a first request with the same key that is still being answered. */
   readonly waitMs?: number;
   readonly pollMs?: number;
+  /** The api function's log (functions/api/handler.ts): an answer that could not be kept is reported there. */
+  readonly log?: (message: string, details: Record<string, unknown>) => void;
 }
 
 export const REPLAYED_HEADER = 'idempotent-replayed';
@@ -92,7 +94,7 @@ export async function idempotent(
   answer: () => Promise<HttpResult>,
   options: IdempotencyOptions = {},
 ): Promise<HttpResult> {
-  const { waitMs = 2_000, pollMs = 100 } = options;
+  const { waitMs = 2_000, pollMs = 100, log } = options;
   const deadline = Date.now() + waitMs;
   for (;;) {
     const found = await keys.claim(claim.caller, claim.key, claim.hash);
@@ -121,10 +123,18 @@ export async function idempotent(
   }
   const body: unknown = JSON.parse(result.body);
   // The work is done and the answer stands even when it cannot be kept: a retry with the key then waits as for a
-  // request in progress, and runs again only after the claim goes stale.
+  // request in progress, and runs again only after the claim goes stale. Logged with the caller and key, never the
+  // body, and only the error's name: a database error's message may quote the value it refused.
   await keys
     .saveAnswer(claim.caller, claim.key, result.statusCode, body)
     .catch(() => keys.saveAnswer(claim.caller, claim.key, result.statusCode, body))
-    .catch(() => {});
+    .catch((error: unknown) => {
+      log?.('The idempotent answer was not kept; a retry with its key runs again once the claim is stale', {
+        caller: claim.caller,
+        key: claim.key,
+        statusCode: result.statusCode,
+        error: error instanceof Error ? error.name : String(error),
+      });
+    });
   return result;
 }

@@ -350,7 +350,7 @@ export function lifecycleRoutes(
     if (key === undefined) return answer();
     const query = new URLSearchParams(event.queryStringParameters ?? {}).toString();
     const hash = requestHash(`${event.routeKey} ${event.rawPath}?${query}`, raw);
-    return idempotent(deps.idempotency, { caller: callerOf(event), key, hash }, answer);
+    return idempotent(deps.idempotency, { caller: callerOf(event), key, hash }, answer, { log: deps.log });
   };
   const accepted = (body: { links: { self: string } }) =>
     jsonResult(202, body, { location: body.links.self });

@@ -219,7 +219,9 @@ export function migrationRoutes(
       };
       const key = idempotencyKeyOf(event);
       if (key === undefined) return answer();
-      return idempotent(deps.idempotency, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
+      return idempotent(deps.idempotency, { caller, key, hash: requestHash(event.routeKey, raw) }, answer, {
+        log: deps.log,
+      });
     },
     async getMigration(event) {
       return jsonResult(200, await getMigration(deps, event.pathParameters?.migrationId ?? ''));

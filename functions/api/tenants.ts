@@ -44,7 +44,9 @@ export function tenantRoutes(
         return jsonResult(202, created, { location: created.links.self });
       };
       if (key === undefined) return answer();
-      return idempotent(deps.idempotency, { caller, key, hash: requestHash(event.routeKey, raw) }, answer);
+      return idempotent(deps.idempotency, { caller, key, hash: requestHash(event.routeKey, raw) }, answer, {
+        log: deps.log,
+      });
     },
 
     async getTenant(event) {
