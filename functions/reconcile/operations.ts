@@ -5,7 +5,7 @@ import { failOperation } from '../lifecycle/outcome.ts';
 import type { Announcer, ScanDeps } from '../provision/outcome.ts';
 import type { AuditStore } from '../shared/audit.ts';
 import type { StepFailure, TenantStatus, TenantStore } from '../shared/tenants.ts';
-import { describeExecution, executionArnOf, lastState, type StuckPolicy } from './stuck.ts';
+import { describeExecution, executionArnOf, lastState, type StuckPolicy, statusWord } from './stuck.ts';
 
 export interface OperationDeps extends Announcer, ScanDeps {
   readonly tenants: TenantStore;
@@ -54,13 +54,6 @@ const inputOf = (request: Record<string, unknown>): Record<string, unknown> =>
 const executionName = (tenantId: string, operation: LifecycleOperation, operationId: string): string =>
   `${tenantId}-${operation.replace('_', '-')}-${operationId}`;
 
-const capitalize = (status: string): string =>
-  status
-    .toLowerCase()
-    .split('_')
-    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
-    .join('');
-
 /**
  * Settles one running lifecycle operation: nothing while its run is alive; when the run has ended without closing it
  * (stopped, timed out, killed with a sandbox, failed in its own bookkeeping), cannot be found, or was never started
@@ -99,7 +92,7 @@ export async function settleOperation(
       reason = `run ${execution.name} ended ${execution.status}${execution.error ? ` (${execution.error})` : ''}${last ? ` in ${last.name}` : ''} without closing the operation`;
       failure = {
         step: last?.name ?? 'Execution',
-        error: execution.error ?? `Execution${capitalize(execution.status ?? 'Ended')}`,
+        error: execution.error ?? `Execution${statusWord(execution.status ?? 'Ended')}`,
         cause: (execution.cause ?? reason).slice(0, 2000),
       };
     } else {

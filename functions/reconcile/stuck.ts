@@ -67,6 +67,17 @@ const EXECUTION_NAME = /^(t[a-z0-9]{15})(?:-(r|rb)(\d+))?$/;
 export const executionArnOf = (stateMachineArn: string, name: string): string =>
   `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
 
+/**
+ * An execution status as the end of an error name, for a run that ended without one of its own: `TIMED_OUT` gives
+ * `TimedOut` (`ExecutionTimedOut`).
+ */
+export const statusWord = (status: string): string =>
+  status
+    .toLowerCase()
+    .split('_')
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
+
 /** The ARN of another state machine of the same stack: both are named `<stack prefix>-<file name>`. */
 export function siblingStateMachineArn(stateMachineArn: string, from: string, to: string): string {
   if (!stateMachineArn.endsWith(`-${from}`)) {
@@ -220,7 +231,7 @@ export async function settleStuckTenant(
 
   const failure: CaughtFailure = last?.failure ?? {
     step: last?.name ?? 'Reconcile',
-    Error: execution.error ?? `Execution${capitalize(execution.status ?? 'Unknown')}`,
+    Error: execution.error ?? `Execution${statusWord(execution.status ?? 'Unknown')}`,
     Cause: execution.cause ?? reason,
   };
   const rollbacks = inRollback && kind === 'rb' ? attempt : 0;
@@ -252,13 +263,6 @@ export async function settleStuckTenant(
     previousExecution: executionArn,
   });
 }
-
-const capitalize = (status: string): string =>
-  status
-    .toLowerCase()
-    .split('_')
-    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
-    .join('');
 
 async function record(deps: StuckDeps, tenantId: string, outcome: StuckOutcome): Promise<StuckOutcome> {
   const { tenantId: _, ...details } = outcome;
