@@ -2,11 +2,12 @@ import {
   BeginTransactionCommand,
   CommitTransactionCommand,
   ExecuteStatementCommand,
+  type ExecuteStatementCommandOutput,
   type RDSDataClient,
   RollbackTransactionCommand,
   type SqlParameter,
 } from '@aws-sdk/client-rds-data';
-import * as z from './zod.ts';
+import * as z from '../../schema/zod.ts';
 
 /** A value bound to a `:name` parameter. Objects and arrays are sent as JSON. */
 export type SqlValue = string | number | boolean | null | Date | Uint8Array | SqlJson | SqlUuid;
@@ -46,8 +47,17 @@ export function jsonText<T>(schema: z.ZodMiniType<T>) {
 export type SqlParams = Readonly<Record<string, SqlValue | undefined>>;
 
 /** What runs SQL: a {@link DataApi}, or a door onto one (`functions/shared/tenant-db.ts`). */
+/**
+ * How one call runs. `continueAfterTimeout`: the statement goes on after the Data API's 45 s call timeout answers
+ * StatementTimeoutException ("Controlling Data API timeout behavior", Aurora User Guide: recommended for DDL, which a
+ * cancellation can leave half done); the caller must then find out the statement's outcome itself.
+ */
+export interface CallOptions {
+  readonly continueAfterTimeout?: boolean;
+}
+
 export interface Sql {
-  execute(sql: string, params?: SqlParams): Promise<number>;
+  execute(sql: string, params?: SqlParams, options?: CallOptions): Promise<number>;
   query<Row>(sql: string, params: SqlParams, row: z.ZodMiniType<Row>): Promise<Row[]>;
   transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
   /** PL/pgSQL statements that every DO block sent through it begins with. */
@@ -64,15 +74,26 @@ export interface DataApiTarget {
  * PostgreSQL through the RDS Data API: SQL with named parameters in, rows as plain objects out
  * (`formatRecordsAs: JSON`), checked against a zod schema so that nothing is cast.
  */
+/** A transaction a {@link DataApi} runs its statements in; `failed` once one of them failed. */
+interface OpenTransaction {
+  readonly id: string;
+  failed: boolean;
+}
+
+/** A statement was sent in a transaction after one of its statements failed, which ended it. */
+export class TransactionAbortedError extends Error {
+  override readonly name = 'TransactionAbortedError';
+}
+
 export class DataApi implements Sql {
   readonly #client: RDSDataClient;
   readonly target: DataApiTarget;
-  readonly #transactionId: string | undefined;
+  readonly #transaction: OpenTransaction | undefined;
 
-  constructor(client: RDSDataClient, target: DataApiTarget, transactionId?: string) {
+  constructor(client: RDSDataClient, target: DataApiTarget, transaction?: OpenTransaction) {
     this.#client = client;
     this.target = target;
-    this.#transactionId = transactionId;
+    this.#transaction = transaction;
   }
 
   /** The same cluster and secret, another database. */
@@ -86,14 +107,19 @@ export class DataApi implements Sql {
   }
 
   /** Runs a statement; returns how many rows it changed. */
-  async execute(sql: string, params: SqlParams = {}): Promise<number> {
-    const output = await this.#client.send(new ExecuteStatementCommand({ ...this.#request(sql, params) }));
+  async execute(sql: string, params: SqlParams = {}, options: CallOptions = {}): Promise<number> {
+    const output = await this.#send(
+      new ExecuteStatementCommand({
+        ...this.#request(sql, params),
+        ...(options.continueAfterTimeout ? { continueAfterTimeout: true } : {}),
+      }),
+    );
     return output.numberOfRecordsUpdated ?? 0;
   }
 
   /** Runs a query and returns its rows, each checked against the schema. */
   async query<Row>(sql: string, params: SqlParams, row: z.ZodMiniType<Row>): Promise<Row[]> {
-    const output = await this.#client.send(
+    const output = await this.#send(
       new ExecuteStatementCommand({ ...this.#request(sql, params), formatRecordsAs: 'JSON' }),
     );
     return rowsOf(row).parse(JSON.parse(output.formattedRecords ?? '[]'));
@@ -112,7 +138,7 @@ export class DataApi implements Sql {
     const ids = { resourceArn: this.target.resourceArn, secretArn: this.target.secretArn, transactionId };
     let result: T;
     try {
-      result = await work(new DataApi(this.#client, this.target, transactionId));
+      result = await work(new DataApi(this.#client, this.target, { id: transactionId, failed: false }));
     } catch (error) {
       await this.#client.send(new RollbackTransactionCommand(ids)).catch(() => {
         // The transaction is lost either way; the original error is the one worth reporting.
@@ -137,8 +163,29 @@ export class DataApi implements Sql {
       database: this.target.database,
       sql,
       parameters: toSqlParameters(params),
-      ...(this.#transactionId ? { transactionId: this.#transactionId } : {}),
+      ...(this.#transaction ? { transactionId: this.#transaction.id } : {}),
     };
+  }
+
+  /**
+   * Sends a statement. In a transaction, a failed statement ends it on the Data API ("Transaction <id> is not
+   * found" afterwards), so a statement after one that failed is refused here, naming the first failure, before it
+   * is sent: no code goes on inside a transaction that is gone, even by catching the error.
+   */
+  async #send(command: ExecuteStatementCommand): Promise<ExecuteStatementCommandOutput> {
+    const transaction = this.#transaction;
+    if (!transaction) return this.#client.send(command);
+    if (transaction.failed) {
+      throw new TransactionAbortedError(
+        `Transaction ${transaction.id} ended at a failed statement; nothing more runs in it`,
+      );
+    }
+    try {
+      return await this.#client.send(command);
+    } catch (error) {
+      transaction.failed = true;
+      throw error;
+    }
   }
 }
 

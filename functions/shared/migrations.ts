@@ -1,8 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { literal } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import type { Sql } from './data-api.ts';
-import { literal } from './names.ts';
-import * as z from './zod.ts';
 
 /** One numbered, forward-only migration: `schema/<set>/NNNN_name.sql`. */
 export interface Migration {
@@ -36,7 +36,8 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
  * The advisory lock runners on one database serialise on, called exactly: an integer argument would let an
  * `integer` overload made anywhere on the search path win over pg_catalog's `bigint` one (CVE-2018-1058).
  */
-const LOCK = 'pg_catalog.pg_advisory_xact_lock(7100001::bigint)';
+const LOCK_KEY = '7100001::bigint';
+const LOCK = `pg_catalog.pg_advisory_xact_lock(${LOCK_KEY})`;
 /** SQLSTATE 42P01, undefined_table, as the Data API reports it in the message. */
 const UNDEFINED_TABLE = 'SQLState: 42P01';
 
@@ -50,7 +51,10 @@ const UNDEFINED_TABLE = 'SQLState: 42P01';
  * A migration's statements go as one: a DO block that takes the lock, checks the version, runs them and records
  * the version. One statement is one transaction, so the block is sent alone, without BeginTransaction: one Data
  * API call whatever the migration's length, instead of four and one a statement (and no second connection for a
- * transaction). A migration too long for one call goes statement by statement in a transaction.
+ * transaction). A migration too long for one call goes statement by statement in a transaction. The block runs
+ * on past the Data API's 45 s call timeout (continueAfterTimeout) and its outcome is awaited; the statements of a
+ * migration too long for one block each have 45 s (a transaction's statement cannot run on while the transaction
+ * waits: its next call would be refused).
  *
  * `then`, PL/pgSQL statements, run in the transaction of the last migration, after it (a check that fails undoes
  * that migration with it), or in a DO block of their own when this call applies none.
@@ -107,9 +111,13 @@ async function applyMigration(db: Sql, migration: Migration, then: readonly stri
     // One statement, so one transaction of its own without a transactionId (the Data API autocommits each
     // statement): all of the migration and its schema_migrations row, or none of it. One call, not three.
     try {
-      await db.execute(block);
+      // DDL may outlast the Data API's 45 s call: it runs on, and its outcome is awaited, not guessed.
+      await db.execute(block, {}, { continueAfterTimeout: true });
       return true;
     } catch (error) {
+      if (error instanceof Error && error.name === STATEMENT_TIMEOUT) {
+        return awaitMigration(db, migration.version);
+      }
       // Rolled back: a racing runner had applied it.
       if (error instanceof Error && error.message.includes(ALREADY_APPLIED)) return false;
       if (error instanceof Error && error.message.includes(OUT_OF_ORDER)) {
@@ -136,6 +144,59 @@ async function applyMigration(db: Sql, migration: Migration, then: readonly stri
     return true;
   });
 }
+
+/** The Data API's answer to a call that ran past 45 s ("Controlling Data API timeout behavior"). */
+const STATEMENT_TIMEOUT = 'StatementTimeoutException';
+/**
+ * How often {@link awaitMigration} looks, and for how long at most: after the 45 s call, within the 120 s of the
+ * ApplyMigrations function. Longer, the step fails with {@link MigrationStillRunningError}; a rerun of the step (or
+ * of the fleet migration) finds the migration applied or waits for it again.
+ */
+const AWAIT_POLL_MS = 2_000;
+const AWAIT_MAX_MS = 60_000;
+
+/** A migration's block still ran when this call stopped waiting for it; a rerun waits for it again. */
+export class MigrationStillRunningError extends Error {
+  override readonly name = 'MigrationStillRunningError';
+}
+
+/** A migration's block that outlasted its call ended without recording its version: rolled back. */
+export class MigrationFailedError extends Error {
+  override readonly name = 'MigrationFailedError';
+}
+
+/**
+ * Waits for the outcome of a migration block that outlasted its call and runs on (continueAfterTimeout). The block
+ * holds the runners' advisory lock until it commits or rolls back: while the lock is taken it is still running (or
+ * a racing runner is, which comes to the same); once it is free, the version in schema_migrations says whether it
+ * committed. `pg_try_advisory_xact_lock` in a statement of its own takes the lock only for that statement, and never
+ * waits. True once the version is recorded (by this block or by a racing runner's: the database has it either way).
+ */
+async function awaitMigration(db: Sql, version: number, maxMs = AWAIT_MAX_MS): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    const [state] = await db.query(
+      `SELECT pg_catalog.pg_try_advisory_xact_lock(${LOCK_KEY}) AS free,
+              EXISTS (SELECT 1 FROM public.schema_migrations WHERE version = :version) AS applied`,
+      { version },
+      MigrationState,
+    );
+    if (state?.applied) return true;
+    if (state?.free) {
+      throw new MigrationFailedError(
+        `Migration ${version} ran past the Data API's 45 s call and then rolled back; nothing of it was kept`,
+      );
+    }
+    if (Date.now() >= deadline) {
+      throw new MigrationStillRunningError(
+        `Migration ${version} still runs after ${Math.round(maxMs / 1000)} s; a rerun waits for it`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, AWAIT_POLL_MS));
+  }
+}
+
+const MigrationState = z.object({ free: z.boolean(), applied: z.boolean() });
 
 const firstLine = (message: string): string => message.split('\n')[0]?.replace(/^ERROR:\s*/, '') ?? message;
 

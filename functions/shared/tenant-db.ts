@@ -1,7 +1,7 @@
-import type { DataApi, Sql, SqlParams } from './data-api.ts';
+import { databaseName, ident } from '../../schema/names.ts';
+import type * as z from '../../schema/zod.ts';
+import type { CallOptions, DataApi, Sql, SqlParams } from './data-api.ts';
 import { TenantDatabaseBusyError } from './errors.ts';
-import { databaseName, ident } from './names.ts';
-import type * as z from './zod.ts';
 
 /**
  * The one door through which the control plane talks to a tenant database. Every statement the functions send to a
@@ -102,8 +102,8 @@ export class TenantDatabase implements Sql {
     return cluster.as(secretArn).on(databaseName(tenantId));
   }
 
-  execute(sql: string, params: SqlParams = {}): Promise<number> {
-    return this.#db.execute(sql, params).catch(busy(this.name));
+  execute(sql: string, params: SqlParams = {}, options?: CallOptions): Promise<number> {
+    return this.#db.execute(sql, params, options).catch(busy(this.name));
   }
 
   query<Row>(sql: string, params: SqlParams, row: z.ZodMiniType<Row>): Promise<Row[]> {
