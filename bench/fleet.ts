@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { TENANT_CONCURRENCY } from '../functions/fleet/migrate.ts';
-import { databaseName } from '../functions/shared/names.ts';
 import { PROJECT_ROOT } from '../local/constants.ts';
+import { databaseName } from '../schema/names.ts';
 import { FleetSandbox, Run, waitForRun } from '../test/fleet/fleet.ts';
 import { cpuSpent, treeCpu } from './lib/cpu.ts';
 

@@ -3,16 +3,9 @@ import type pg from 'pg';
 import { scramVerifier } from '../functions/provision/credentials.ts';
 import { grantsBlock, roleConnectionLimits } from '../functions/provision/roles.ts';
 import { loadMigrations, type Migration } from '../functions/shared/migrations.ts';
-import {
-  DATABASE_ROLES,
-  databaseName,
-  ident,
-  literal,
-  newTenantId,
-  roleName,
-} from '../functions/shared/names.ts';
 import { doBlock } from '../functions/shared/tenant-db.ts';
 import { PROJECT_ROOT } from '../local/constants.ts';
+import { DATABASE_ROLES, databaseName, ident, literal, newTenantId, roleName } from '../schema/names.ts';
 import type { BenchSandbox } from './lib/sandbox.ts';
 
 /** The professional plan's connection limit, as the provisioned tenants have. */

@@ -1,6 +1,5 @@
 import { ArnFormat, CfnOutput, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { ALL_SCOPES, routes as apiRoutes } from '../functions/api/routes.ts';
 import { OUTCOMES } from '../functions/lifecycle/outcome.ts';
 import { DETAIL_TYPES, EVENT_SOURCE } from '../functions/provision/outcome.ts';
 import { DRIFT_DETAIL_TYPE } from '../functions/reconcile/reconcile.ts';
@@ -10,6 +9,7 @@ import {
   functions as registry,
   stateMachineVariables,
 } from '../functions/registry.ts';
+import { ALL_SCOPES, routes as apiRoutes } from '../schema/api/routes.ts';
 import type { StageConfig } from './config.ts';
 import { Api, type ApiRoute } from './constructs/api.ts';
 import { CONTROL_PLANE_DATABASE, Database } from './constructs/database.ts';
@@ -44,7 +44,7 @@ export interface ControlPlaneStackProps extends StackProps {
   readonly config: StageConfig;
   /** @default the functions of `functions/registry.ts` */
   readonly functions?: readonly FunctionDefinition[];
-  /** @default the route table of `functions/api/routes.ts` */
+  /** @default the route table of `schema/api/routes.ts` */
   readonly routes?: readonly ApiRoute[];
   /** @default the files of `statemachines/` */
   readonly stateMachineFiles?: readonly StateMachineFile[];

@@ -1,6 +1,6 @@
 import { isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ALL_SCOPES } from '../functions/api/routes.ts';
+import { ALL_SCOPES } from '../schema/api/routes.ts';
 import { DEFAULT_TOKEN_SECONDS, openIssuer } from './api/jwt.ts';
 import { PROJECT_ROOT } from './constants.ts';
 

@@ -9,12 +9,12 @@ import {
   CreateBatchRequest,
   MAX_BATCH_ROWS,
 } from '../../schema/api/batches.ts';
+import { newTenantId } from '../../schema/names.ts';
 import { csvColumnOf, csvRows, csvRowToBody } from '../bulk/csv.ts';
 import { type BatchRowRecord, type BatchStore, newBatchId } from '../bulk/store.ts';
 import { type BatchInputRow, validateRows } from '../bulk/validate.ts';
 import { NotFoundError, ServiceUnavailableError, ValidationError } from '../shared/errors.ts';
 import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
-import { newTenantId } from '../shared/names.ts';
 import type { TenantStore } from '../shared/tenants.ts';
 import { actorOf } from './create-tenant.ts';
 import {

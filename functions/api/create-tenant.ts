@@ -2,9 +2,9 @@ import { randomInt } from 'node:crypto';
 import { type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { SLUG_MAX_LENGTH, slugProblem, truncateSlug } from '../../schema/api/slug.ts';
 import type { CreateTenantRequest, CreateTenantResponse } from '../../schema/api/tenants.ts';
+import { newTenantId } from '../../schema/names.ts';
+import { effectiveLimits, type PlanName } from '../../schema/plans.ts';
 import { ServiceUnavailableError, SlugTakenError } from '../shared/errors.ts';
-import { newTenantId } from '../shared/names.ts';
-import { effectiveLimits, type PlanName } from '../shared/plans.ts';
 import type { TenantConfig, TenantStore } from '../shared/tenants.ts';
 
 export interface CreateTenantDeps {

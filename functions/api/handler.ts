@@ -1,6 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
+import { type OperationId, routeKey, routes } from '../../schema/api/routes.ts';
+import * as z from '../../schema/zod.ts';
 import { BatchStore } from '../bulk/store.ts';
 import { FleetStore } from '../fleet/store.ts';
 import { LifecycleStore } from '../lifecycle/operations.ts';
@@ -9,12 +11,10 @@ import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { Registry } from '../shared/registry.ts';
-import * as z from '../shared/zod.ts';
 import { batchRoutes } from './batches.ts';
 import { HttpEvent, type HttpResult, httpErrors, requireScopes, requireWellFormedPath } from './http.ts';
 import { lifecycleRoutes } from './lifecycle.ts';
 import { latestTemplateVersion, migrationRoutes } from './migrations.ts';
-import { type OperationId, routeKey, routes } from './routes.ts';
 import { tenantRoutes } from './tenants.ts';
 
 // The api function's composition root: its environment read once, each client and store made once, here, and

@@ -1,6 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { ErrorResponse } from '../../schema/api/tenants.ts';
 import { toStorable, unstorableText } from '../../schema/api/text.ts';
+import * as z from '../../schema/zod.ts';
 import {
   ForbiddenError,
   PlanChangeRefusedError,
@@ -10,7 +11,6 @@ import {
   ValidationError,
 } from '../shared/errors.ts';
 import { API_TRANSIENT_ERRORS } from '../shared/transient.ts';
-import * as z from '../shared/zod.ts';
 
 /**
  * The fields of an API Gateway HTTP API proxy event (payload version 2.0) that the api Lambda reads, with a

@@ -13,12 +13,12 @@ import {
   SuspendTenantRequest,
 } from '../../schema/api/lifecycle.ts';
 import { SLUG_MAX_LENGTH, slugProblem, truncateSlug } from '../../schema/api/slug.ts';
+import { newTenantId, TENANT_ID_PATTERN } from '../../schema/names.ts';
 import type { LifecycleStore, OperationRecord } from '../lifecycle/operations.ts';
 import { assertPlanFits, resolvePlanTarget, type UsageDeps } from '../lifecycle/usage.ts';
 import type { AuditStore } from '../shared/audit.ts';
 import { NotFoundError, ServiceUnavailableError, SlugTakenError, ValidationError } from '../shared/errors.ts';
 import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
-import { newTenantId, TENANT_ID_PATTERN } from '../shared/names.ts';
 import type { Tenant, TenantStatus, TenantStore } from '../shared/tenants.ts';
 import { actorOf, suggestSlugs } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';

@@ -4,11 +4,11 @@ import type {
   TenantResponse,
   TenantSummary,
 } from '../../schema/api/tenants.ts';
+import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { NotFoundError, ValidationError } from '../shared/errors.ts';
-import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import type { ProgressStore, StepRecord } from '../shared/progress.ts';
 import type { Tenant, TenantResources, TenantStore } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 
 const selfLink = (id: string) => ({ self: `/tenants/${id}` });
 

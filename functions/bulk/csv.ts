@@ -1,6 +1,6 @@
 import { CSV_COLUMNS, type CsvColumn, REQUIRED_CSV_COLUMNS } from '../../schema/api/batches.ts';
+import { FEATURE_FLAGS, type FeatureFlag } from '../../schema/plans.ts';
 import type { ErrorDetail } from '../shared/errors.ts';
-import { FEATURE_FLAGS, type FeatureFlag } from '../shared/plans.ts';
 
 /** A record of a CSV file and the line it starts on (1-based). */
 export interface CsvRecord {

@@ -1,6 +1,6 @@
+import * as z from '../../schema/zod.ts';
 import { sfnClient } from '../shared/clients.ts';
 import { step, stepSetup } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import {
   AwaitRowInput,
   awaitRow,

@@ -2,11 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { BATCH_ID_PATTERN, type BatchStatus, type RowError } from '../../schema/api/batches.ts';
 import { CreateTenantRequest } from '../../schema/api/tenants.ts';
+import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import { effectiveLimits } from '../../schema/plans.ts';
+import * as z from '../../schema/zod.ts';
 import { ServiceUnavailableError } from '../shared/errors.ts';
-import { TENANT_ID_PATTERN } from '../shared/names.ts';
-import { effectiveLimits } from '../shared/plans.ts';
 import type { Tenant, TenantStore } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 import type { BatchCounts, BatchStore } from './store.ts';
 
 /** What the bulk-onboard tasks need: the tenants, the batches, and the provision-tenant state machine. */

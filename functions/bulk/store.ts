@@ -6,10 +6,10 @@ import {
   type RowOutcome,
 } from '../../schema/api/batches.ts';
 import { TENANT_STATUSES } from '../../schema/api/tenants.ts';
+import { newTenantId } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { NotFoundError } from '../shared/errors.ts';
-import { newTenantId } from '../shared/names.ts';
-import * as z from '../shared/zod.ts';
 
 /** A new batch id: `b` and 15 of `[a-z0-9]`, as random as a tenant id. */
 export const newBatchId = (): string => `b${newTenantId().slice(1)}`;

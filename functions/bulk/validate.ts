@@ -1,12 +1,12 @@
 import type { BatchRowReport } from '../../schema/api/batches.ts';
 import { deriveSlug, slugProblem } from '../../schema/api/slug.ts';
 import { CreateTenantRequest } from '../../schema/api/tenants.ts';
+import { PLAN_NAMES, type PlanName } from '../../schema/plans.ts';
+import type * as z from '../../schema/zod.ts';
 import { SUGGESTION_COUNT, slugCandidates } from '../api/create-tenant.ts';
 import { formatPath } from '../api/http.ts';
 import type { ErrorDetail } from '../shared/errors.ts';
-import { PLAN_NAMES, type PlanName } from '../shared/plans.ts';
 import type { TenantStore } from '../shared/tenants.ts';
-import type * as z from '../shared/zod.ts';
 
 /** A row of a batch before validation: a create-tenant body, and what its conversion from CSV found. */
 export interface BatchInputRow {

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
+import * as z from '../../schema/zod.ts';
 import { causeMessage } from '../bulk/rows.ts';
 import { loadMigrations } from '../shared/migrations.ts';
 import { step, stepSetup } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import { ChunkFailureInput, ChunkInput, migrateChunk, planChunks, RunInput, selectionOf } from './migrate.ts';
 import { FleetStore } from './store.ts';
 

@@ -1,11 +1,11 @@
 import { MIGRATION_ID_PATTERN } from '../../schema/api/fleet.ts';
+import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { migrateTenantDatabase } from '../provision/database.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import type { Migration } from '../shared/migrations.ts';
-import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import { describeError } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import { type ChunkSelection, type FleetStore, THRESHOLD_EXCEEDED } from './store.ts';
 
 /**

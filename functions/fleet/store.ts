@@ -1,9 +1,9 @@
 import { MIGRATION_STATUSES, type MigrationStatus } from '../../schema/api/fleet.ts';
 import { TENANT_STATUSES } from '../../schema/api/tenants.ts';
+import { newTenantId } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
-import { newTenantId } from '../shared/names.ts';
 import type { TenantStatus } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 
 /** A new migration run id: `m` and 15 of `[a-z0-9]`. */
 export const newMigrationId = (): string => `m${newTenantId().slice(1)}`;

@@ -4,13 +4,13 @@ import {
   DisableAlarmActionsCommand,
   EnableAlarmActionsCommand,
 } from '@aws-sdk/client-cloudwatch';
+import { databaseName, ident, literal } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { existingTenantAlarms } from '../provision/alarms.ts';
 import { databaseExists } from '../provision/database.ts';
 import { existingTenantRoles } from '../provision/roles.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
-import { databaseName, ident, literal } from '../shared/names.ts';
 import { doBlock } from '../shared/tenant-db.ts';
-import * as z from '../shared/zod.ts';
 
 /** How long a suspension waits for the ended sessions to be gone before it reports them. */
 const SESSION_END_WAIT_MS = 5_000;

@@ -1,8 +1,8 @@
 import { BackupId } from '../../schema/api/lifecycle.ts';
+import * as z from '../../schema/zod.ts';
 import { s3Client } from '../shared/clients.ts';
 import { TenantStateError } from '../shared/errors.ts';
 import { step, stepSetup } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import { backupPrefix, backupTenantDatabase, deleteObjectsUnder, hasDatabase } from './backup.ts';
 import { LifecycleStore } from './operations.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';

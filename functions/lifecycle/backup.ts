@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BACKUP_KINDS, BackupId } from '../../schema/api/lifecycle.ts';
+import { databaseName, ident } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { databaseExists } from '../provision/database.ts';
 import { deleteVersionsUnder } from '../provision/storage.ts';
 import type { DataApi, Sql } from '../shared/data-api.ts';
 import { BackupCorruptError } from '../shared/errors.ts';
 import { currentVersion } from '../shared/migrations.ts';
-import { databaseName, ident } from '../shared/names.ts';
 import { taggingHeader, tenantEncryption } from '../shared/storage.ts';
 import { publicTable, TenantDatabase } from '../shared/tenant-db.ts';
-import * as z from '../shared/zod.ts';
 
 /**
  * Logical backups of a tenant database through the Data API: every table as JSON lines (one `row_to_json` text a

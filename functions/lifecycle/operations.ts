@@ -1,7 +1,8 @@
 import { BACKUP_KINDS, type BackupSummary, type LifecycleOperation } from '../../schema/api/lifecycle.ts';
+import type { PlanLimits, PlanName } from '../../schema/plans.ts';
+import * as z from '../../schema/zod.ts';
 import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { OperationInProgressError, TenantStateError } from '../shared/errors.ts';
-import type { PlanLimits, PlanName } from '../shared/plans.ts';
 import {
   type StepFailure,
   TENANT_STATUSES,
@@ -9,7 +10,6 @@ import {
   type TenantStatus,
   TenantStore,
 } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 
 /** A lifecycle operation as `tenant_operations` holds it. */
 export interface OperationRecord {

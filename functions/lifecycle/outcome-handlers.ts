@@ -1,8 +1,8 @@
+import * as z from '../../schema/zod.ts';
 import { CaughtFailure, stepFailure } from '../provision/outcome.ts';
 import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
 import { step, stepSetup } from '../shared/step.ts';
 import { TENANT_STATUSES } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 import { LifecycleStore } from './operations.ts';
 import { completeOperation as complete, failOperation as fail } from './outcome.ts';
 import { LifecycleInput } from './step.ts';

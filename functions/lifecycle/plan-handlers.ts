@@ -1,6 +1,6 @@
+import * as z from '../../schema/zod.ts';
 import { cloudWatchClient, s3Client } from '../shared/clients.ts';
 import { step, stepSetup } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import { LifecycleStore } from './operations.ts';
 import { applyTenantLimits as applyLimits, PlanState, applyPlanAlarms as putAlarms } from './plan.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';

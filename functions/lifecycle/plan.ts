@@ -1,13 +1,13 @@
 import { DeleteAlarmsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
 import { Limits } from '../../schema/api/tenants.ts';
+import { DATABASE_ROLES, databaseName, ident, roleName } from '../../schema/names.ts';
+import { PLAN_NAMES, type PlanLimits, type PlanName } from '../../schema/plans.ts';
+import * as z from '../../schema/zod.ts';
 import { type AlarmDeps, existingTenantAlarms, tenantAlarms } from '../provision/alarms.ts';
 import { databaseExists } from '../provision/database.ts';
 import { existingTenantRoles, roleConnectionLimits } from '../provision/roles.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
-import { DATABASE_ROLES, databaseName, ident, roleName } from '../shared/names.ts';
-import { PLAN_NAMES, type PlanLimits, type PlanName } from '../shared/plans.ts';
 import { doBlock, TenantDatabase } from '../shared/tenant-db.ts';
-import * as z from '../shared/zod.ts';
 
 /** A plan and its effective limits, as the change-plan run passes them between its states. */
 export const PlanState = z.object({

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { BackupId } from '../../schema/api/lifecycle.ts';
+import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { s3Client } from '../shared/clients.ts';
 import { loadMigrations } from '../shared/migrations.ts';
-import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import { step, stepSetup } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import { readManifest } from './backup.ts';
 import { restoreBackup, restoreTenantSchema } from './restore.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';

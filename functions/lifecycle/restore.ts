@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
+import { ident } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { expectedObjects, recreateEmptyTenantDatabase, validateTenantSchema } from '../provision/database.ts';
 import type { DataApi, Sql } from '../shared/data-api.ts';
 import { BackupCorruptError, BackupVerificationError } from '../shared/errors.ts';
 import { applyMigrations, currentVersion, type Migration } from '../shared/migrations.ts';
-import { ident } from '../shared/names.ts';
 import { publicTable, TenantDatabase } from '../shared/tenant-db.ts';
-import * as z from '../shared/zod.ts';
 import {
   type BackupDeps,
   beginCanonicalSnapshot,

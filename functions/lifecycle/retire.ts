@@ -4,11 +4,11 @@ import {
   ResourceNotFoundException,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
+import { secretPrefix, storagePrefix } from '../../schema/names.ts';
 import { dropTenantRoles } from '../provision/roles.ts';
 import { listSecretsUnder, settleAll } from '../provision/secrets.ts';
 import { deleteVersionsUnder, tenantObjectPages } from '../provision/storage.ts';
 import type { DataApi } from '../shared/data-api.ts';
-import { secretPrefix, storagePrefix } from '../shared/names.ts';
 import { MARKER_NAME, type RetentionDays, taggingHeader, tenantObjectTags } from '../shared/storage.ts';
 
 /** How many objects are tagged at once. */

@@ -3,8 +3,8 @@
  * every state machine task.
  */
 
-import { TENANT_ID_PATTERN } from '../shared/names.ts';
-import * as z from '../shared/zod.ts';
+import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 
 /** Who the lifecycle steps write to the registry as, when no requester is known. */
 export const LIFECYCLE_ACTOR = 'tenant-lifecycle';

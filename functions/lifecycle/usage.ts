@@ -1,10 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { databaseExists } from '../provision/database.ts';
-import { tenantObjectListing } from '../provision/storage.ts';
-import { type DataApi, json } from '../shared/data-api.ts';
-import type { ErrorDetail } from '../shared/errors.ts';
-import { PlanChangeRefusedError } from '../shared/errors.ts';
-import { DATABASE_ROLES, databaseName, roleName } from '../shared/names.ts';
+import { DATABASE_ROLES, databaseName, roleName } from '../../schema/names.ts';
 import {
   effectiveLimits,
   FEATURE_FLAGS,
@@ -12,10 +7,15 @@ import {
   PLANS,
   type PlanLimits,
   type PlanName,
-} from '../shared/plans.ts';
+} from '../../schema/plans.ts';
+import * as z from '../../schema/zod.ts';
+import { databaseExists } from '../provision/database.ts';
+import { tenantObjectListing } from '../provision/storage.ts';
+import { type DataApi, json } from '../shared/data-api.ts';
+import type { ErrorDetail } from '../shared/errors.ts';
+import { PlanChangeRefusedError } from '../shared/errors.ts';
 import { TenantDatabase } from '../shared/tenant-db.ts';
 import type { Tenant } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 
 /** What a tenant uses now, measured where it lives: its database, its storage prefix, its sessions. */
 export interface TenantUsage {

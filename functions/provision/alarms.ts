@@ -5,8 +5,8 @@ import {
   PutMetricAlarmCommand,
   type PutMetricAlarmCommandInput,
 } from '@aws-sdk/client-cloudwatch';
-import { alarmName, alarmPrefix } from '../shared/names.ts';
-import { PLANS, type PlanLimits, type PlanName } from '../shared/plans.ts';
+import { alarmName, alarmPrefix } from '../../schema/names.ts';
+import { PLANS, type PlanLimits, type PlanName } from '../../schema/plans.ts';
 import { settleAll } from './secrets.ts';
 
 /** Where the product's per-tenant metrics are published (by the SaaS's API and a usage collector). */

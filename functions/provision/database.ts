@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { databaseName, ident, literal } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import type { DataApi, Sql } from '../shared/data-api.ts';
 import { SchemaValidationError } from '../shared/errors.ts';
 import { applyMigrations, type Migration, MigrationOrderError } from '../shared/migrations.ts';
-import { databaseName, ident, literal } from '../shared/names.ts';
 import { TENANT_SCHEMA, TenantDatabase } from '../shared/tenant-db.ts';
-import * as z from '../shared/zod.ts';
 
 /** SQLSTATE 42P04, duplicate_database, as the Data API reports it in the message. */
 const DUPLICATE_DATABASE = 'SQLState: 42P04';

@@ -1,7 +1,7 @@
+import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { cloudWatchClient, eventBridgeClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
-import { TENANT_ID_PATTERN } from '../shared/names.ts';
 import { StepInput, step, stepSetup } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import {
   activateTenant,
   CaughtFailure,

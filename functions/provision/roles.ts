@@ -1,5 +1,4 @@
 import type { SecretsManagerClient, Tag } from '@aws-sdk/client-secrets-manager';
-import { type DataApi, json } from '../shared/data-api.ts';
 import {
   DATABASE_ROLES,
   type DatabaseRole,
@@ -10,9 +9,10 @@ import {
   roleSecretName,
   secretPrefix,
   TENANT_ID_PATTERN,
-} from '../shared/names.ts';
+} from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
+import { type DataApi, json } from '../shared/data-api.ts';
 import { doBlock, publicTable, TENANT_SCHEMA, TenantDatabase } from '../shared/tenant-db.ts';
-import * as z from '../shared/zod.ts';
 import { generatePassword, scramVerifier } from './credentials.ts';
 import { databaseExists } from './database.ts';
 import { deleteSecretsUnder, ensureSecret, readSecret, settleAll } from './secrets.ts';

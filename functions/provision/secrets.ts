@@ -8,7 +8,7 @@ import {
   type SecretsManagerClient,
   type Tag,
 } from '@aws-sdk/client-secrets-manager';
-import type * as z from '../shared/zod.ts';
+import type * as z from '../../schema/zod.ts';
 
 export interface SecretSpec<Value> {
   readonly name: string;

@@ -1,9 +1,9 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { invitationSecretName } from '../../schema/names.ts';
+import { FEATURE_FLAGS, type PlanLimits } from '../../schema/plans.ts';
+import * as z from '../../schema/zod.ts';
 import { json, type Sql } from '../shared/data-api.ts';
-import { invitationSecretName } from '../shared/names.ts';
-import { FEATURE_FLAGS, type PlanLimits } from '../shared/plans.ts';
 import type { TenantConfig } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 import { generateToken, sha256Hex } from './credentials.ts';
 import { tenantTags } from './roles.ts';
 import { ensureSecret } from './secrets.ts';

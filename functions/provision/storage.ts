@@ -7,7 +7,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { storagePrefix } from '../shared/names.ts';
+import { storagePrefix } from '../../schema/names.ts';
 import {
   type EncryptionLevel,
   MARKER_NAME,

@@ -1,12 +1,12 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { type DatabaseRole, ident, literal, roleName } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { scramVerifier } from '../provision/credentials.ts';
 import { RoleSecret } from '../provision/roles.ts';
 import { readSecret } from '../provision/secrets.ts';
 import { type DataApi, json } from '../shared/data-api.ts';
-import { type DatabaseRole, ident, literal, roleName } from '../shared/names.ts';
 import { TenantDatabase } from '../shared/tenant-db.ts';
 import type { Tenant } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 
 export interface CredentialDeps {
   /** The provisioner on the registry database (ALTER ROLE is cluster-wide). */

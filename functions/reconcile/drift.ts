@@ -1,17 +1,17 @@
 import { type CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DATABASE_ROLES, databaseName, roleName, roleSecretName } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { type AlarmDeps, configureTenantAlarms, tenantAlarms } from '../provision/alarms.ts';
 import { listSecretsUnder } from '../provision/secrets.ts';
 import { configureTenantStorage, type StorageDeps } from '../provision/storage.ts';
 import { type DataApi, isoText } from '../shared/data-api.ts';
-import { DATABASE_ROLES, databaseName, roleName, roleSecretName } from '../shared/names.ts';
 import type { Tenant, TenantStatus, TenantStore } from '../shared/tenants.ts';
-import * as z from '../shared/zod.ts';
 
 /**
  * Everything in the cluster, Secrets Manager, the bucket and CloudWatch that is named like a tenant's resource,
- * grouped by the tenant id its name carries. Names are derived from the id (functions/shared/names.ts), so the
+ * grouped by the tenant id its name carries. Names are derived from the id (schema/names.ts), so the
  * id is read back from the name; a name under a tenant prefix that carries no valid id is grouped under
  * {@link UNRECOGNISED}.
  */

@@ -1,5 +1,6 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
+import * as z from '../../schema/zod.ts';
 import { BatchStore } from '../bulk/store.ts';
 import { LifecycleStore } from '../lifecycle/operations.ts';
 import {
@@ -10,7 +11,6 @@ import {
   sfnClient,
 } from '../shared/clients.ts';
 import { logger, stepSetup } from '../shared/step.ts';
-import * as z from '../shared/zod.ts';
 import {
   DEFAULT_RECONCILE_POLICY,
   type ReconcileDeps,

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
+import { DATABASE_ROLES, roleName, roleSecretName } from '../../schema/names.ts';
 import type { BatchStore } from '../bulk/store.ts';
 import type { LifecycleStore } from '../lifecycle/operations.ts';
 import { announce } from '../provision/outcome.ts';
 import type { AuditStore } from '../shared/audit.ts';
-import { DATABASE_ROLES, roleName, roleSecretName } from '../shared/names.ts';
 import type { Tenant, TenantStore } from '../shared/tenants.ts';
 import { type BatchOutcome, settleBatches } from './batches.ts';
 import {

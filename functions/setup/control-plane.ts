@@ -1,8 +1,8 @@
 import { join } from 'node:path';
+import { ident } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { applyMigrations, loadMigrations } from '../shared/migrations.ts';
-import { ident } from '../shared/names.ts';
-import * as z from '../shared/zod.ts';
 
 /**
  * Creates the registry database if it is missing and brings it to the latest control-plane migration.

@@ -1,8 +1,8 @@
 import middy from '@middy/core';
+import * as z from '../../schema/zod.ts';
 import { rdsDataClient, secretsManagerClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
-import * as z from '../shared/zod.ts';
 import { setupControlPlane } from './control-plane.ts';
 import { ensureProvisionerRole, lockDownSystemDatabases } from './provisioner-role.ts';
 

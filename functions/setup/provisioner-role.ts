@@ -1,10 +1,10 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { ident, literal } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { scramVerifier } from '../provision/credentials.ts';
 import type { DataApi } from '../shared/data-api.ts';
 import { ConfigurationError } from '../shared/errors.ts';
-import { ident, literal } from '../shared/names.ts';
 import { PINNED_SEARCH_PATH, TENANT_LOCK_TIMEOUT } from '../shared/tenant-db.ts';
-import * as z from '../shared/zod.ts';
 
 const rdsSecretSchema = z.object({
   username: z.string().check(z.minLength(1)),

@@ -1,5 +1,5 @@
+import * as z from '../../schema/zod.ts';
 import { isoText, json, jsonText, type Sql } from './data-api.ts';
-import * as z from './zod.ts';
 
 /** An entry of a tenant's audit log. */
 export interface AuditEntry {

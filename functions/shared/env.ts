@@ -1,5 +1,5 @@
+import * as z from '../../schema/zod.ts';
 import { ConfigurationError } from './errors.ts';
-import * as z from './zod.ts';
 
 /** One environment variable: what it holds, and the schema its value is read with. */
 export interface EnvVariable {

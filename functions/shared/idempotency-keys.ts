@@ -1,5 +1,5 @@
+import * as z from '../../schema/zod.ts';
 import { json, jsonText, type Sql } from './data-api.ts';
-import * as z from './zod.ts';
 
 /** What a claim of an `Idempotency-Key` found. */
 export type IdempotencyClaim =

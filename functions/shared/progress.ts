@@ -1,3 +1,4 @@
+import * as z from '../../schema/zod.ts';
 import { isoText, json, jsonText, type Sql } from './data-api.ts';
 import { NotFoundError } from './errors.ts';
 import {
@@ -7,7 +8,6 @@ import {
   TenantRow,
   type TenantStatus,
 } from './tenants.ts';
-import * as z from './zod.ts';
 
 /** Progress of one step of a tenant's provisioning. */
 export interface StepRecord {

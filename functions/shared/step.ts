@@ -8,15 +8,15 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
+import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { rdsDataClient } from './clients.ts';
 import { DataApi } from './data-api.ts';
 import { type EnvName, readEnv } from './env.ts';
 import { NotFoundError, TenantStateError } from './errors.ts';
-import { TENANT_ID_PATTERN } from './names.ts';
 import type { ProgressStore, StepChange } from './progress.ts';
 import { Registry } from './registry.ts';
 import type { Tenant, TenantResources, TenantStatus } from './tenants.ts';
-import * as z from './zod.ts';
 
 /** The one logger of the step functions; each line carries the step and the ids of its input. */
 export const logger = new Logger({ serviceName: 'tenant-provisioner' });

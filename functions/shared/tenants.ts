@@ -1,9 +1,9 @@
 import { TENANT_STATUSES, TenantConfig } from '../../schema/api/tenants.ts';
+import type { DatabaseRole } from '../../schema/names.ts';
+import { PLAN_NAMES, type PlanLimits, type PlanName } from '../../schema/plans.ts';
+import * as z from '../../schema/zod.ts';
 import { isoText, json, jsonText, type Sql } from './data-api.ts';
 import { NotFoundError } from './errors.ts';
-import type { DatabaseRole } from './names.ts';
-import { PLAN_NAMES, type PlanLimits, type PlanName } from './plans.ts';
-import * as z from './zod.ts';
 
 export { TENANT_STATUSES, TenantConfig };
 export type TenantStatus = (typeof TENANT_STATUSES)[number];

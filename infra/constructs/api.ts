@@ -24,7 +24,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { JwtConfig } from '../config.ts';
 
-/** One route of the route table (`functions/api/routes.ts`). */
+/** One route of the route table (`schema/api/routes.ts`). */
 export interface ApiRoute {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly path: string;
@@ -139,7 +139,7 @@ export class Api extends Construct {
       if (!route.scopes && created) {
         Validations.of(created).acknowledge({
           id: 'AwsSolutions-APIG4',
-          reason: `${route.method} ${route.path} (${route.operationId}) is public by design in the route table (functions/api/routes.ts): it serves no tenant data.`,
+          reason: `${route.method} ${route.path} (${route.operationId}) is public by design in the route table (schema/api/routes.ts): it serves no tenant data.`,
         });
       }
     }

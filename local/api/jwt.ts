@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ALL_SCOPES, API_AUDIENCE } from '../../functions/api/routes.ts';
+import { ALL_SCOPES, API_AUDIENCE } from '../../schema/api/routes.ts';
 
 /**
  * The sandbox's stand-in for Cognito: an RS256 signing key kept in the sandbox directory (made once, so that

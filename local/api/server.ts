@@ -2,15 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { errorResult, pathProblem } from '../../functions/api/http.ts';
-import { ALL_SCOPES, type Route, routeKey, routes } from '../../functions/api/routes.ts';
 import { functionName, functions } from '../../functions/registry.ts';
 import { ValidationError } from '../../functions/shared/errors.ts';
+import { ALL_SCOPES, type Route, routeKey, routes } from '../../schema/api/routes.ts';
 import { ACCOUNT_ID, PROJECT_ROOT, REGION, STACK_PREFIX } from '../constants.ts';
 import { createLambdaRuntime } from '../lambda.ts';
 import { type Claims, type LocalIssuer, startIssuer } from './jwt.ts';
 
 /**
- * The local API Gateway: an HTTP API with the routes of `functions/api/routes.ts`, a JWT authorizer (the local
+ * The local API Gateway: an HTTP API with the routes of `schema/api/routes.ts`, a JWT authorizer (the local
  * issuer's tokens, the routes' scopes), payload format 2.0 proxy events to the api function of the registry
  * (run in-process by the sandbox's Lambda runtime), and API Gateway's own answers where it answers itself
  * (`{"message":"Unauthorized"}`, `Forbidden`, `Not Found`).

@@ -5,8 +5,8 @@ import { dropTenantDatabase, TEMPLATE_PREFIX } from '../../functions/provision/d
 import { removeTenantRoles } from '../../functions/provision/roles.ts';
 import { removeTenantStorage } from '../../functions/provision/storage.ts';
 import { DataApi } from '../../functions/shared/data-api.ts';
-import { ident } from '../../functions/shared/names.ts';
 import { STAGE, STORAGE_BUCKET, stateMachineArn } from '../../local/constants.ts';
+import { ident } from '../../schema/names.ts';
 import { runReconciler } from '../reconciler.ts';
 import { figure, type ScenarioResult, tally } from '../report.ts';
 import type { FaultInput, RecordedCall, SandboxUnderTest } from '../sandbox.ts';

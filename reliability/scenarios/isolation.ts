@@ -1,8 +1,8 @@
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { z } from 'zod';
-import { DATABASE_ROLES } from '../../functions/shared/names.ts';
 import { STAGE } from '../../local/constants.ts';
+import { DATABASE_ROLES } from '../../schema/names.ts';
 import { figure, type ScenarioResult, tally } from '../report.ts';
 import type { SandboxUnderTest } from '../sandbox.ts';
 import { createTenant, tenantRequest, uniqueName, waitSettled } from '../tenants.ts';

@@ -1,4 +1,4 @@
-import * as z from '../../functions/shared/zod.ts';
+import * as z from '../zod.ts';
 import { MigrationId, MigrationResponse, StartMigrationRequest } from './fleet.ts';
 import { CreateTenantRequest, ErrorDetailSchema, Links, TenantId, TenantStatusSchema } from './tenants.ts';
 

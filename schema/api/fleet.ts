@@ -1,5 +1,5 @@
-import { TENANT_ID_PATTERN } from '../../functions/shared/names.ts';
-import * as z from '../../functions/shared/zod.ts';
+import { TENANT_ID_PATTERN } from '../names.ts';
+import * as z from '../zod.ts';
 import { Links, TenantId } from './tenants.ts';
 
 /**

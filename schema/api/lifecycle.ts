@@ -1,5 +1,5 @@
-import { PLANS } from '../../functions/shared/plans.ts';
-import * as z from '../../functions/shared/zod.ts';
+import { PLANS } from '../plans.ts';
+import * as z from '../zod.ts';
 import {
   CreateTenantResponse,
   LimitsOverride,
@@ -182,7 +182,7 @@ export interface OpenApiHelpers {
   readonly queryParameters: (schema: z.ZodMiniObject) => unknown[];
 }
 
-/** The lifecycle routes' operation ids (functions/api/routes.ts routes them). */
+/** The lifecycle routes' operation ids (routes.ts routes them). */
 export type LifecycleOperationId =
   | 'suspendTenant'
   | 'resumeTenant'

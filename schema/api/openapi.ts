@@ -1,7 +1,7 @@
-import { type OperationId, type Route, routes } from '../../functions/api/routes.ts';
-import * as z from '../../functions/shared/zod.ts';
+import * as z from '../zod.ts';
 import { bulkOpenApi } from './batches.ts';
 import { lifecycleOpenApi } from './lifecycle.ts';
+import { type OperationId, type Route, routes } from './routes.ts';
 import {
   CreateTenantRequest,
   CreateTenantResponse,

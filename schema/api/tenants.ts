@@ -7,8 +7,8 @@ import {
   PLANS,
   type Plan,
   type PlanLimits,
-} from '../../functions/shared/plans.ts';
-import * as z from '../../functions/shared/zod.ts';
+} from '../plans.ts';
+import * as z from '../zod.ts';
 import { cidrProblem } from './cidr.ts';
 import { deriveSlug, RESERVED_SLUGS, SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, slugProblem } from './slug.ts';
 import { inspectJson, text } from './text.ts';

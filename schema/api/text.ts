@@ -1,4 +1,4 @@
-import * as z from '../../functions/shared/zod.ts';
+import * as z from '../zod.ts';
 
 /**
  * Text that PostgreSQL can store, checked where a request's strings enter the API (the schemas of this folder).

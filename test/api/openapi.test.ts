@@ -2,7 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { routes } from '../../functions/api/routes.ts';
+import { routes } from '../../schema/api/routes.ts';
 import { type ApiUnderTest, apiUnderTest, CreatedBody, call, validBody } from './api.ts';
 
 let api: ApiUnderTest;

@@ -2,11 +2,11 @@ import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { DataApi } from '../../functions/shared/data-api.ts';
-import { newTenantId } from '../../functions/shared/names.ts';
-import { effectiveLimits, type PlanName } from '../../functions/shared/plans.ts';
 import { Registry } from '../../functions/shared/registry.ts';
 import type { TenantStatus } from '../../functions/shared/tenants.ts';
 import { TenantConfig, TenantListResponse, TenantResponse } from '../../schema/api/tenants.ts';
+import { newTenantId } from '../../schema/names.ts';
+import { effectiveLimits, type PlanName } from '../../schema/plans.ts';
 import { clientConfig, sandbox, uniqueName } from '../support/sandbox.ts';
 import { type ApiUnderTest, apiUnderTest, CreatedBody, call, ErrorBody, validBody } from './api.ts';
 

@@ -3,8 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { recordRowFailure, startRow } from '../../functions/bulk/rows.ts';
 import { BatchStore, newBatchId } from '../../functions/bulk/store.ts';
-import { newTenantId } from '../../functions/shared/names.ts';
 import { STAGE } from '../../local/constants.ts';
+import { newTenantId } from '../../schema/names.ts';
 import { type ApiUnderTest, apiUnderTest, call, ErrorBody } from '../api/api.ts';
 import {
   clients,

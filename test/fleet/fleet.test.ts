@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { migrateChunk, planChunks } from '../../functions/fleet/migrate.ts';
 import { FleetStore, newMigrationId } from '../../functions/fleet/store.ts';
 import { loadMigrations } from '../../functions/shared/migrations.ts';
-import { databaseName } from '../../functions/shared/names.ts';
+import { databaseName } from '../../schema/names.ts';
 import { runCli } from '../cli/cli.ts';
 import { databasesWithTable, FleetSandbox, Run, schemaVersions, waitForRun } from './fleet.ts';
 

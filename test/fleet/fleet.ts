@@ -7,11 +7,11 @@ import pg from 'pg';
 import { z } from 'zod';
 import { DataApi } from '../../functions/shared/data-api.ts';
 import { loadMigrations } from '../../functions/shared/migrations.ts';
-import { databaseName, ident, newTenantId } from '../../functions/shared/names.ts';
-import { effectiveLimits } from '../../functions/shared/plans.ts';
 import { TenantConfig } from '../../functions/shared/tenants.ts';
 import { PROJECT_ROOT, type SandboxInfo } from '../../local/constants.ts';
 import { removeDir, type SandboxProcess, spawnSandbox } from '../../local/spawn.ts';
+import { databaseName, ident, newTenantId } from '../../schema/names.ts';
+import { effectiveLimits } from '../../schema/plans.ts';
 
 /**
  * A sandbox of its own for fleet migrations, whose functions read the SQL migrations from a copy of `schema/`

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { routeKey, routes } from '../../functions/api/routes.ts';
 import { OUTCOMES } from '../../functions/lifecycle/outcome.ts';
 import { DETAIL_TYPES, EVENT_SOURCE } from '../../functions/provision/outcome.ts';
 import { DRIFT_DETAIL_TYPE } from '../../functions/reconcile/reconcile.ts';
@@ -18,6 +17,7 @@ import { STAGES, stageConfig } from '../../infra/config.ts';
 import { schemaHash } from '../../infra/constructs/database.ts';
 import { PROJECT_ROOT } from '../../infra/constructs/function.ts';
 import { stateMachineFiles } from '../../infra/constructs/provisioning.ts';
+import { routeKey, routes } from '../../schema/api/routes.ts';
 import { onlyResourceOf, resourceOf, resourcesOf, synthStage } from './synth.ts';
 
 const getAtt = z.object({ 'Fn::GetAtt': z.tuple([z.string(), z.string()]) });

@@ -4,8 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Manifest } from '../../functions/lifecycle/backup.ts';
 import { loadMigrations } from '../../functions/shared/migrations.ts';
-import { databaseName } from '../../functions/shared/names.ts';
 import { PROJECT_ROOT, STORAGE_BUCKET } from '../../local/constants.ts';
+import { databaseName } from '../../schema/names.ts';
 import { NOTHING_LEFT, tenantTraces } from '../provision/helpers.ts';
 import { addFaults, type FaultRuleInput, removeFaults, sandbox, superuserPool } from '../support/sandbox.ts';
 import {

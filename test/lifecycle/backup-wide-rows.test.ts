@@ -2,8 +2,8 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Manifest, PAGE_BYTES, ROW_BYTES } from '../../functions/lifecycle/backup.ts';
-import { databaseName } from '../../functions/shared/names.ts';
 import { STORAGE_BUCKET } from '../../local/constants.ts';
+import { databaseName } from '../../schema/names.ts';
 import { superuserPool } from '../support/sandbox.ts';
 import { activeTenant, clients, operate, registry, request, waitForExecution } from './helpers.ts';
 

@@ -2,8 +2,8 @@ import { GetObjectCommand, GetObjectTaggingCommand, PutObjectCommand } from '@aw
 import { ListSecretsCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { databaseName, secretPrefix, storagePrefix } from '../../functions/shared/names.ts';
 import { STAGE, STORAGE_BUCKET } from '../../local/constants.ts';
+import { databaseName, secretPrefix, storagePrefix } from '../../schema/names.ts';
 import {
   eventsFor,
   NOTHING_LEFT,

@@ -4,7 +4,7 @@ import { StopExecutionCommand } from '@aws-sdk/client-sfn';
 import pg from 'pg';
 import { afterAll, expect } from 'vitest';
 import { z } from 'zod';
-import type { DatabaseRole } from '../../functions/shared/names.ts';
+import type { DatabaseRole } from '../../schema/names.ts';
 import { type Answer, type ApiUnderTest, apiUnderTest, call } from '../api/api.ts';
 import { clients, provision, registry, type TenantOptions, waitForExecution } from '../provision/helpers.ts';
 import { addFaults, type FaultRuleInput, held, removeFaults } from '../support/sandbox.ts';

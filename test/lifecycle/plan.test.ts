@@ -1,10 +1,10 @@
 import { DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { describe, expect, it } from 'vitest';
 import { planChangeProblems } from '../../functions/lifecycle/usage.ts';
-import { databaseName } from '../../functions/shared/names.ts';
-import { PLANS } from '../../functions/shared/plans.ts';
 import { TenantConfig } from '../../functions/shared/tenants.ts';
 import { ChangePlanRequest } from '../../schema/api/lifecycle.ts';
+import { databaseName } from '../../schema/names.ts';
+import { PLANS } from '../../schema/plans.ts';
 import { eventsFor } from '../provision/helpers.ts';
 import { addFaults, type FaultRuleInput, removeFaults, superuserPool } from '../support/sandbox.ts';
 import { activeTenant, alarmActions, clients, connectAs, operate, registry, request } from './helpers.ts';

@@ -7,8 +7,8 @@ import {
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { databaseName, storagePrefix } from '../../functions/shared/names.ts';
 import { STORAGE_BUCKET, STORAGE_KEY_ARN } from '../../local/constants.ts';
+import { databaseName, storagePrefix } from '../../schema/names.ts';
 import { reserveTenant, startProvisioning, waitForExecution } from '../provision/helpers.ts';
 import { addFaults, type FaultRuleInput, removeFaults, superuserPool } from '../support/sandbox.ts';
 import { activeTenant, clients, operate, registry } from './helpers.ts';

@@ -9,10 +9,10 @@ import { DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-se
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { PROVISIONING_STEPS } from '../../functions/provision/step.ts';
-import { DATABASE_ROLES, type DatabaseRole, databaseName, roleName } from '../../functions/shared/names.ts';
-import { PLANS } from '../../functions/shared/plans.ts';
 import type { Tenant } from '../../functions/shared/tenants.ts';
 import { ALARM_TOPIC_ARN, STAGE, STORAGE_BUCKET } from '../../local/constants.ts';
+import { DATABASE_ROLES, type DatabaseRole, databaseName, roleName } from '../../schema/names.ts';
+import { PLANS } from '../../schema/plans.ts';
 import { superuserPool } from '../support/sandbox.ts';
 import { asRole, clients, eventsFor, outcome, provision, provisioner, registry } from './helpers.ts';
 

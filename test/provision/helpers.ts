@@ -14,11 +14,11 @@ import { dropTenantDatabase } from '../../functions/provision/database.ts';
 import { removeTenantRoles } from '../../functions/provision/roles.ts';
 import { removeTenantStorage } from '../../functions/provision/storage.ts';
 import { DataApi } from '../../functions/shared/data-api.ts';
-import { databaseName, newTenantId, secretPrefix, storagePrefix } from '../../functions/shared/names.ts';
-import { effectiveLimits, type PlanLimits, type PlanName } from '../../functions/shared/plans.ts';
 import { Registry } from '../../functions/shared/registry.ts';
 import { TenantConfig } from '../../functions/shared/tenants.ts';
 import { STAGE, STORAGE_BUCKET, stateMachineArn } from '../../local/constants.ts';
+import { databaseName, newTenantId, secretPrefix, storagePrefix } from '../../schema/names.ts';
+import { effectiveLimits, type PlanLimits, type PlanName } from '../../schema/plans.ts';
 import { clientConfig, sandbox, superuserPool, uniqueName } from '../support/sandbox.ts';
 
 /** Real SDK clients on the sandbox, as a person's script would make them. */

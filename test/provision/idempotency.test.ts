@@ -3,7 +3,7 @@ import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { databaseName } from '../../functions/shared/names.ts';
+import { databaseName } from '../../schema/names.ts';
 import { sandbox, superuserPool } from '../support/sandbox.ts';
 import {
   asRole,

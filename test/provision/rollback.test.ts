@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { dropTenantDatabase } from '../../functions/provision/database.ts';
-import { databaseName, ident, newTenantId } from '../../functions/shared/names.ts';
-import * as z from '../../functions/shared/zod.ts';
 import { STAGE } from '../../local/constants.ts';
+import { databaseName, ident, newTenantId } from '../../schema/names.ts';
+import * as z from '../../schema/zod.ts';
 import { addFaults, type FaultRuleInput, removeFaults, sandbox } from '../support/sandbox.ts';
 import {
   asRole,

@@ -1,7 +1,7 @@
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { roleName } from '../../functions/shared/names.ts';
+import { roleName } from '../../schema/names.ts';
 import { activeTenant, canConnect, clients, connectAs, operate, registry } from '../lifecycle/helpers.ts';
 import { sandbox, superuserPool } from '../support/sandbox.ts';
 import { runReconciler } from './helpers.ts';

@@ -3,9 +3,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { DataApi } from '../../functions/shared/data-api.ts';
 import { NotFoundError, TenantStateError } from '../../functions/shared/errors.ts';
-import { newTenantId } from '../../functions/shared/names.ts';
 import { Registry } from '../../functions/shared/registry.ts';
 import { logger, StepInput, step } from '../../functions/shared/step.ts';
+import { newTenantId } from '../../schema/names.ts';
 import { reserveTenant } from '../provision/helpers.ts';
 import { clientConfig, sandbox } from '../support/sandbox.ts';
 

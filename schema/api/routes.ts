@@ -4,7 +4,7 @@
  * the OpenAPI document lists them.
  */
 
-import type { LifecycleOperationId } from '../../schema/api/lifecycle.ts';
+import type { LifecycleOperationId } from './lifecycle.ts';
 
 /** The OAuth scopes of the API, as a Cognito resource server `tenants` defines them. */
 export const SCOPES = {
