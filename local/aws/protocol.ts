@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { QueryProtocol } from './query.ts';
 
 /** Services answered by the sandbox, named as in the SDK's endpoint variables (lower case, hyphens). */
 export const SERVICE_NAMES = [
@@ -83,9 +84,14 @@ export interface JsonServiceOptions {
   readonly queryCompatible?: boolean;
   readonly operations: Readonly<Record<string, Operation>>;
   readonly subject?: (operation: string, input: JsonObject) => string | undefined;
+  /** Serve the query protocol too, by the same operations (CloudWatch: `queryProtocol` of ./query.ts). */
+  readonly query?: QueryProtocol;
 }
 
-/** A service spoken in awsJson1.0 or awsJson1.1: `X-Amz-Target: <prefix>.<Operation>`, JSON in and out. */
+/**
+ * A service spoken in awsJson1.0 or awsJson1.1: `X-Amz-Target: <prefix>.<Operation>`, JSON in and out. An
+ * operation gives timestamps as `Date`, which awsJson sends as epoch seconds.
+ */
 export function jsonService(options: JsonServiceOptions): ServiceHandler {
   const encodeError = (error: AwsError): HttpResponse => {
     const headers: Record<string, string> = {
@@ -99,30 +105,48 @@ export function jsonService(options: JsonServiceOptions): ServiceHandler {
       body: JSON.stringify({ __type: error.code, message: error.message }),
     };
   };
+  const operationNamed = (name: string): Operation | undefined =>
+    Object.hasOwn(options.operations, name) ? options.operations[name] : undefined;
+  const invoke = (operation: Operation, name: string, input: JsonObject, context: CallContext) => {
+    context.admit({ service: options.service, operation: name, subject: options.subject?.(name, input) });
+    return operation(input);
+  };
   return {
     service: options.service,
     signingName: options.signingName,
     async handle(request, context) {
+      if (options.query?.accepts(request)) {
+        return options.query.handle(request, (name, input) => {
+          const operation = operationNamed(name);
+          if (!operation)
+            throw new AwsError('InvalidAction', `The action ${name} is not valid for this web service.`);
+          return invoke(operation, name, input, context);
+        });
+      }
       try {
         const target = String(request.headers['x-amz-target'] ?? '');
         const [prefix, name = ''] = target.split('.');
-        const operation = options.operations[name];
+        const operation = operationNamed(name);
         if (prefix !== options.targetPrefix || !operation) {
           throw new AwsError('UnknownOperationException', `Operation ${target} is not supported`);
         }
-        const input = parseJsonObject(request.body);
-        context.admit({ service: options.service, operation: name, subject: options.subject?.(name, input) });
-        const output = await operation(input);
+        const output = await invoke(operation, name, parseJsonObject(request.body), context);
         return {
           statusCode: 200,
           headers: { 'content-type': options.contentType },
-          body: JSON.stringify(output ?? {}),
+          body: JSON.stringify(output ?? {}, epochSecondDates),
         };
       } catch (error) {
         return encodeError(toAwsError(error));
       }
     },
   };
+}
+
+/** JSON.stringify's replacer for awsJson: a `Date` (which `toJSON` has made ISO text by now) as epoch seconds. */
+function epochSecondDates(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const original = this[key];
+  return original instanceof Date ? original.getTime() / 1000 : value;
 }
 
 export function parseJsonObject(body: Buffer): JsonObject {

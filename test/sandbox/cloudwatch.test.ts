@@ -171,6 +171,34 @@ describe('CloudWatch alarms', () => {
     });
   });
 
+  it('pages DescribeAlarms by the NextToken it hands out, and refuses any other with InvalidNextToken', async () => {
+    // Prepare
+    const prefix = uniqueName('paged');
+    const names = [`${prefix}-a`, `${prefix}-b`, `${prefix}-c`];
+    await Promise.all(names.map((name) => cloudwatch.send(new PutMetricAlarmCommand(alarm(name)))));
+
+    // Act
+    const first = await cloudwatch.send(
+      new DescribeAlarmsCommand({ AlarmNamePrefix: prefix, MaxRecords: 2 }),
+    );
+    const second = await cloudwatch.send(
+      new DescribeAlarmsCommand({ AlarmNamePrefix: prefix, MaxRecords: 2, NextToken: first.NextToken }),
+    );
+    const forged = await failureOf(
+      cloudwatch.send(new DescribeAlarmsCommand({ AlarmNamePrefix: prefix, NextToken: 'bm90LW91cnM' })),
+    );
+
+    // Assess
+    expect(first.MetricAlarms?.map((found) => found.AlarmName)).toEqual(names.slice(0, 2));
+    expect(second.MetricAlarms?.map((found) => found.AlarmName)).toEqual(names.slice(2));
+    expect(second.NextToken).toBeUndefined();
+    expect(forged).toMatchObject({
+      name: 'InvalidNextToken',
+      message: 'The next token specified is invalid.',
+      $metadata: { httpStatusCode: 400 },
+    });
+  });
+
   it('refuses an alarm without a comparison operator, and a metric alarm without a statistic', async () => {
     // Act
     const noOperator = await failureOf(

@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AwsError, type JsonObject, jsonService, type ServiceHandler } from '../protocol.ts';
-import { epochSeconds, KeyedLock, parseInput, type ServiceDeps } from './deps.ts';
+import { queryProtocol, timestampSchema } from '../query.ts';
+import { KeyedLock, parseInput, type ServiceDeps } from './deps.ts';
 
-// CloudWatch speaks awsJson1.0 but keeps the error codes of its query protocol; the SDK maps them to its
-// exception classes through `x-amzn-query-error` (ValidationError -> ValidationException, and so on).
+// CloudWatch speaks awsJson1.0 but keeps the error codes of its query protocol, which it serves as well; the SDK
+// maps them to its exception classes through `x-amzn-query-error` (ValidationError -> ValidationException, and so on).
 const VALIDATION = 'ValidationError';
 const missing = (name: string) => new AwsError('MissingParameter', `The parameter ${name} is required.`);
 const invalidValue = (message: string) => new AwsError('InvalidParameterValue', message);
@@ -147,7 +148,7 @@ const putMetricDataSchema = z.object({
       z.object({
         MetricName: nameSchema,
         Dimensions: dimensionsSchema.optional(),
-        Timestamp: z.number().optional(),
+        Timestamp: timestampSchema().optional(),
         Value: z.number().optional(),
         StatisticValues: z
           .object({ SampleCount: z.number(), Sum: z.number(), Minimum: z.number(), Maximum: z.number() })
@@ -165,8 +166,8 @@ type MetricDatum = NonNullable<z.infer<typeof putMetricDataSchema>['MetricData']
 
 const getMetricDataSchema = z.object({
   MetricDataQueries: queriesSchema.min(1),
-  StartTime: z.number(),
-  EndTime: z.number(),
+  StartTime: timestampSchema(),
+  EndTime: timestampSchema(),
   NextToken: z.string().optional(),
   ScanBy: z.enum(['TimestampDescending', 'TimestampAscending']).optional(),
   MaxDatapoints: z.number().int().min(1).optional(),
@@ -209,8 +210,9 @@ interface StoredDatum {
 const DESCRIBE_ALARMS_PAGE = 50;
 
 /**
- * CloudWatch (awsJson1.0, query-compatible): metric alarms and metric data. Alarms keep the
- * state they are given (at creation, INSUFFICIENT_DATA; then SetAlarmState): metric data is not evaluated.
+ * CloudWatch (awsJson1.0 with query-compatible errors, and the query protocol by the same operations): metric
+ * alarms and metric data. Alarms keep the state they are given (at creation, INSUFFICIENT_DATA; then
+ * SetAlarmState): metric data is not evaluated.
  */
 export function createCloudWatch({ store, region, accountId }: ServiceDeps): ServiceHandler {
   const alarms = store.collection<StoredAlarm>('cloudwatch', 'alarm');
@@ -262,7 +264,7 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
     if (input.AlarmNames && input.AlarmNamePrefix !== undefined) {
       throw invalidCombination('AlarmNamePrefix and AlarmNames.member are mutually exclusive');
     }
-    const after = input.NextToken === undefined ? '' : decodeNameToken(input.NextToken);
+    const after = input.NextToken === undefined ? '' : nameToken.decode(input.NextToken);
     const wantsMetricAlarms = !input.AlarmTypes || input.AlarmTypes.includes('MetricAlarm');
     // Only metric alarms exist here: composite-alarm queries find nothing.
     const relational = input.ChildrenOfAlarmName !== undefined || input.ParentsOfAlarmName !== undefined;
@@ -283,7 +285,7 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
     return {
       MetricAlarms: page.map(({ doc }) => metricAlarm(doc)),
       CompositeAlarms: input.AlarmTypes?.includes('CompositeAlarm') ? [] : undefined,
-      NextToken: last && page.length < matching.length ? encodeNameToken(last.key) : undefined,
+      NextToken: last && page.length < matching.length ? nameToken.encode(last.key) : undefined,
     };
   }
 
@@ -346,17 +348,18 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
     });
   }
 
-  async function tagResource(raw: JsonObject): Promise<undefined> {
+  // TagResource and UntagResource have an (empty) output structure, unlike PutMetricAlarm and the others.
+  async function tagResource(raw: JsonObject): Promise<JsonObject> {
     const input = parseInput(tagResourceSchema, raw, VALIDATION);
     const keys = new Set(input.Tags.map((tag) => tag.Key));
     await retag(input.ResourceARN, (tags) => [...tags.filter((tag) => !keys.has(tag.Key)), ...input.Tags]);
-    return undefined;
+    return {};
   }
 
-  async function untagResource(raw: JsonObject): Promise<undefined> {
+  async function untagResource(raw: JsonObject): Promise<JsonObject> {
     const input = parseInput(untagResourceSchema, raw, VALIDATION);
     await retag(input.ResourceARN, (tags) => tags.filter((tag) => !input.TagKeys.includes(tag.Key)));
-    return undefined;
+    return {};
   }
 
   async function listTagsForResource(raw: JsonObject): Promise<JsonObject> {
@@ -388,6 +391,8 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
 
   async function getMetricData(raw: JsonObject): Promise<JsonObject> {
     const input = parseInput(getMetricDataSchema, raw, VALIDATION);
+    // Every answer here is one page (no NextToken is ever handed out), so any token is not one of ours.
+    if (input.NextToken !== undefined) throw invalidNextToken();
     if (input.StartTime >= input.EndTime) {
       throw new AwsError(VALIDATION, 'The parameter StartTime must be less than the parameter EndTime.');
     }
@@ -408,7 +413,7 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
         return {
           Id: query.Id,
           Label: query.Label ?? MetricName,
-          Timestamps: series.map(([t]) => epochSeconds(t)),
+          Timestamps: series.map(([t]) => new Date(t)),
           Values: series.map(([, value]) => value),
           StatusCode: 'Complete',
         };
@@ -433,25 +438,46 @@ export function createCloudWatch({ store, region, accountId }: ServiceDeps): Ser
     }
   }
 
+  const operations = {
+    PutMetricAlarm: putMetricAlarm,
+    DescribeAlarms: describeAlarms,
+    DeleteAlarms: deleteAlarms,
+    EnableAlarmActions: setActionsEnabled(true),
+    DisableAlarmActions: setActionsEnabled(false),
+    SetAlarmState: setAlarmState,
+    TagResource: tagResource,
+    UntagResource: untagResource,
+    ListTagsForResource: listTagsForResource,
+    PutMetricData: putMetricData,
+    GetMetricData: getMetricData,
+  };
+  // The query protocol's form is read by these schemas, the ones the operations parse their input with.
+  const inputs: Record<keyof typeof operations, z.ZodType> = {
+    PutMetricAlarm: putAlarmSchema,
+    DescribeAlarms: describeAlarmsSchema,
+    DeleteAlarms: alarmNamesInputSchema,
+    EnableAlarmActions: alarmNamesInputSchema,
+    DisableAlarmActions: alarmNamesInputSchema,
+    SetAlarmState: setStateSchema,
+    TagResource: tagResourceSchema,
+    UntagResource: untagResourceSchema,
+    ListTagsForResource: resourceArnSchema,
+    PutMetricData: putMetricDataSchema,
+    GetMetricData: getMetricDataSchema,
+  };
   return jsonService({
     service: 'cloudwatch',
     signingName: 'monitoring',
     targetPrefix: 'GraniteServiceVersion20100801',
     contentType: 'application/x-amz-json-1.0',
     queryCompatible: true,
-    operations: {
-      PutMetricAlarm: putMetricAlarm,
-      DescribeAlarms: describeAlarms,
-      DeleteAlarms: deleteAlarms,
-      EnableAlarmActions: setActionsEnabled(true),
-      DisableAlarmActions: setActionsEnabled(false),
-      SetAlarmState: setAlarmState,
-      TagResource: tagResource,
-      UntagResource: untagResource,
-      ListTagsForResource: listTagsForResource,
-      PutMetricData: putMetricData,
-      GetMetricData: getMetricData,
-    },
+    operations,
+    // CloudWatch API Reference, "Making API requests": query requests (`Action`, `Version`) in, XML out.
+    query: queryProtocol({
+      version: '2010-08-01',
+      xmlNamespace: 'http://monitoring.amazonaws.com/doc/2010-08-01/',
+      inputs,
+    }),
     subject: (_operation, input) => chaosSubject(input, alarmArnPrefix),
   });
 }
@@ -534,7 +560,7 @@ function metricAlarm(alarm: StoredAlarm): JsonObject {
   return {
     ...alarm.config,
     AlarmArn: alarm.arn,
-    AlarmConfigurationUpdatedTimestamp: epochSeconds(alarm.configUpdated),
+    AlarmConfigurationUpdatedTimestamp: new Date(alarm.configUpdated),
     ActionsEnabled: alarm.actionsEnabled,
     OKActions: alarm.config.OKActions ?? [],
     AlarmActions: alarm.config.AlarmActions ?? [],
@@ -543,8 +569,8 @@ function metricAlarm(alarm: StoredAlarm): JsonObject {
     StateValue: alarm.state.value,
     StateReason: alarm.state.reason,
     StateReasonData: alarm.state.reasonData,
-    StateUpdatedTimestamp: epochSeconds(alarm.state.updated),
-    StateTransitionedTimestamp: epochSeconds(alarm.state.transitioned),
+    StateUpdatedTimestamp: new Date(alarm.state.updated),
+    StateTransitionedTimestamp: new Date(alarm.state.transitioned),
   };
 }
 
@@ -678,11 +704,24 @@ function isJson(text: string): boolean {
 
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Tokens that resume a listing after a name, in the store's key order. */
-const encodeNameToken = (name: string): string => Buffer.from(name).toString('base64url');
+/** CloudWatch API Reference, DescribeAlarms and GetMetricData, Errors: "InvalidNextToken: The next token specified is invalid." (400). */
+const invalidNextToken = () => new AwsError('InvalidNextToken', 'The next token specified is invalid.');
 
-function decodeNameToken(token: string): string {
-  const name = Buffer.from(token, 'base64url').toString('utf8');
-  if (name.length === 0) throw new AwsError('InvalidNextToken', 'The NextToken value is not valid.');
-  return name;
-}
+const nameTokenSchema = z.object({ after: z.string().min(1) });
+
+/**
+ * Tokens that resume a listing after a name, in the store's key order. A token the sandbox did not hand out is
+ * refused, as AWS refuses it, rather than read as some name to resume after.
+ */
+const nameToken = {
+  encode: (name: string): string => Buffer.from(JSON.stringify({ after: name })).toString('base64url'),
+  decode(token: string): string {
+    try {
+      const parsed = nameTokenSchema.safeParse(JSON.parse(Buffer.from(token, 'base64url').toString('utf8')));
+      if (parsed.success) return parsed.data.after;
+    } catch {
+      // Not JSON: not a token of ours.
+    }
+    throw invalidNextToken();
+  },
+};

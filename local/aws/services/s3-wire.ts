@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { AwsError, type HttpRequest, type HttpResponse } from '../protocol.ts';
+import { leaf, node } from '../xml.ts';
 
 export const S3_XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
@@ -44,31 +45,7 @@ export const invalidArgument = (message: string, name?: string, value?: string):
 
 // ---- XML out
 
-const XML_ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&apos;',
-};
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is escaped
-const XML_SPECIAL = /[&<>"']|[\u0000-\u0008\u000b-\u001f\u007f]/g;
-
-/** Escapes text for XML; control characters become character references so that `\r` survives parsing. */
-export function escapeXml(text: string): string {
-  return text.replace(XML_SPECIAL, (c) => XML_ESCAPES[c] ?? `&#${c.charCodeAt(0)};`);
-}
-
-/** `<name>text</name>`, or nothing when the value is absent. */
-export function leaf(name: string, value: string | number | boolean | undefined): string {
-  return value === undefined ? '' : `<${name}>${escapeXml(String(value))}</${name}>`;
-}
-
-/** `<name>…</name>` around children that are already XML. */
-export function node(name: string, ...children: string[]): string {
-  return `<${name}>${children.join('')}</${name}>`;
-}
+export { escapeXml, leaf, node } from '../xml.ts';
 
 /** A parsed element written back: repeated children as repeated elements. */
 export function xmlOf(name: string, value: XmlValue): string {
