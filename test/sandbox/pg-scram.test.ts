@@ -2,11 +2,11 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fastScram } from '../../local/pg-scram.ts';
+import { fastScram } from '../../local/aws/pg-scram.ts';
 import { superuserPool, uniqueName } from '../support/sandbox.ts';
 
 /**
- * The sandbox's faster SCRAM (local/pg-scram.ts) gives the bytes WebCrypto gives, and PostgreSQL still decides
+ * The sandbox's faster SCRAM (local/aws/pg-scram.ts) gives the bytes WebCrypto gives, and PostgreSQL still decides
  * every login: a wrong password, or an old one after the role's password changed, is refused.
  */
 const crypto = createRequire(import.meta.url)('pg/lib/crypto/utils') as {

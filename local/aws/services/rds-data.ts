@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { z } from 'zod';
-import { fastScram } from '../../pg-scram.ts';
+import { fastScram } from '../pg-scram.ts';
 import {
   AwsError,
   type CallContext,
