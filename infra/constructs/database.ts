@@ -239,11 +239,14 @@ export class Database extends Construct {
   }
 }
 
-/** A digest of every file under `schema/`, so that a deploy re-runs the setup exactly when one changes. */
+/**
+ * A digest of every migration under `schema/` (its `.sql` files), so that a deploy re-runs the setup exactly when one
+ * changes; the TypeScript contract beside them (routes, plans, names) is not what the setup applies.
+ */
 export function schemaHash(root = join(PROJECT_ROOT, 'schema')): string {
   const hash = createHash('sha256');
   const files = readdirSync(root, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.sql'))
     .map((entry) => join(entry.parentPath, entry.name))
     .sort();
   for (const file of files)
