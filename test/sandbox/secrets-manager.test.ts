@@ -92,7 +92,7 @@ describe('Secrets Manager', () => {
     expect([...(read.SecretBinary ?? [])]).toEqual([...bytes]);
   });
 
-  it('answers a retried CreateSecret (same request token, same value) with the same secret', async () => {
+  it('answers a retried CreateSecret (same token, same value) as the first, and refuses the token with another value', async () => {
     // Prepare
     const name = uniqueName('retried');
     const token = crypto.randomUUID();
@@ -104,14 +104,27 @@ describe('Secrets Manager', () => {
     const again = await secrets.send(
       new CreateSecretCommand({ Name: name, SecretString: 'v', ClientRequestToken: token }),
     );
+    const otherValue = await failureOf(
+      secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'w', ClientRequestToken: token })),
+    );
+    const otherToken = await failureOf(
+      secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'v' })),
+    );
+    const described = await secrets.send(new DescribeSecretCommand({ SecretId: name }));
+    const current = await secrets.send(new GetSecretValueCommand({ SecretId: name }));
 
     // Assess
-    expect(again).toMatchObject({ ARN: first.ARN, VersionId: token });
-    await expect(
-      secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'v' })),
-    ).rejects.toMatchObject({
+    expect(again).toMatchObject({ ARN: first.ARN, Name: name, VersionId: token });
+    expect(otherValue).toMatchObject({
       name: 'ResourceExistsException',
+      message: `You can't use ClientRequestToken ${token} because that value is already in use for a version of secret ${first.ARN}.`,
     });
+    expect(otherToken).toMatchObject({
+      name: 'ResourceExistsException',
+      message: `The operation failed because the secret ${name} already exists.`,
+    });
+    expect(described.VersionIdsToStages).toEqual({ [token]: ['AWSCURRENT'] });
+    expect(current.SecretString).toBe('v');
   });
 
   it('makes a put value current and the former current previous; a repeated token is idempotent', async () => {
@@ -142,11 +155,100 @@ describe('Secrets Manager', () => {
       [token]: ['AWSCURRENT'],
       [created.VersionId ?? '']: ['AWSPREVIOUS'],
     });
-    await expect(
+    const reused = await failureOf(
       secrets.send(
         new PutSecretValueCommand({ SecretId: name, SecretString: 'other', ClientRequestToken: token }),
       ),
-    ).rejects.toMatchObject({ name: 'ResourceExistsException' });
+    );
+    expect(reused).toMatchObject({
+      name: 'ResourceExistsException',
+      message: `You can't use ClientRequestToken ${token} because that value is already in use for a version of secret ${created.ARN}.`,
+    });
+    const after = await secrets.send(new DescribeSecretCommand({ SecretId: name }));
+    expect(after.VersionIdsToStages).toEqual(described.VersionIdsToStages);
+    expect((await secrets.send(new GetSecretValueCommand({ SecretId: name }))).SecretString).toBe('new');
+  });
+
+  it('takes a ClientRequestToken of 32 to 64 characters and refuses others with ValidationException', async () => {
+    // Prepare
+    const name = uniqueName('token-length');
+    const [short, shortest, longest, long] = [31, 32, 64, 65].map((length) =>
+      crypto.randomUUID().replaceAll('-', '').repeat(3).slice(0, length),
+    );
+
+    // Act
+    const tooShort = await failureOf(
+      secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'v', ClientRequestToken: short })),
+    );
+    const notCreated = await failureOf(secrets.send(new GetSecretValueCommand({ SecretId: name })));
+    const created = await secrets.send(
+      new CreateSecretCommand({ Name: name, SecretString: 'v', ClientRequestToken: shortest }),
+    );
+    const tooLong = await failureOf(
+      secrets.send(
+        new PutSecretValueCommand({ SecretId: name, SecretString: 'w', ClientRequestToken: long }),
+      ),
+    );
+    const put = await secrets.send(
+      new PutSecretValueCommand({ SecretId: name, SecretString: 'w', ClientRequestToken: longest }),
+    );
+
+    // Assess
+    const refusal =
+      "1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint:";
+    expect(tooShort).toMatchObject({
+      name: 'ValidationException',
+      message: `${refusal} Member must have length greater than or equal to 32`,
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(notCreated).toMatchObject({ name: 'ResourceNotFoundException' });
+    expect(created.VersionId).toBe(shortest);
+    expect(tooLong).toMatchObject({
+      name: 'ValidationException',
+      message: `${refusal} Member must have length less than or equal to 64`,
+    });
+    expect(put.VersionId).toBe(longest);
+  });
+
+  it('refuses a raw CreateSecret or PutSecretValue without a ClientRequestToken (the SDKs always make one)', async () => {
+    // Prepare
+    const name = uniqueName('raw');
+    const call = async (operation: string, input: Record<string, string>) => {
+      const response = await fetch(sandbox.awsEndpoint, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-amz-json-1.1',
+          'x-amz-target': `secretsmanager.${operation}`,
+          authorization: `AWS4-HMAC-SHA256 Credential=sandbox/20250101/${sandbox.region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=00`,
+        },
+        body: JSON.stringify(input),
+      });
+      return { status: response.status, body: await response.json() };
+    };
+    const noToken = {
+      status: 400,
+      body: {
+        __type: 'InvalidRequestException',
+        message: 'You must provide a ClientRequestToken value. We recommend a UUID-type value.',
+      },
+    };
+
+    // Act
+    const create = await call('CreateSecret', { Name: name, SecretString: 'v' });
+    const notCreated = await failureOf(secrets.send(new GetSecretValueCommand({ SecretId: name })));
+    const withToken = await call('CreateSecret', {
+      Name: name,
+      SecretString: 'v',
+      ClientRequestToken: crypto.randomUUID(),
+    });
+    const put = await call('PutSecretValue', { SecretId: name, SecretString: 'w' });
+
+    // Assess
+    expect(create).toEqual(noToken);
+    expect(notCreated).toMatchObject({ name: 'ResourceNotFoundException' });
+    expect(withToken.status).toBe(200);
+    expect(put).toEqual(noToken);
+    expect((await secrets.send(new GetSecretValueCommand({ SecretId: name }))).SecretString).toBe('v');
   });
 
   it('describes tags, adds and removes them', async () => {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AwsError, type JsonObject, jsonService, type ServiceHandler } from '../protocol.ts';
 import {
@@ -57,6 +56,8 @@ const VALIDATION = 'ValidationException';
 
 const secretIdSchema = z.string().min(1).max(2048);
 const tokenSchema = z.string().min(32).max(64);
+/** CreateSecret's and PutSecretValue's token, whose absence and length {@link requestToken} checks as AWS does. */
+const requestTokenSchema = z.string();
 const tagsSchema = z.array(z.object({ Key: z.string().min(1).max(128), Value: z.string().max(256) })).max(50);
 const valueSchema = {
   SecretString: z.string().max(65_536).optional(),
@@ -69,7 +70,7 @@ const createSchema = z.object({
     .min(1)
     .max(512)
     .regex(/^[A-Za-z0-9/_+=.@-]+$/, 'A secret name may contain only letters, digits and /_+=.@-'),
-  ClientRequestToken: tokenSchema.optional(),
+  ClientRequestToken: requestTokenSchema.optional(),
   Description: z.string().max(2048).optional(),
   KmsKeyId: z.string().max(2048).optional(),
   Tags: tagsSchema.optional(),
@@ -84,7 +85,7 @@ const getValueSchema = z.object({
 
 const putValueSchema = z.object({
   SecretId: secretIdSchema,
-  ClientRequestToken: tokenSchema.optional(),
+  ClientRequestToken: requestTokenSchema.optional(),
   VersionStages: z.array(z.string().min(1).max(256)).min(1).max(20).optional(),
   ...valueSchema,
 });
@@ -146,6 +147,47 @@ const markedForDeletion = () =>
   new AwsError(
     'InvalidRequestException',
     "You can't perform this operation on the secret because it was marked for deletion.",
+  );
+
+/**
+ * The ClientRequestToken of a call that makes a version (Secrets Manager API Reference, CreateSecret and
+ * PutSecretValue, Request Parameters, ClientRequestToken): "If you generate a raw HTTP request to the Secrets
+ * Manager service endpoint, then you must generate a ClientRequestToken and include it in the request" (the SDKs
+ * and the CLI make one; AWS refuses a request without it with this InvalidRequestException), and its "Length
+ * Constraints: Minimum length of 32. Maximum length of 64", refused as the "Common Errors" page's
+ * ValidationException, in the wording of AWS's request validation.
+ */
+function requestToken(token: string | undefined): string {
+  if (token === undefined) {
+    throw new AwsError(
+      'InvalidRequestException',
+      'You must provide a ClientRequestToken value. We recommend a UUID-type value.',
+    );
+  }
+  const constraint =
+    token.length < 32
+      ? 'Member must have length greater than or equal to 32'
+      : token.length > 64
+        ? 'Member must have length less than or equal to 64'
+        : undefined;
+  if (constraint) {
+    throw new AwsError(
+      VALIDATION,
+      `1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: ${constraint}`,
+    );
+  }
+  return token;
+}
+
+/**
+ * The API Reference (ClientRequestToken): "If a version with this value already exists and that version's
+ * SecretString and SecretBinary values are different from those in the request, then the request fails because you
+ * cannot modify an existing version." The message is the one AWS sends (moto's, checked against AWS, agrees).
+ */
+const tokenInUse = (token: string, secret: Secret) =>
+  new AwsError(
+    'ResourceExistsException',
+    `You can't use ClientRequestToken ${token} because that value is already in use for a version of secret ${secret.arn}.`,
   );
 
 /** The secret name an id designates, read from the id alone (a full ARN carries the random suffix). */
@@ -246,10 +288,11 @@ export function createSecretsManager({ store, region, accountId }: ServiceDeps):
 
   async function createSecret(raw: JsonObject): Promise<JsonObject> {
     const input = parseInput(createSchema, raw, VALIDATION);
+    const token = requestToken(input.ClientRequestToken);
     const value = secretValue(input);
     const now = Date.now();
     const version: SecretVersion | undefined = value && {
-      id: input.ClientRequestToken ?? randomUUID(),
+      id: token,
       created: now,
       ...value,
       stages: [CURRENT],
@@ -275,9 +318,11 @@ export function createSecretsManager({ store, region, accountId }: ServiceDeps):
         "You can't create this secret because a secret with this name is already scheduled for deletion.",
       );
     }
-    // A retried call (same ClientRequestToken, same value) succeeds again, as AWS's idempotency promises.
-    const retried = holder?.versions.find((known) => known.id === version?.id);
-    if (holder && retried && sameValue(retried, value)) {
+    // A retried call (the same token and value) is answered as the first was: "the request is ignored". The same
+    // token with another value is refused; another token is another secret of the same name.
+    const retried = holder?.versions.find((known) => known.id === token);
+    if (holder && retried) {
+      if (!sameValue(retried, value)) throw tokenInUse(token, holder);
       return { ARN: holder.arn, Name: holder.name, VersionId: retried.id };
     }
     throw new AwsError(
@@ -304,21 +349,17 @@ export function createSecretsManager({ store, region, accountId }: ServiceDeps):
 
   async function putSecretValue(raw: JsonObject): Promise<JsonObject> {
     const input = parseInput(putValueSchema, raw, VALIDATION);
+    const id = requestToken(input.ClientRequestToken);
     const value = secretValue(input);
     if (!value)
       throw new AwsError(
         'InvalidParameterException',
         'You must provide either SecretString or SecretBinary.',
       );
-    const id = input.ClientRequestToken ?? randomUUID();
     return update(input.SecretId, (secret) => {
+      // "This operation is idempotent": the same token and data succeed and do nothing; other data is refused.
       const known = secret.versions.find((version) => version.id === id);
-      if (known && !sameValue(known, value)) {
-        throw new AwsError(
-          'ResourceExistsException',
-          "You can't modify an existing version, you can only create a new version.",
-        );
-      }
+      if (known && !sameValue(known, value)) throw tokenInUse(id, secret);
       const version =
         known ??
         addVersion(secret, { id, created: Date.now(), ...value, stages: input.VersionStages ?? [CURRENT] });
