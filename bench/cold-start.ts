@@ -141,7 +141,10 @@ export async function runColdStart(samples: number): Promise<SectionResult> {
  * stack resolves at deploy time (references) as placeholders of the right shape, the schema copied into the
  * bundle where SCHEMA_DIR points, and what the Lambda runtime sets.
  */
-function deployedEnvironment(variables: Record<string, unknown>, assetDir: string): Record<string, string> {
+export function deployedEnvironment(
+  variables: Record<string, unknown>,
+  assetDir: string,
+): Record<string, string> {
   const environment: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     AWS_REGION: 'us-east-1',

@@ -256,7 +256,8 @@ export const functions: readonly FunctionDefinition[] = [
     handler: 'removeStorage',
     description: 'Provisioning undo: deletes every object under tenants/<id>/',
     timeoutSeconds: 300,
-    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
+    // The module it shares with its counterpart reads the key at load: every variable it reads, declared.
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'STORAGE_KEY_ARN'],
     permissions: [
       ...PROVISIONING_DATA_API,
       // Every version and delete marker, by version id: the bucket is versioned in staging and prod.
@@ -472,7 +473,8 @@ export const functions: readonly FunctionDefinition[] = [
     handler: 'discardBackup',
     description: 'Backup undo: deletes the objects of an incomplete backup',
     timeoutSeconds: 300,
-    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET'],
+    // The module it shares with its counterpart reads the key at load: every variable it reads, declared.
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'STORAGE_KEY_ARN'],
     permissions: [
       ...PROVISIONING_DATA_API,
       // Every version and delete marker, by version id: the bucket is versioned in staging and prod.

@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { deployedEnvironment } from '../../bench/cold-start.ts';
 import { functionName, functions } from '../../functions/registry.ts';
 import { stageConfig } from '../../infra/config.ts';
 import { PROJECT_ROOT } from '../../infra/constructs/function.ts';
@@ -15,6 +17,39 @@ describe('bundles', () => {
   beforeAll(() => {
     synthStage('dev');
   }, 180_000);
+
+  it('loads every bundle with only the environment its function is deployed with', async () => {
+    // The sandbox runs every handler in one process whose environment holds every variable, so a module scope that
+    // reads one its function does not declare passes there and fails each cold start on AWS.
+    const { template, outdir } = synthStage('dev');
+    const prefix = stageConfig('dev').prefix;
+    const refused: string[] = [];
+    for (const fn of functions) {
+      const [, lambda] = Object.entries(resourcesOf(template, 'AWS::Lambda::Function')).find(
+        ([, resource]) => resource.Properties?.FunctionName === functionName(prefix, fn),
+      ) ?? ['', undefined];
+      const key = z.object({ S3Key: z.string() }).parse(lambda?.Properties?.Code).S3Key;
+      const asset = join(outdir, `asset.${key.replace(/\.zip$/, '')}`);
+      const variables = z
+        .object({ Variables: z.record(z.string(), z.unknown()) })
+        .optional()
+        .parse(lambda?.Properties?.Environment)?.Variables;
+      const loaded = spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `await import(${JSON.stringify(join(asset, 'index.mjs'))}); process.exit(0);`,
+        ],
+        { env: deployedEnvironment(variables ?? {}, asset), encoding: 'utf8', timeout: 30_000 },
+      );
+      if (loaded.status !== 0)
+        refused.push(
+          `${fn.id}: ${loaded.stderr.split('\n').find((line) => /^[A-Za-z]*Error\b/.test(line)) ?? loaded.stderr.slice(-300)}`,
+        );
+    }
+    expect(refused).toEqual([]);
+  }, 120_000);
 
   it("replaces the SDK's credential chain with the environment in every bundle", () => {
     const { template, outdir } = synthStage('dev');
