@@ -20,6 +20,9 @@ import { cpuSpent, treeCpu } from './lib/cpu.ts';
  * touches only their databases and the registry, and provisioning hundreds would dominate the run.
  * Run by `npm run bench` (bench/external.ts): its figures go to BENCH_RESULT_FILE when that is set.
  */
+/** The standing goal for a fleet migration: at most this many times its floor. */
+const FLEET_FLOOR_RATIO = 1.3;
+
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, tenants: { type: 'string' } },
 });
@@ -126,7 +129,8 @@ try {
       beside:
         `1,000 tenants ≈ ${seconds(projected)} at this rate; floor ${seconds(floorMs)} (${(migrateMs / floorMs).toFixed(1)}×); ` +
         `CPU a tenant ${sum(cpuPerTenant.run)} ms (floor ${sum(cpuPerTenant.floor)} ms)`,
-      goal: { text: '1,000 tenants < 60 s (projected)', met: projected < 60_000 },
+      // The standing goal: at most 1.3× the floor (the same tenants' migrations applied directly, no product).
+      goal: { text: `≤ ${FLEET_FLOOR_RATIO}× floor`, met: migrateMs <= FLEET_FLOOR_RATIO * floorMs },
     },
     {
       label: `nothing to migrate, ${count} tenants`,

@@ -6,7 +6,8 @@ import type { BenchSandbox, Provisioned, RecordedCall } from './lib/sandbox.ts';
 import { round, summarize } from './lib/stats.ts';
 
 /** Goals of the issue: p50 within 5× the floor and under half a second; p95 under a second. */
-export const LATENCY_GOALS = { floorRatio: 5, p50Ms: 500, p95Ms: 1000 } as const;
+/** The standing goals: p50 at most 2× its floor (the same path without the product's steps), p95 under 1 s. */
+export const LATENCY_GOALS = { floorRatio: 2, p95Ms: 1000 } as const;
 
 export interface LatencyRun {
   readonly result: SectionResult;
@@ -14,6 +15,8 @@ export interface LatencyRun {
   readonly runs: readonly Provisioned[];
   /** Every call the sandbox answered during the timed provisionings (the floor makes none). */
   readonly calls: readonly RecordedCall[];
+  /** Provisionings a second the sandbox's CPU allows, from the CPU one takes (undefined where not measured). */
+  readonly ceilingPerSecond: number | undefined;
 }
 
 /**
@@ -71,8 +74,8 @@ export async function runLatency(sandbox: BenchSandbox, count: number, warmUps =
         value: ms(api.p50),
         beside: `floor p50 ${ms(bare.p50)} (${ratio(api.p50, bare.p50)}); template-copy floor ${ms(copy.p50)} (${ratio(api.p50, copy.p50)})`,
         goal: {
-          text: `≤ ${LATENCY_GOALS.floorRatio}× floor and < ${LATENCY_GOALS.p50Ms} ms`,
-          met: api.p50 <= LATENCY_GOALS.floorRatio * bare.p50 && api.p50 < LATENCY_GOALS.p50Ms,
+          text: `≤ ${LATENCY_GOALS.floorRatio}× floor`,
+          met: api.p50 <= LATENCY_GOALS.floorRatio * bare.p50,
         },
       },
       {
@@ -83,6 +86,7 @@ export async function runLatency(sandbox: BenchSandbox, count: number, warmUps =
       },
       { label: 'provisioning max', value: ms(api.max), beside: `floor max ${ms(bare.max)}` },
     ];
+    let ceilingPerSecond: number | undefined;
     if (total(cpuMs.provisioning) > 0) {
       const cores = availableParallelism();
       const all = total(cpuMs.provisioning);
@@ -90,6 +94,7 @@ export async function runLatency(sandbox: BenchSandbox, count: number, warmUps =
       // on its own, whatever the cores.
       const node = cpuMs.provisioning.node ?? 0;
       const capacity = Math.min((cores * 1000) / all, node > 0 ? 1000 / node : Number.POSITIVE_INFINITY);
+      ceilingPerSecond = capacity;
       figures.push({
         label: 'CPU time per provisioning (sandbox processes)',
         value: ms(all),
@@ -116,6 +121,7 @@ export async function runLatency(sandbox: BenchSandbox, count: number, warmUps =
       },
       runs,
       calls,
+      ceilingPerSecond,
     };
   } finally {
     await floor.close();

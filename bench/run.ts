@@ -79,8 +79,8 @@ async function measure(section: Section, work: () => Promise<SectionResult>): Pr
 if (wanted('latency') || wanted('cost') || wanted('throughput')) {
   const sandbox = await BenchSandbox.start();
   try {
+    let latency: Awaited<ReturnType<typeof runLatency>> | undefined;
     if (wanted('latency') || wanted('cost')) {
-      let latency: Awaited<ReturnType<typeof runLatency>> | undefined;
       await measure('latency', async () => {
         latency = await runLatency(sandbox, SIZES.latency, SIZES.warmUps);
         return latency.result;
@@ -91,7 +91,8 @@ if (wanted('latency') || wanted('cost') || wanted('throughput')) {
       }
     }
     if (wanted('throughput')) {
-      await measure('throughput', () => runThroughput(sandbox, SIZES.throughput, SIZES.levels));
+      const ceiling = latency?.ceilingPerSecond;
+      await measure('throughput', () => runThroughput(sandbox, SIZES.throughput, SIZES.levels, ceiling));
     }
   } finally {
     await sandbox.stop();
