@@ -127,6 +127,7 @@ export class Storage extends Construct {
         sid: `TenantObjectsThroughS3${actions.map((action) => action.replace('kms:', '')).join('')}`,
         principals: [...roles],
         actions: [...actions],
+        // In a key policy `*` is the key itself; the principals and conditions are what narrow this statement.
         resources: ['*'],
         conditions: keyUseConditions(Stack.of(this).region),
       }),

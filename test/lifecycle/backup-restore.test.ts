@@ -7,11 +7,12 @@ import { loadMigrations } from '../../functions/shared/migrations.ts';
 import { PROJECT_ROOT, STORAGE_BUCKET } from '../../local/constants.ts';
 import { databaseName } from '../../schema/names.ts';
 import { NOTHING_LEFT, tenantTraces } from '../provision/helpers.ts';
-import { addFaults, type FaultRuleInput, removeFaults, sandbox, superuserPool } from '../support/sandbox.ts';
+import { removeFaults, sandbox, superuserPool } from '../support/sandbox.ts';
 import {
   activeTenant,
   canConnect,
   clients,
+  failBackupUploadPartWay,
   operate,
   registry,
   request,
@@ -220,17 +221,7 @@ describe('backing up and restoring a tenant', () => {
     // Prepare: a table of a later migration (the provisioner's), named after the tenant, is written last (after
     // the template's eight), and its upload fails.
     const tenant = await activeTenant();
-    const extra = `zz_extra_${tenant.id}`;
-    await superuserPool(databaseName(tenant.id)).query(
-      `CREATE TABLE public.${extra} (id int PRIMARY KEY); ALTER TABLE public.${extra} OWNER TO provisioner`,
-    );
-    const fault: FaultRuleInput = {
-      service: 's3',
-      operation: 'PutObject',
-      match: `data/${extra}.jsonl`,
-      error: { code: 'AccessDenied', statusCode: 403, message: 'injected' },
-    };
-    await addFaults([fault]);
+    const fault = await failBackupUploadPartWay(tenant.id, 'zz_extra');
     const calls = await fetch(`${sandbox.awsEndpoint}/_sandbox/calls`).then((response) => response.json());
     const since =
       z

@@ -4,10 +4,10 @@ import { StopExecutionCommand } from '@aws-sdk/client-sfn';
 import pg from 'pg';
 import { afterAll, expect } from 'vitest';
 import { z } from 'zod';
-import type { DatabaseRole } from '../../schema/names.ts';
+import { type DatabaseRole, databaseName } from '../../schema/names.ts';
 import { type Answer, type ApiUnderTest, apiUnderTest, call } from '../api/api.ts';
 import { clients, provision, registry, type TenantOptions, waitForExecution } from '../provision/helpers.ts';
-import { addFaults, type FaultRuleInput, held, removeFaults } from '../support/sandbox.ts';
+import { addFaults, type FaultRuleInput, held, removeFaults, superuserPool } from '../support/sandbox.ts';
 
 export { clients, registry, waitForExecution };
 
@@ -145,4 +145,24 @@ export async function suspensionStoppedHalfway(tenantId: string, reason: string)
   } finally {
     await removeFaults([slow]);
   }
+}
+
+/**
+ * Makes the tenant's next backup fail part-way: a table named `<prefix>_<tenant id>` (a later migration's, the
+ * provisioner's) is written after the template's tables, and a fault fails its upload. Returns the fault, for
+ * removeFaults.
+ */
+export async function failBackupUploadPartWay(tenantId: string, prefix: string): Promise<FaultRuleInput> {
+  const extra = `${prefix}_${tenantId}`;
+  await superuserPool(databaseName(tenantId)).query(
+    `CREATE TABLE public.${extra} (id int PRIMARY KEY); ALTER TABLE public.${extra} OWNER TO provisioner`,
+  );
+  const fault: FaultRuleInput = {
+    service: 's3',
+    operation: 'PutObject',
+    match: `data/${extra}.jsonl`,
+    error: { code: 'AccessDenied', statusCode: 403, message: 'injected' },
+  };
+  await addFaults([fault]);
+  return fault;
 }

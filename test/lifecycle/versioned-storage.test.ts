@@ -8,10 +8,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { STORAGE_BUCKET, STORAGE_KEY_ARN } from '../../local/constants.ts';
-import { databaseName, storagePrefix } from '../../schema/names.ts';
+import { storagePrefix } from '../../schema/names.ts';
 import { reserveTenant, startProvisioning, waitForExecution } from '../provision/helpers.ts';
-import { addFaults, type FaultRuleInput, removeFaults, superuserPool } from '../support/sandbox.ts';
-import { activeTenant, clients, operate, registry } from './helpers.ts';
+import { addFaults, type FaultRuleInput, removeFaults } from '../support/sandbox.ts';
+import { activeTenant, clients, failBackupUploadPartWay, operate, registry } from './helpers.ts';
 
 // The sandbox's bucket is versioned, as staging's and prod's are: a delete without a version id leaves the data
 // behind a delete marker, so "nothing left" is checked on every version, not on ListObjectsV2.
@@ -134,17 +134,7 @@ describe('tenant storage on a versioned bucket', () => {
     // Prepare: a table named after the tenant is written last, and its upload fails: the template's tables were
     // written by then, and the undo has them to delete.
     const tenant = await activeTenant();
-    const extra = `zz_versions_${tenant.id}`;
-    await superuserPool(databaseName(tenant.id)).query(
-      `CREATE TABLE public.${extra} (id int PRIMARY KEY); ALTER TABLE public.${extra} OWNER TO provisioner`,
-    );
-    const fault: FaultRuleInput = {
-      service: 's3',
-      operation: 'PutObject',
-      match: `data/${extra}.jsonl`,
-      error: { code: 'AccessDenied', statusCode: 403, message: 'injected' },
-    };
-    await addFaults([fault]);
+    const fault = await failBackupUploadPartWay(tenant.id, 'zz_versions');
 
     // Act
     let status: string | undefined;

@@ -21,6 +21,7 @@ import {
   sandbox,
   superuserPool,
   uniqueName,
+  withStatementTimeout,
 } from '../support/sandbox.ts';
 
 const rds = new RDSDataClient(clientConfig);
@@ -69,21 +70,6 @@ async function age(transactionId: string, seconds: number, options: { keepLastCa
     body: JSON.stringify({ transactionId, seconds, ...options }),
   });
   if (!response.ok) throw new Error(`age: ${response.status} ${await response.text()}`);
-}
-
-/** Gives calls whose SQL contains `match` a statement timeout of `ms` instead of 45 s, for the length of `work`. */
-async function withTimeout<T>(match: string, ms: number, work: () => Promise<T>): Promise<T> {
-  const rules = (method: string) =>
-    fetch(`${sandbox.awsEndpoint}/_sandbox/rds-data/statement-timeouts`, {
-      method,
-      body: JSON.stringify([{ match, ms }]),
-    });
-  await rules('POST');
-  try {
-    return await work();
-  } finally {
-    await rules('DELETE');
-  }
 }
 
 /**
@@ -567,7 +553,7 @@ describe('RDS Data API: statement timeout', () => {
       `CREATE TABLE public."${table}" AS SELECT 1 AS v FROM pg_catalog.pg_sleep(3) /* ${marker} */`;
 
     // Act
-    const [stopped, goingOn, inTransaction] = await withTimeout(marker, 1_000, async () => {
+    const [stopped, goingOn, inTransaction] = await withStatementTimeout(marker, 1_000, async () => {
       const started = Date.now();
       const stopped = await failure(execute({ sql: create(cancelled) }));
       const stoppedAfter = Date.now() - started;

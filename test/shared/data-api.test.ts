@@ -3,7 +3,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { DataApi, TransactionAbortedError } from '../../functions/shared/data-api.ts';
 import { applyMigrations, MigrationFailedError } from '../../functions/shared/migrations.ts';
-import { clientConfig, sandbox, superuserPool, uniqueName } from '../support/sandbox.ts';
+import {
+  clientConfig,
+  sandbox,
+  superuserPool,
+  uniqueName,
+  withStatementTimeout,
+} from '../support/sandbox.ts';
 
 // The product within the Data API's transaction and timeout rules (docs/sandbox-data-api.md), against the sandbox,
 // which keeps them as AWS documents them.
@@ -28,21 +34,6 @@ async function scratchDatabase(): Promise<DataApi> {
   databases.push(name);
   await cluster.execute(`CREATE DATABASE ${name}`);
   return cluster.on(name);
-}
-
-/** Gives calls whose SQL holds `match` a statement timeout of `ms` (a sandbox control) while `work` runs. */
-async function withStatementTimeout<T>(match: string, ms: number, work: () => Promise<T>): Promise<T> {
-  const rules = (method: string) =>
-    fetch(`${sandbox.awsEndpoint}/_sandbox/rds-data/statement-timeouts`, {
-      method,
-      body: JSON.stringify([{ match, ms }]),
-    });
-  await rules('POST');
-  try {
-    return await work();
-  } finally {
-    await rules('DELETE');
-  }
 }
 
 describe('DataApi transactions', () => {

@@ -84,3 +84,18 @@ export async function held(operation: string, needle: string): Promise<boolean> 
     );
   });
 }
+
+/** Gives Data API calls whose SQL contains `match` a statement timeout of `ms` instead of 45 s, while `work` runs. */
+export async function withStatementTimeout<T>(match: string, ms: number, work: () => Promise<T>): Promise<T> {
+  const rules = (method: string) =>
+    fetch(`${sandbox.awsEndpoint}/_sandbox/rds-data/statement-timeouts`, {
+      method,
+      body: JSON.stringify([{ match, ms }]),
+    });
+  await rules('POST');
+  try {
+    return await work();
+  } finally {
+    await rules('DELETE');
+  }
+}
