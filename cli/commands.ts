@@ -16,6 +16,7 @@ import {
   type Step,
   Tenant,
   TenantList,
+  Usage,
 } from './schemas.ts';
 import {
   provisioningEnded,
@@ -192,6 +193,35 @@ export async function get(context: CommandContext): Promise<number> {
     return EXIT.ok;
   }
   context.print(describeTenant(tenant, context.colors).join('\n'));
+  return EXIT.ok;
+}
+
+/** `usage <tenantId>`: the latest reading, each measure with its limit and share. */
+export async function usage(context: CommandContext): Promise<number> {
+  const reading = await context.client.get(`${path(argument(context, 0, 'the tenant id'))}/usage`, Usage);
+  if (context.json) {
+    context.result(reading);
+    return EXIT.ok;
+  }
+  if (reading.measuredAt === null) {
+    context.print(
+      `tenant ${reading.tenantId}: not measured yet (the usage collector runs every few minutes)`,
+    );
+    return EXIT.ok;
+  }
+  const exceeded = new Set(reading.exceeded);
+  const rows = Object.entries(reading.readings).map(([name, r]) => [
+    name,
+    String(r.used),
+    r.limit === undefined ? '-' : String(r.limit),
+    r.share === undefined ? '-' : `${(r.share * 100).toFixed(1)}%${exceeded.has(name) ? ' exceeded' : ''}`,
+    r.unit,
+  ]);
+  context.print(`tenant ${reading.tenantId}, measured ${reading.measuredAt}`);
+  context.print(table([['MEASURE', 'USED', 'LIMIT', 'SHARE', 'UNIT'], ...rows]));
+  for (const problem of reading.problems) {
+    context.print(`not measured: ${problem.measures.join(', ')}: ${problem.reason}`);
+  }
   return EXIT.ok;
 }
 

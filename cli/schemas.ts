@@ -81,6 +81,21 @@ export const BackupList = z.looseObject({
   ),
 });
 
+const Reading = z.looseObject({
+  used: z.number(),
+  unit: z.string(),
+  limit: z.number().optional(),
+  share: z.number().optional(),
+});
+
+export const Usage = z.looseObject({
+  tenantId: z.string(),
+  measuredAt: z.string().nullable(),
+  readings: z.record(z.string(), Reading),
+  exceeded: z.array(z.string()),
+  problems: z.array(z.looseObject({ measures: z.array(z.string()), reason: z.string() })),
+});
+
 const Problem = z.looseObject({ path: z.string(), message: z.string() });
 
 export const BatchDryRun = z.looseObject({

@@ -18,6 +18,7 @@ import {
   resume,
   suspend,
   UsageError,
+  usage,
   watch,
 } from './commands.ts';
 import { apiConfig, ConfigError, PACKAGE_ROOT } from './config.ts';
@@ -63,6 +64,12 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     summary: 'Show a tenant: plan, status, resources, steps',
     options: {},
     run: get,
+  },
+  usage: {
+    usage: 'usage <tenantId>',
+    summary: "Show a tenant's latest usage: storage, connections, users, API keys against its limits",
+    options: {},
+    run: usage,
   },
   list: {
     usage: 'list [--status <status>] [--plan <plan>] [--limit <n>] [--cursor <c>] [--all]',

@@ -128,6 +128,9 @@ const PROVISIONING_ENV = [
   'CONTROL_PLANE_DATABASE',
 ] as const;
 
+/** The usage collector's tasks share one module, which reads these at load. */
+const USAGE_ENV = [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'EVENT_BUS_NAME'] as const;
+
 /** The lifecycle state machines the API starts (statemachines/<name>.asl.json). */
 const LIFECYCLE_STATE_MACHINES = [
   'suspend-tenant',
@@ -654,6 +657,38 @@ export const functions: readonly FunctionDefinition[] = [
     environment: [...PROVISIONING_ENV, 'SCHEMA_DIR'],
     permissions: PROVISIONING_DATA_API,
   },
+  // ---- collect-usage (statemachines/collect-usage.asl.json), on a schedule (STATE_MACHINE_SCHEDULES)
+  {
+    id: 'PlanUsageCollection',
+    entry: 'functions/usage/handlers.ts',
+    handler: 'planUsageCollection',
+    description: "Usage collection: the run's time and the active tenants, cut into chunks",
+    environment: USAGE_ENV,
+    permissions: PROVISIONING_DATA_API,
+  },
+  {
+    id: 'CollectUsage',
+    entry: 'functions/usage/handlers.ts',
+    handler: 'collectUsage',
+    description:
+      'Usage collection: a chunk of tenants measured (database, sessions, storage, users, API keys), published to CloudWatch, crossings announced, readings recorded',
+    timeoutSeconds: 120,
+    environment: USAGE_ENV,
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['s3:ListBucket'], resource: 'storageBucket' },
+      { actions: ['cloudwatch:PutMetricData'], resource: 'metrics' },
+      { actions: ['events:PutEvents'], resource: 'eventBus' },
+    ],
+  },
+  {
+    id: 'FinishUsageCollection',
+    entry: 'functions/usage/handlers.ts',
+    handler: 'finishUsageCollection',
+    description: 'Usage collection: what was measured; a chunk that failed fails the run',
+    environment: USAGE_ENV,
+    permissions: PROVISIONING_DATA_API,
+  },
   {
     id: 'Api',
     entry: 'functions/api/handler.ts',
@@ -720,6 +755,27 @@ export const functions: readonly FunctionDefinition[] = [
     ],
   },
 ];
+
+/** A state machine run on a schedule: on AWS an EventBridge Scheduler schedule; in the sandbox, local/schedule.ts. */
+export interface StateMachineSchedule {
+  /** `statemachines/<name>.asl.json`. */
+  readonly stateMachine: string;
+  readonly description: string;
+  /**
+   * The run's input; EventBridge Scheduler replaces `<aws.scheduler.scheduled-time>` with the time the run is
+   * for (and the sandbox with its own clock's).
+   */
+  readonly input: Readonly<Record<string, string>>;
+}
+
+/** The state machines that run on a schedule; the period of each is the stage's (infra/config.ts). */
+export const STATE_MACHINE_SCHEDULES = {
+  usageCollection: {
+    stateMachine: 'collect-usage',
+    description: "Measures every active tenant's usage, publishes it and announces quotas crossed",
+    input: { scheduledTime: '<aws.scheduler.scheduled-time>' },
+  },
+} as const satisfies Record<string, StateMachineSchedule>;
 
 /** The ASL substitution key of a function's ARN. */
 export const arnSubstitutionKey = (fn: Pick<FunctionDefinition, 'id'>): string => `${fn.id}FunctionArn`;

@@ -51,15 +51,28 @@ export interface StageConfig {
   readonly throttling: { readonly rateLimit: number; readonly burstLimit: number };
   /** Addresses subscribed to the alarm topic on deploy. */
   readonly alarmEmails: readonly string[];
+  /**
+   * How often the usage collector (statemachines/collect-usage.asl.json) measures every active tenant: 1 to 5
+   * minutes, so that each of the tenant alarms' 5-minute periods holds a reading (functions/provision/alarms.ts).
+   */
+  readonly usageCollectionPeriod: Duration;
 }
 
 /** Per-stage choices a deployer may override through context (see `stageConfig`). */
 export interface StageOverrides {
   readonly jwt?: JwtConfig;
   readonly alarmEmails?: readonly string[];
+  /** 1 to 5 minutes. */
+  readonly usageCollectionPeriod?: Duration;
 }
 
-const DEFAULTS: Record<StageName, Omit<StageConfig, 'stage' | 'prefix' | 'jwt' | 'alarmEmails'>> = {
+/** The usage collector's default period, every stage. */
+const USAGE_COLLECTION_PERIOD = Duration.minutes(5);
+
+const DEFAULTS: Record<
+  StageName,
+  Omit<StageConfig, 'stage' | 'prefix' | 'jwt' | 'alarmEmails' | 'usageCollectionPeriod'>
+> = {
   dev: {
     removalPolicy: RemovalPolicy.DESTROY,
     database: {
@@ -114,11 +127,19 @@ const DEFAULTS: Record<StageName, Omit<StageConfig, 'stage' | 'prefix' | 'jwt' |
 
 /** The stage's configuration: the defaults above with the deployer's overrides. */
 export function stageConfig(stage: StageName, overrides: StageOverrides = {}): StageConfig {
+  const usageCollectionPeriod = overrides.usageCollectionPeriod ?? USAGE_COLLECTION_PERIOD;
+  const minutes = usageCollectionPeriod.toMinutes({ integral: false });
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 5) {
+    throw new Error(
+      `usageCollectionPeriod must be a whole number of minutes from 1 to 5 (the tenant alarms' period is 5 minutes): ${usageCollectionPeriod.toHumanString()}`,
+    );
+  }
   return {
     stage,
     prefix: `tenant-provisioner-${stage}`,
     ...DEFAULTS[stage],
     ...(overrides.jwt ? { jwt: overrides.jwt } : {}),
     alarmEmails: overrides.alarmEmails ?? [],
+    usageCollectionPeriod,
   };
 }

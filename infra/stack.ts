@@ -1,15 +1,24 @@
 import { ArnFormat, CfnOutput, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { OUTCOMES } from '../functions/lifecycle/outcome.ts';
-import { DETAIL_TYPES, EVENT_SOURCE } from '../functions/provision/outcome.ts';
+import { DETAIL_TYPES } from '../functions/provision/outcome.ts';
 import { DRIFT_DETAIL_TYPE } from '../functions/reconcile/reconcile.ts';
 import {
   type EnvName,
   type FunctionDefinition,
   functions as registry,
+  STATE_MACHINE_SCHEDULES,
   stateMachineVariables,
 } from '../functions/registry.ts';
+import { EVENT_SOURCE } from '../functions/shared/events.ts';
+import {
+  MEASURES,
+  QUOTA_EXCEEDED,
+  TENANT_METRICS_NAMESPACE,
+  THRESHOLD_CROSSED,
+} from '../functions/usage/quotas.ts';
 import { ALL_SCOPES, routes as apiRoutes } from '../schema/api/routes.ts';
+import { PLAN_NAMES } from '../schema/plans.ts';
 import type { StageConfig } from './config.ts';
 import { Api, type ApiRoute } from './constructs/api.ts';
 import { CONTROL_PLANE_DATABASE, Database } from './constructs/database.ts';
@@ -28,16 +37,19 @@ export const SETUP_FUNCTION_ID = 'SetupControlPlane';
 /** The state machine of `PROVISION_STATE_MACHINE_ARN`. */
 export const PROVISION_STATE_MACHINE = 'provision-tenant';
 /** CloudWatch namespace of the product's own metrics (the `metrics` permission is limited to it). */
-export const METRICS_NAMESPACE = 'TenantProvisioner';
+export const METRICS_NAMESPACE = TENANT_METRICS_NAMESPACE;
 /**
- * The events an operator must hear about (on the alarm topic): every failed operation the product announces and
- * the drift the reconciler finds. A failed rollback is one too, with a rule and an alarm of its own beside the
- * provisioning state machine.
+ * The events an operator must hear about (on the alarm topic): every failed operation the product announces, the
+ * drift the reconciler finds, and the usage collector's crossings (a quota exceeded; a threshold crossed, which is
+ * the alarm of the plans without alarms of their own). A failed rollback is one too, with a rule and an alarm of its
+ * own beside the provisioning state machine.
  */
 export const FAILURE_DETAIL_TYPES: readonly string[] = [
   DETAIL_TYPES.failed,
   ...Object.values(OUTCOMES).map((outcome) => outcome.failedEvent),
   DRIFT_DETAIL_TYPE,
+  QUOTA_EXCEEDED,
+  THRESHOLD_CROSSED,
 ];
 
 export interface ControlPlaneStackProps extends StackProps {
@@ -167,9 +179,22 @@ export class ControlPlaneStack extends Stack {
 
     this.database.addSetup(this.functions.get(SETUP_FUNCTION_ID), { logRetention: config.logRetention });
 
+    const usage = STATE_MACHINE_SCHEDULES.usageCollection;
+    const collector = this.provisioning.stateMachines.get(usage.stateMachine);
     this.schedules = new Schedules(this, 'Schedules', {
       prefix,
       functions: [...this.functions.byId.values()],
+      stateMachines: collector
+        ? [
+            {
+              id: 'UsageCollection',
+              stateMachine: collector,
+              expression: `rate(${config.usageCollectionPeriod.toMinutes()} minute${config.usageCollectionPeriod.toMinutes() === 1 ? '' : 's'})`,
+              description: usage.description,
+              input: usage.input,
+            },
+          ]
+        : [],
     });
 
     this.api = new Api(this, 'Api', {
@@ -199,6 +224,15 @@ export class ControlPlaneStack extends Stack {
       source: EVENT_SOURCE,
       // Without the provisioning machine's own rollback rule, a failed rollback goes with the other failures.
       detailTypes: provision ? FAILURE_DETAIL_TYPES : [...FAILURE_DETAIL_TYPES, DETAIL_TYPES.rollbackFailed],
+    });
+    this.monitoring.watchUsage({
+      namespace: METRICS_NAMESPACE,
+      plans: PLAN_NAMES,
+      tenantMetrics: Object.values(MEASURES).map((measure) => ({
+        metric: measure.metric,
+        label: measure.metric,
+      })),
+      period: config.usageCollectionPeriod,
     });
     this.monitoring.watchScheduledFunctions({
       functions: new Map(

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FunctionDefinition } from '../functions/registry.ts';
-import { functions } from '../functions/registry.ts';
+import { functions, STATE_MACHINE_SCHEDULES } from '../functions/registry.ts';
 import { startApiServer } from './api/server.ts';
 import { Chaos } from './aws/chaos.ts';
 import { CallLog, startAwsEndpoint } from './aws/server.ts';
@@ -23,6 +23,7 @@ import {
   STACK_PREFIX,
   STORAGE_KEY_ARN,
   sandboxFile,
+  stateMachineArn,
 } from './constants.ts';
 import { createLambdaRuntime } from './lambda.ts';
 import { lockSandbox } from './lock.ts';
@@ -39,6 +40,8 @@ export interface SandboxOptions {
   readonly postgresPort: number;
   /** How often the registry's scheduled functions run (the drift reconciler); 0: at startup only. 30 by default. */
   readonly scheduleSeconds?: number;
+  /** How often the usage collector runs (STATE_MACHINE_SCHEDULES); 0: only when started. 300 by default. */
+  readonly usageSeconds?: number;
   /** Functions beyond the product's registry, e.g. test fixtures. */
   readonly extraFunctions?: readonly FunctionDefinition[];
   /** The SQL migrations the functions read (SCHEMA_DIR); the project's `schema/` by default. */
@@ -146,6 +149,13 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       functions: allFunctions,
       lambda,
       intervalMs: (options.scheduleSeconds ?? 30) * 1000,
+      stateMachines: [
+        {
+          arn: stateMachineArn(STATE_MACHINE_SCHEDULES.usageCollection.stateMachine),
+          input: STATE_MACHINE_SCHEDULES.usageCollection.input,
+          intervalMs: (options.usageSeconds ?? 300) * 1000,
+        },
+      ],
       log: options.log,
     });
     stops.push(schedules.stop);

@@ -45,6 +45,14 @@ export interface Plan {
     /** p99 latency alarm in milliseconds; enterprise only. */
     readonly latencyP99Ms?: number;
   };
+  /**
+   * Whether the tenant's usage is published to CloudWatch with its `TenantId` and watched there by alarms of its
+   * own. A custom metric costs $0.30 a month and an alarm $0.10 per metric it evaluates, about $1.90 a tenant: more
+   * than a basic tenant's whole budget ($0.60). Without, the usage collector compares the tenant's readings with
+   * the same thresholds itself and announces what crosses them (functions/usage/quotas.ts); the fleet's sums per
+   * plan are published either way.
+   */
+  readonly perTenantMonitoring: boolean;
 }
 
 const ALARMS = { storageRatio: 0.8, connectionsRatio: 0.8, errorRate: 0.05 } as const;
@@ -56,6 +64,7 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     auth: ['password', '2fa'],
     features: [],
     alarms: ALARMS,
+    perTenantMonitoring: false,
   },
   professional: {
     name: 'professional',
@@ -69,6 +78,7 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     auth: ['password', '2fa', 'passkey'],
     features: ['apiAccess', 'advancedAnalytics'],
     alarms: ALARMS,
+    perTenantMonitoring: true,
   },
   enterprise: {
     name: 'enterprise',
@@ -82,6 +92,7 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     auth: ['password', '2fa', 'passkey', 'sso'],
     features: ['apiAccess', 'advancedAnalytics', 'customBranding', 'auditExport'],
     alarms: { ...ALARMS, latencyP99Ms: 1000 },
+    perTenantMonitoring: true,
   },
 };
 

@@ -11,11 +11,13 @@ import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { Registry } from '../shared/registry.ts';
+import { UsageStore } from '../usage/store.ts';
 import { batchRoutes } from './batches.ts';
 import { HttpEvent, type HttpResult, httpErrors, requireScopes, requireWellFormedPath } from './http.ts';
 import { lifecycleRoutes } from './lifecycle.ts';
 import { latestTemplateVersion, migrationRoutes } from './migrations.ts';
 import { tenantRoutes } from './tenants.ts';
+import { usageRoutes } from './usage.ts';
 
 // The api function's composition root: its environment read once, each client and store made once, here, and
 // handed to the routes, which neither read the environment nor make a client.
@@ -88,6 +90,7 @@ const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>>
     stateMachineArn: env.BULK_ONBOARD_STATE_MACHINE_ARN,
     log,
   }),
+  ...usageRoutes({ tenants: registry.tenants, usage: new UsageStore(controlPlane) }),
   ...migrationRoutes({
     idempotency: registry.idempotency,
     fleet: new FleetStore(controlPlane),

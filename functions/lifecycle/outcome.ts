@@ -1,6 +1,7 @@
 import type { LifecycleOperation } from '../../schema/api/lifecycle.ts';
-import { type Announcer, announce, type ScanDeps, scanLeftovers } from '../provision/outcome.ts';
+import { type ScanDeps, scanLeftovers } from '../provision/outcome.ts';
 import type { AuditStore } from '../shared/audit.ts';
+import { type Announcer, announce } from '../shared/events.ts';
 import type { FinalBackup, StepFailure, TenantStatus, TenantStore } from '../shared/tenants.ts';
 import type { LifecycleStore } from './operations.ts';
 

@@ -1,5 +1,3 @@
-import type { S3Client } from '@aws-sdk/client-s3';
-import { DATABASE_ROLES, databaseName, roleName } from '../../schema/names.ts';
 import {
   effectiveLimits,
   FEATURE_FLAGS,
@@ -8,73 +6,15 @@ import {
   type PlanLimits,
   type PlanName,
 } from '../../schema/plans.ts';
-import * as z from '../../schema/zod.ts';
-import { databaseExists } from '../provision/database.ts';
-import { tenantObjectListing } from '../provision/storage.ts';
-import { type DataApi, json } from '../shared/data-api.ts';
 import type { ErrorDetail } from '../shared/errors.ts';
 import { PlanChangeRefusedError } from '../shared/errors.ts';
-import { TenantDatabase } from '../shared/tenant-db.ts';
 import type { Tenant } from '../shared/tenants.ts';
+import { type MeasureDeps, measureTenant, type TenantUsage } from '../usage/measure.ts';
 
-/** What a tenant uses now, measured where it lives: its database, its storage prefix, its sessions. */
-export interface TenantUsage {
-  /** Rows of the tenant's `users` table. */
-  readonly users: number;
-  /** API keys neither revoked nor expired. */
-  readonly apiKeys: number;
-  /** Bytes of every object under `tenants/<id>/`. */
-  readonly storageBytes: number;
-  /** Open sessions of the tenant's roles on its database. */
-  readonly connections: number;
-}
-
-export interface UsageDeps {
-  /** The provisioner on any database of the cluster. */
-  readonly cluster: DataApi;
-  readonly s3: S3Client;
-  readonly bucket: string;
-}
+export type { TenantUsage };
+export type UsageDeps = MeasureDeps;
 
 const GIB = 1024 ** 3;
-const count = z.object({ n: z.coerce.number() });
-
-/** Measures the tenant's usage; a tenant without a database (yet) uses nothing there. */
-export async function measureUsage(deps: UsageDeps, tenantId: string): Promise<TenantUsage> {
-  const name = databaseName(tenantId);
-  const [database, storageBytes] = await Promise.all([
-    (async () => {
-      if (!(await databaseExists(deps.cluster, name))) return { users: 0, apiKeys: 0 };
-      const db = TenantDatabase.of(deps.cluster, tenantId);
-      const [users] = await db.query('SELECT count(*)::int AS n FROM public.users', {}, count);
-      const [apiKeys] = await db.query(
-        `SELECT count(*)::int AS n FROM public.api_keys
-         WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > pg_catalog.now())`,
-        {},
-        count,
-      );
-      return { users: users?.n ?? 0, apiKeys: apiKeys?.n ?? 0 };
-    })(),
-    storageBytesOf(deps, tenantId),
-  ]);
-  // Sessions of the tenant's own roles: the provisioner's (this query's included) are not the tenant's.
-  const roles = DATABASE_ROLES.map((role) => roleName(tenantId, role));
-  const [connections] = await deps.cluster.query(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-     WHERE datname = :name AND usename = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(:roles AS jsonb))))`,
-    { name, roles: json(roles) },
-    count,
-  );
-  return { ...database, storageBytes, connections: connections?.n ?? 0 };
-}
-
-async function storageBytesOf(deps: Pick<UsageDeps, 's3' | 'bucket'>, tenantId: string): Promise<number> {
-  let bytes = 0;
-  for await (const objects of tenantObjectListing(deps, tenantId)) {
-    for (const object of objects) bytes += object.Size ?? 0;
-  }
-  return bytes;
-}
 
 /** The plan and limits a PATCH asks for, resolved against the tenant's current ones. */
 export interface PlanTarget {
@@ -113,7 +53,7 @@ export function resolvePlanTarget(
 export function planChangeProblems(
   tenant: Pick<Tenant, 'config'>,
   target: PlanTarget,
-  usage: TenantUsage,
+  usage: Omit<TenantUsage, 'databaseBytes'>,
 ): ErrorDetail[] {
   const plan = PLANS[target.plan];
   const problems: ErrorDetail[] = [];
@@ -155,7 +95,7 @@ export async function assertPlanFits(
   tenant: Pick<Tenant, 'id' | 'config'>,
   target: PlanTarget,
 ): Promise<TenantUsage> {
-  const usage = await measureUsage(deps, tenant.id);
+  const usage = await measureTenant(deps, tenant.id);
   const problems = planChangeProblems(tenant, target, usage);
   if (problems.length > 0) {
     throw new PlanChangeRefusedError(

@@ -7,10 +7,8 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import { alarmName, alarmPrefix } from '../../schema/names.ts';
 import { PLANS, type PlanLimits, type PlanName } from '../../schema/plans.ts';
+import { TENANT_METRICS_NAMESPACE } from '../usage/quotas.ts';
 import { settleAll } from './secrets.ts';
-
-/** Where the product's per-tenant metrics are published (by the SaaS's API and a usage collector). */
-export const TENANT_METRICS_NAMESPACE = 'TenantProvisioner/Tenants';
 
 const GIB = 1024 ** 3;
 
@@ -21,12 +19,21 @@ export type AlarmDefinition = Omit<
 > & { readonly AlarmName: string };
 
 /**
+ * The period of the alarms on the usage collector's metrics: its run's period at most (the stage config allows 1 to
+ * 5 minutes), so that every period holds a reading and one reading past the threshold is enough.
+ */
+export const USAGE_ALARM_PERIOD_SECONDS = 300;
+
+/**
  * The tenant's alarms and their thresholds, from its plan and its effective limits (seed 004): storage at 80% of
- * the quota, connections at 80% of the database's limit, 5xx above 5% of requests, and, where the plan has a
- * latency objective (enterprise), p99 latency above it. The one definition used by provisioning and, later,
- * by plan changes.
+ * the quota, connections at 80% of the database's limit (both on the usage collector's readings), 5xx above 5% of
+ * requests, and, where the plan has a latency objective (enterprise), p99 latency above it (both on the SaaS's own
+ * metrics, docs/signals.md). Only plans with `perTenantMonitoring` have alarms of their own: a basic tenant's
+ * thresholds are the usage collector's to watch (functions/usage/quotas.ts). The one definition used by
+ * provisioning, plan changes and the reconciler.
  */
 export function tenantAlarms(tenantId: string, plan: PlanName, limits: PlanLimits): AlarmDefinition[] {
+  if (!PLANS[plan].perTenantMonitoring) return [];
   const thresholds = PLANS[plan].alarms;
   const dimensions = [{ Name: 'TenantId', Value: tenantId }];
   const metric = (MetricName: string) => ({
@@ -40,7 +47,7 @@ export function tenantAlarms(tenantId: string, plan: PlanName, limits: PlanLimit
       AlarmDescription: `Tenant ${tenantId}: storage above ${thresholds.storageRatio * 100}% of its ${limits.storageQuotaGb} GB quota`,
       ...metric('StorageBytes'),
       Statistic: 'Maximum',
-      Period: 3600,
+      Period: USAGE_ALARM_PERIOD_SECONDS,
       EvaluationPeriods: 1,
       Threshold: Math.round(thresholds.storageRatio * limits.storageQuotaGb * GIB),
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
@@ -52,8 +59,8 @@ export function tenantAlarms(tenantId: string, plan: PlanName, limits: PlanLimit
       AlarmDescription: `Tenant ${tenantId}: database connections above ${thresholds.connectionsRatio * 100}% of its limit of ${limits.maxConnections}`,
       ...metric('DatabaseConnections'),
       Statistic: 'Maximum',
-      Period: 60,
-      EvaluationPeriods: 2,
+      Period: USAGE_ALARM_PERIOD_SECONDS,
+      EvaluationPeriods: 1,
       Threshold: Math.ceil(thresholds.connectionsRatio * limits.maxConnections),
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',

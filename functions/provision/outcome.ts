@@ -1,11 +1,11 @@
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { databaseName, secretPrefix, storagePrefix } from '../../schema/names.ts';
 import * as z from '../../schema/zod.ts';
 import type { AuditStore } from '../shared/audit.ts';
 import type { DataApi } from '../shared/data-api.ts';
+import { type Announcer, announce } from '../shared/events.ts';
 import { describeError } from '../shared/step.ts';
 import type { StepFailure, Tenant, TenantStore } from '../shared/tenants.ts';
 import { existingTenantAlarms } from './alarms.ts';
@@ -14,49 +14,11 @@ import { existingTenantRoles, openTenantDatabase } from './roles.ts';
 import { listSecretsUnder } from './secrets.ts';
 import { tenantObjectPages } from './storage.ts';
 
-/** The `source` of every event the product announces. */
-export const EVENT_SOURCE = 'tenant-provisioner';
-
 export const DETAIL_TYPES = {
   provisioned: 'Tenant Provisioned',
   failed: 'Tenant Provisioning Failed',
   rollbackFailed: 'Tenant Rollback Failed',
 } as const;
-
-export interface Announcer {
-  readonly events: EventBridgeClient;
-  readonly busName: string;
-}
-
-/** Puts one event on the product's bus; an entry EventBridge refuses fails the call, named by its error code. */
-export async function announce(
-  deps: Announcer,
-  detailType: string,
-  detail: Record<string, unknown>,
-  resources: readonly string[] = [],
-): Promise<void> {
-  const output = await deps.events.send(
-    new PutEventsCommand({
-      Entries: [
-        {
-          EventBusName: deps.busName,
-          Source: EVENT_SOURCE,
-          DetailType: detailType,
-          Detail: JSON.stringify(detail),
-          Resources: [...resources],
-        },
-      ],
-    }),
-  );
-  const failed = output.Entries?.find((entry) => entry.ErrorCode);
-  if ((output.FailedEntryCount ?? 0) > 0 || failed) {
-    const error = new Error(
-      `EventBridge refused the "${detailType}" event: ${failed?.ErrorMessage ?? 'no reason given'}`,
-    );
-    error.name = failed?.ErrorCode ?? 'PutEventsFailed';
-    throw error;
-  }
-}
 
 export interface ActivateDeps extends Announcer {
   /** The provisioner on any database of the cluster. */

@@ -2,8 +2,9 @@ import { type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { LifecycleOperation } from '../../schema/api/lifecycle.ts';
 import type { LifecycleStore, OperationRecord } from '../lifecycle/operations.ts';
 import { failOperation } from '../lifecycle/outcome.ts';
-import type { Announcer, ScanDeps } from '../provision/outcome.ts';
+import type { ScanDeps } from '../provision/outcome.ts';
 import type { AuditStore } from '../shared/audit.ts';
+import type { Announcer } from '../shared/events.ts';
 import type { StepFailure, TenantStatus, TenantStore } from '../shared/tenants.ts';
 import { describeExecution, executionArnOf, lastState, type StuckPolicy, statusWord } from './stuck.ts';
 

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { DATABASE_ROLES, roleName, roleSecretName } from '../../schema/names.ts';
 import type { BatchStore } from '../bulk/store.ts';
 import type { LifecycleStore } from '../lifecycle/operations.ts';
-import { announce } from '../provision/outcome.ts';
 import type { AuditStore } from '../shared/audit.ts';
+import { announce } from '../shared/events.ts';
 import type { Tenant, TenantStore } from '../shared/tenants.ts';
 import { type BatchOutcome, settleBatches } from './batches.ts';
 import {

@@ -9,10 +9,10 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import * as z from '../../schema/zod.ts';
-import type { Announcer } from '../provision/outcome.ts';
 import { CaughtFailure, markTenantRollbackFailed, type ScanDeps } from '../provision/outcome.ts';
 import { PROVISIONING_STEPS } from '../provision/step.ts';
 import type { AuditStore } from '../shared/audit.ts';
+import type { Announcer } from '../shared/events.ts';
 import type { StepFailure, Tenant, TenantStore } from '../shared/tenants.ts';
 
 /** The forward states of provision-tenant: a run that died in one of them can be run again from the start. */

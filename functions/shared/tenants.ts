@@ -77,7 +77,7 @@ export interface ListTenantsOptions {
   limit: number;
 }
 
-const LimitsRow = z.object({
+export const LimitsRow = z.object({
   maxUsers: z.number(),
   storageQuotaGb: z.number(),
   maxConnections: z.number(),

@@ -115,6 +115,7 @@ export const RETRIES_EVERY_ERROR: Readonly<Record<string, EveryErrorTasks>> = {
     outcome: ['MarkBackedUp', 'MarkBackupFailed', 'MarkBackupRollbackFailed', 'Refused'],
   },
   'bulk-onboard': {},
+  'collect-usage': {},
   'change-plan': {
     undo: ['UndoRestoreAlarms', 'UndoRestoreLimits'],
     outcome: ['MarkPlanChanged', 'MarkPlanChangeFailed', 'MarkPlanChangeRollbackFailed'],

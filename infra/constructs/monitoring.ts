@@ -5,12 +5,17 @@ import {
   AlarmStatusWidgetSortBy,
   ComparisonOperator,
   Dashboard,
+  DashboardVariable,
+  DefaultValue,
   GraphWidget,
   MathExpression,
   Metric,
   SingleValueWidget,
   TextWidget,
   TreatMissingData,
+  Values,
+  VariableInputType,
+  VariableType,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { EventField, type EventPattern, type IEventBus, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
@@ -56,6 +61,17 @@ export interface FailureEventsProps {
   readonly source: string;
   /** The `detail-type`s an operator must hear about: failures, drift. */
   readonly detailTypes: readonly string[];
+}
+
+export interface UsageDashboardProps {
+  /** The namespace the usage collector publishes to. */
+  readonly namespace: string;
+  /** The plans (their sums are published under the `Plan` dimension). */
+  readonly plans: readonly string[];
+  /** The per-tenant metrics: metric name, label. */
+  readonly tenantMetrics: readonly { readonly metric: string; readonly label: string }[];
+  /** The collector's period, the graphs' period. */
+  readonly period: Duration;
 }
 
 export interface ScheduledFunctionsMonitoringProps {
@@ -357,6 +373,84 @@ export class Monitoring extends Construct {
       }),
     );
     return rule;
+  }
+
+  /**
+   * The stage's tenants dashboard, `<prefix>-tenants`: the fleet's usage summed per plan, and one tenant's usage
+   * and the SaaS's signals for it, the tenant chosen in the dashboard's `TenantId` variable (a list of the tenants
+   * that publish, filled from a metric search). One dashboard for every tenant, not one per tenant: a dashboard costs
+   * $3 a month beyond an account's first three, five times a basic tenant's whole budget, and a per-tenant
+   * dashboard would have to be made and deleted with each tenant. Basic tenants publish no per-tenant metrics
+   * (`perTenantMonitoring`): GET /tenants/{id}/usage shows theirs.
+   */
+  watchUsage(props: UsageDashboardProps): Dashboard {
+    const { namespace, period } = props;
+    const dashboard = new Dashboard(this, 'TenantsDashboard', {
+      dashboardName: `${this.#prefix}-tenants`,
+      variables: [
+        new DashboardVariable({
+          id: 'tenant',
+          type: VariableType.PROPERTY,
+          inputType: VariableInputType.SELECT,
+          value: 'TenantId',
+          label: 'Tenant',
+          values: Values.fromSearchComponents({
+            namespace,
+            dimensions: ['TenantId'],
+            metricName: 'StorageBytes',
+            populateFrom: 'TenantId',
+          }),
+          defaultValue: DefaultValue.FIRST,
+        }),
+      ],
+    });
+    const byPlan = (metric: string, statistic: string) =>
+      props.plans.map(
+        (plan) =>
+          new Metric({
+            namespace,
+            metricName: metric,
+            dimensionsMap: { Plan: plan },
+            statistic,
+            period,
+            label: plan,
+          }),
+      );
+    const tenant = (metric: string, statistic: string, label: string) =>
+      new Metric({
+        namespace,
+        metricName: metric,
+        // The variable replaces this value with the tenant chosen.
+        dimensionsMap: { TenantId: 'tenant' },
+        statistic,
+        period,
+        label,
+      });
+    dashboard.addWidgets(
+      new TextWidget({
+        markdown: `# Tenants (${this.#prefix})\nThe fleet's usage per plan, from the usage collector; below, the tenant chosen above (professional and enterprise tenants; a basic tenant's usage is at GET /tenants/{id}/usage).`,
+        width: 24,
+        height: 2,
+      }),
+      new GraphWidget({ title: 'Active tenants measured', left: byPlan('Tenants', 'Sum'), width: 8 }),
+      new GraphWidget({ title: 'Quotas exceeded', left: byPlan('QuotasExceeded', 'Sum'), width: 8 }),
+      new GraphWidget({ title: 'Storage (bytes)', left: byPlan('StorageBytes', 'Sum'), width: 8 }),
+      ...props.tenantMetrics.map(
+        ({ metric, label }) =>
+          new GraphWidget({ title: `Tenant: ${label}`, left: [tenant(metric, 'Maximum', label)], width: 8 }),
+      ),
+      new GraphWidget({
+        title: 'Tenant: requests and 5xx (the SaaS)',
+        left: [tenant('Requests', 'Sum', 'Requests'), tenant('5xxErrors', 'Sum', '5xx')],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Tenant: latency (the SaaS)',
+        left: [tenant('Latency', 'p50', 'p50'), tenant('Latency', 'p99', 'p99')],
+        width: 8,
+      }),
+    );
+    return dashboard;
   }
 
   /** An alarm per scheduled function, `<prefix>-<id>-errors`, on any error (after Lambda's own retries too). */

@@ -9,6 +9,7 @@ import {
   type ScheduleTargetConfig,
   ScheduleTargetInput,
 } from 'aws-cdk-lib/aws-scheduler';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { FunctionDefinition } from '../../functions/registry.ts';
 
@@ -18,11 +19,25 @@ export interface ScheduledFunction {
   readonly function: IFunction;
 }
 
+/** A state machine started on a schedule (functions/registry.ts STATE_MACHINE_SCHEDULES). */
+export interface ScheduledStateMachine {
+  /** The schedule is named `<prefix>-<id>`. */
+  readonly id: string;
+  readonly stateMachine: IStateMachine;
+  /** An EventBridge Scheduler expression, e.g. `rate(5 minutes)`. */
+  readonly expression: string;
+  readonly description: string;
+  /** The run's input; Scheduler fills in context attributes such as `<aws.scheduler.scheduled-time>`. */
+  readonly input: Readonly<Record<string, string>>;
+}
+
 export interface SchedulesProps {
   /** Schedules are named `<prefix>-<function id>`. */
   readonly prefix: string;
   /** The stack's functions; those whose entry has a `schedule` get one, the others are ignored. */
   readonly functions: readonly ScheduledFunction[];
+  /** State machines to start on a schedule. @default none */
+  readonly stateMachines?: readonly ScheduledStateMachine[];
   /**
    * How long Scheduler keeps retrying a delivery it could not make (throttling, Lambda unavailable). The function's
    * own errors are Lambda's asynchronous retries, not these.
@@ -48,11 +63,9 @@ export class Schedules extends Construct {
     const schedules = new Map<string, Schedule>();
     const roles = new Map<string, Role>();
     const stack = Stack.of(this);
-    for (const { definition, function: fn } of props.functions) {
-      if (!definition.schedule) continue;
-      const name = `${props.prefix}-${definition.id}`;
-      // Scheduler assumes the role for schedules of this account's default group only (confused deputy).
-      const role = new Role(this, `${definition.id}Role`, {
+    // Scheduler assumes a schedule's role for schedules of this account's default group only (confused deputy).
+    const schedulerRole = (id: string, description: string) =>
+      new Role(this, `${id}Role`, {
         assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
           conditions: {
             StringEquals: {
@@ -65,8 +78,13 @@ export class Schedules extends Construct {
             },
           },
         }),
-        description: `${name}: invokes ${definition.id} on its schedule`,
+        description,
       });
+    const maxEventAge = props.maxEventAge ?? Duration.minutes(5);
+    for (const { definition, function: fn } of props.functions) {
+      if (!definition.schedule) continue;
+      const name = `${props.prefix}-${definition.id}`;
+      const role = schedulerRole(definition.id, `${name}: invokes ${definition.id} on its schedule`);
       role.addToPrincipalPolicy(
         new PolicyStatement({
           effect: Effect.ALLOW,
@@ -78,33 +96,62 @@ export class Schedules extends Construct {
         scheduleName: name,
         description: definition.schedule.description,
         schedule: ScheduleExpression.expression(definition.schedule.expression),
-        target: new InvokeWithEmptyEvent(fn, role, props.maxEventAge ?? Duration.minutes(5)),
+        target: new ScheduleTarget(fn.functionArn, role, {}, maxEventAge),
       });
       schedules.set(definition.id, schedule);
       roles.set(definition.id, role);
+    }
+    for (const scheduled of props.stateMachines ?? []) {
+      const name = `${props.prefix}-${scheduled.id}`;
+      const role = schedulerRole(scheduled.id, `${name}: starts its state machine on its schedule`);
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ['states:StartExecution'],
+          resources: [scheduled.stateMachine.stateMachineArn],
+        }),
+      );
+      const schedule = new Schedule(this, scheduled.id, {
+        scheduleName: name,
+        description: scheduled.description,
+        schedule: ScheduleExpression.expression(scheduled.expression),
+        target: new ScheduleTarget(
+          scheduled.stateMachine.stateMachineArn,
+          role,
+          scheduled.input,
+          maxEventAge,
+        ),
+      });
+      schedules.set(scheduled.id, schedule);
+      roles.set(scheduled.id, role);
     }
     this.schedules = schedules;
     this.roles = roles;
   }
 }
 
-/** Invokes a function with `{}` through a role that already holds exactly `lambda:InvokeFunction` on it. */
-class InvokeWithEmptyEvent implements IScheduleTarget {
-  readonly #fn: IFunction;
+/**
+ * Invokes a function or starts a state machine (Scheduler's templated targets: the ARN says which) with `input`,
+ * through a role that already holds exactly the one action on that one resource.
+ */
+class ScheduleTarget implements IScheduleTarget {
+  readonly #arn: string;
   readonly #role: Role;
+  readonly #input: Readonly<Record<string, string>>;
   readonly #maxEventAge: Duration;
 
-  constructor(fn: IFunction, role: Role, maxEventAge: Duration) {
-    this.#fn = fn;
+  constructor(arn: string, role: Role, input: Readonly<Record<string, string>>, maxEventAge: Duration) {
+    this.#arn = arn;
     this.#role = role;
+    this.#input = input;
     this.#maxEventAge = maxEventAge;
   }
 
   bind(_schedule: ISchedule): ScheduleTargetConfig {
     return {
-      arn: this.#fn.functionArn,
+      arn: this.#arn,
       role: this.#role,
-      input: ScheduleTargetInput.fromObject({}),
+      input: ScheduleTargetInput.fromObject(this.#input),
       retryPolicy: {
         maximumEventAgeInSeconds: this.#maxEventAge.toSeconds(),
         maximumRetryAttempts: 3,

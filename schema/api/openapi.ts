@@ -11,6 +11,7 @@ import {
   TenantListResponse,
   TenantResponse,
 } from './tenants.ts';
+import { UsageResponse } from './usage.ts';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the route table and the zod schemas the API validates
@@ -125,6 +126,14 @@ const operations: Record<OperationId, Record<string, unknown>> = {
       '404': error('No tenant has this id (a malformed id included).'),
     },
   },
+  getUsage: {
+    parameters: [{ name: 'tenantId', in: 'path', required: true, schema: jsonSchema(TenantId, 'output') }],
+    responses: {
+      '200': { description: 'The latest reading (measuredAt null before the first).', ...json(ref('Usage')) },
+      ...AUTH_ERRORS,
+      '404': error('No tenant has this id (a malformed id included).'),
+    },
+  },
   getOpenApi: {
     security: [],
     responses: {
@@ -181,6 +190,7 @@ export function openApiDocument(options: OpenApiOptions = {}): Record<string, un
         CreateTenantResponse: jsonSchema(CreateTenantResponse, 'output'),
         Tenant: jsonSchema(TenantResponse, 'output'),
         TenantList: jsonSchema(TenantListResponse, 'output'),
+        Usage: jsonSchema(UsageResponse, 'output'),
         Error: jsonSchema(ErrorResponse, 'output'),
         GatewayError: GATEWAY_ERROR,
         ...lifecycle.schemas,

@@ -19,6 +19,7 @@ export type OperationId =
   | 'getTenant'
   | 'listTenants'
   | 'getOpenApi'
+  | 'getUsage'
   | LifecycleOperationId
   | BulkOperationId;
 
@@ -59,6 +60,13 @@ export const routes: readonly Route[] = [
     path: '/tenants/{tenantId}',
     operationId: 'getTenant',
     summary: 'A tenant: plan, limits, configuration, resources and provisioning progress',
+    scopes: [SCOPES.read, SCOPES.admin],
+  },
+  {
+    method: 'GET',
+    path: '/tenants/{tenantId}/usage',
+    operationId: 'getUsage',
+    summary: "The tenant's latest usage reading, each measure with its share of its limit",
     scopes: [SCOPES.read, SCOPES.admin],
   },
   // ---- Lifecycle (functions/api/lifecycle.ts): each long operation answers 202 with its execution.

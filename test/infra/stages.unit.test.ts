@@ -4,7 +4,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { OUTCOMES } from '../../functions/lifecycle/outcome.ts';
-import { DETAIL_TYPES, EVENT_SOURCE } from '../../functions/provision/outcome.ts';
+import { DETAIL_TYPES } from '../../functions/provision/outcome.ts';
 import { DRIFT_DETAIL_TYPE } from '../../functions/reconcile/reconcile.ts';
 import {
   arnSubstitutionKey,
@@ -12,7 +12,9 @@ import {
   functionName,
   functions,
 } from '../../functions/registry.ts';
+import { EVENT_SOURCE } from '../../functions/shared/events.ts';
 import { RETENTION_DAYS, RETENTION_TAG } from '../../functions/shared/storage.ts';
+import { QUOTA_EXCEEDED, THRESHOLD_CROSSED } from '../../functions/usage/quotas.ts';
 import { STAGES, stageConfig } from '../../infra/config.ts';
 import { schemaHash } from '../../infra/constructs/database.ts';
 import { PROJECT_ROOT } from '../../infra/constructs/function.ts';
@@ -55,7 +57,7 @@ function alertingDetailTypesInSource(dir = join(PROJECT_ROOT, 'functions')): Set
     if (entry.isDirectory()) for (const type of alertingDetailTypesInSource(path)) found.add(type);
     else if (entry.name.endsWith('.ts')) {
       for (const match of readFileSync(path, 'utf8').matchAll(
-        /['"`](Tenant [A-Z][A-Za-z ]* (?:Failed|Detected))['"`]/g,
+        /['"`](Tenant [A-Z][A-Za-z ]* (?:Failed|Detected|Exceeded|Crossed))['"`]/g,
       ))
         if (match[1]) found.add(match[1]);
     }
@@ -284,8 +286,27 @@ describe.each(STAGES)('the %s stack', (stage) => {
     it('exist for exactly the registry functions with a schedule', () => {
       expect(scheduled.map((fn) => fn.id)).toContain('Reconcile');
       expect(schedules.map(([, schedule]) => String(schedule.Properties?.Name)).sort()).toEqual(
-        scheduled.map((fn) => `${prefix}-${fn.id}`).sort(),
+        [...scheduled.map((fn) => `${prefix}-${fn.id}`), `${prefix}-UsageCollection`].sort(),
       );
+    });
+
+    it('start the usage collector on the stage period with the scheduled time, through a role that may start only it', () => {
+      const [, schedule] = schedules.find(
+        ([, resource]) => resource.Properties?.Name === `${prefix}-UsageCollection`,
+      ) ?? ['', undefined];
+      const properties = schedule?.Properties ?? {};
+      expect(properties.ScheduleExpression).toBe(`rate(${config.usageCollectionPeriod.toMinutes()} minutes)`);
+      const target = z
+        .object({ Arn: z.unknown(), Input: z.string(), RoleArn: z.unknown() })
+        .parse(properties.Target);
+      const [machineId] = Object.entries(resourcesOf(template, 'AWS::StepFunctions::StateMachine')).find(
+        ([, resource]) => resource.Properties?.StateMachineName === `${prefix}-collect-usage`,
+      ) ?? [''];
+      const machine = { Ref: machineId };
+      expect(target.Arn).toEqual(machine);
+      expect(JSON.parse(target.Input)).toEqual({ scheduledTime: '<aws.scheduler.scheduled-time>' });
+      const roleId = getAtt.parse(target.RoleArn)['Fn::GetAtt'][0];
+      expect(statementsOfRole(roleId)).toEqual([{ Action: 'states:StartExecution', Resource: machine }]);
     });
 
     it.each(scheduled.map((fn) => [fn.id, fn] as const))(
@@ -517,7 +538,41 @@ describe.each(STAGES)('the %s stack', (stage) => {
         EventPattern: { source: [EVENT_SOURCE], 'detail-type': [DETAIL_TYPES.rollbackFailed] },
         Targets: [Match.objectLike({ Arn: { Ref: topicId } })],
       });
-      template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+      // The provisioning dashboard and the tenants dashboard (watchUsage).
+      template.resourceCountIs('AWS::CloudWatch::Dashboard', 2);
+    });
+
+    it('has one tenants dashboard whose TenantId variable picks the tenant its per-tenant graphs show', () => {
+      const [, dashboard] = Object.entries(resourcesOf(template, 'AWS::CloudWatch::Dashboard')).find(
+        ([, resource]) => resource.Properties?.DashboardName === `${prefix}-tenants`,
+      ) ?? ['', undefined];
+      const body = z
+        .object({ 'Fn::Join': z.tuple([z.string(), z.array(z.unknown())]) })
+        .parse(dashboard?.Properties?.DashboardBody)
+        ['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'ref'))
+        .join('');
+      const parsed = z
+        .object({
+          variables: z.array(z.object({ property: z.string(), inputType: z.string() })),
+          widgets: z.array(
+            z.object({ properties: z.object({ metrics: z.array(z.array(z.unknown())).optional() }) }),
+          ),
+        })
+        .parse(JSON.parse(body));
+      expect(parsed.variables).toEqual([
+        expect.objectContaining({ property: 'TenantId', inputType: 'select' }),
+      ]);
+      const metrics = parsed.widgets.flatMap((widget) => widget.properties.metrics ?? []);
+      for (const metric of [
+        'StorageBytes',
+        'DatabaseConnections',
+        'Users',
+        'ApiKeys',
+        '5xxErrors',
+        'Latency',
+      ])
+        expect(metrics.some((m) => m.includes(metric) && m.includes('TenantId'))).toBe(true);
+      expect(metrics.some((m) => m.includes('Plan'))).toBe(true);
     });
 
     it.each(stateMachineFiles().map((file) => [file.name] as const))(
@@ -559,6 +614,8 @@ describe.each(STAGES)('the %s stack', (stage) => {
         DETAIL_TYPES.failed,
         DETAIL_TYPES.rollbackFailed,
         DRIFT_DETAIL_TYPE,
+        QUOTA_EXCEEDED,
+        THRESHOLD_CROSSED,
         ...Object.values(OUTCOMES).map((outcome) => outcome.failedEvent),
       ];
       for (const type of expected) expect(alerting, 'the source scan finds the known events').toContain(type);
@@ -613,8 +670,10 @@ describe.each(STAGES)('the %s stack', (stage) => {
     );
 
     it('shows every alarm, every state machine and the failure events on the dashboard', () => {
-      const [, dashboard] = onlyResourceOf(template, 'AWS::CloudWatch::Dashboard');
-      const body = JSON.stringify(dashboard.Properties?.DashboardBody);
+      const [, dashboard] = Object.entries(resourcesOf(template, 'AWS::CloudWatch::Dashboard')).find(
+        ([, resource]) => resource.Properties?.DashboardName === `${prefix}-provisioning`,
+      ) ?? ['', undefined];
+      const body = JSON.stringify(dashboard?.Properties?.DashboardBody);
       expect(alarms.length).toBeGreaterThan(stateMachineFiles().length);
       for (const [alarmId] of alarms)
         expect(body).toContain(JSON.stringify({ 'Fn::GetAtt': [alarmId, 'Arn'] }));
