@@ -19,7 +19,7 @@ import { runThroughput } from './throughput.ts';
  * Exits non-zero when something breaks (a failed provisioning, a section that throws), never for a goal
  * missed: a shared machine is noisy, so a miss is a line to read, not a failed build.
  */
-const SECTIONS = ['latency', 'cost', 'throughput', 'cold-start', 'fleet', 'bulk'] as const;
+const SECTIONS = ['latency', 'cost', 'throughput', 'cold-start', 'fleet', 'bulk', 'usage'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -47,6 +47,7 @@ const SIZES = quick
       importSamples: 1,
       fleet: ['--quick'],
       bulk: ['--quick'],
+      usage: ['--quick'],
     }
   : {
       latency: 30,
@@ -56,6 +57,7 @@ const SIZES = quick
       importSamples: 5,
       fleet: ['--tenants', '1000'],
       bulk: ['--rows', '200'],
+      usage: ['--tenants', '1000'],
     };
 
 const startedAt = new Date();
@@ -101,6 +103,7 @@ if (wanted('latency') || wanted('cost') || wanted('throughput')) {
 if (wanted('cold-start')) await measure('cold-start', () => runColdStart(SIZES.importSamples));
 if (wanted('fleet')) await measure('fleet', () => runExternal('fleet', SIZES.fleet));
 if (wanted('bulk')) await measure('bulk', () => runExternal('bulk', SIZES.bulk));
+if (wanted('usage')) await measure('usage', () => runExternal('usage', SIZES.usage));
 
 const figures: Figure[] = SECTIONS.flatMap((section) => sections[section]?.figures ?? []);
 const gaps = SECTIONS.flatMap((section) => {

@@ -144,7 +144,7 @@ describe('deleting a tenant', () => {
 
   it('deletes a tenant whose provisioning failed: nothing to back up, no storage made', async () => {
     // Prepare
-    const tenant = await reserveTenant();
+    const tenant = await reserveTenant({ plan: 'professional' });
     const fault: FaultRuleInput = {
       service: 'cloudwatch',
       operation: 'PutMetricAlarm',

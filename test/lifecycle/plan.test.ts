@@ -175,7 +175,7 @@ describe('changing a tenant plan', () => {
 
   it('puts the previous limits back when a step fails, and records the failure', async () => {
     // Prepare
-    const tenant = await activeTenant({ plan: 'basic' });
+    const tenant = await activeTenant({ plan: 'professional' });
     const fault: FaultRuleInput = {
       service: 'cloudwatch',
       operation: 'PutMetricAlarm',
@@ -197,12 +197,12 @@ describe('changing a tenant plan', () => {
     expect(execution.status).toBe('FAILED');
     expect(await registry.tenants.require(tenant.id)).toMatchObject({
       status: 'active',
-      plan: 'basic',
-      limits: PLANS.basic.limits,
+      plan: 'professional',
+      limits: PLANS.professional.limits,
       failure: { step: 'ApplyAlarmThresholds' },
     });
-    expect(await connectionLimit(tenant.id)).toBe(10);
-    expect(await thresholds(tenant.id)).toMatchObject({ connections: 8 });
+    expect(await connectionLimit(tenant.id)).toBe(50);
+    expect(await thresholds(tenant.id)).toMatchObject({ connections: 40 });
     expect(Object.keys(await thresholds(tenant.id))).not.toContain('latency');
   });
 });

@@ -18,7 +18,7 @@ const reason = 'Invoice unpaid for 60 days';
 describe('suspending and resuming a tenant', () => {
   it('ends open sessions, refuses logins and silences alarms; resuming undoes each', async () => {
     // Prepare
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     const session = await connectAs(tenant.id, 'app');
     await session.query('SELECT count(*) FROM users');
     const ended = new Promise<string>((resolve) => session.on('end', () => resolve('ended')));
@@ -59,7 +59,7 @@ describe('suspending and resuming a tenant', () => {
 
   it('refuses an operation the status does not allow, a second one while one runs, and unknown tenants', async () => {
     // Prepare
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
 
     // Act
     const resumeActive = await request('POST', `/tenants/${tenant.id}/resume`, { body: { reason } });
@@ -83,7 +83,7 @@ describe('suspending and resuming a tenant', () => {
 
   it('does not stay locked by a run that ended without closing its operation', async () => {
     // Prepare: a suspension held in DisableAlarmActions, then stopped from outside (as an operator would).
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     await suspensionStoppedHalfway(tenant.id, reason);
 
     // Act
@@ -100,7 +100,7 @@ describe('suspending and resuming a tenant', () => {
 
   it('undoes a suspension whose step fails: the tenant stays active, the failure recorded', async () => {
     // Prepare
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     const fault: FaultRuleInput = {
       service: 'cloudwatch',
       operation: 'DisableAlarmActions',
@@ -134,7 +134,7 @@ describe('suspending and resuming a tenant', () => {
 
   it('re-suspends a resumption whose step fails: the tenant stays suspended', async () => {
     // Prepare
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     await operate('POST', `/tenants/${tenant.id}/suspend`, { reason });
     const fault: FaultRuleInput = {
       service: 'cloudwatch',

@@ -77,7 +77,7 @@ describe('tenant storage on a versioned bucket', () => {
 
   it('a failed provisioning leaves no version and no delete marker under the tenant prefix', async () => {
     // Prepare: ConfigureAlarms fails after ConfigureStorage wrote the marker, so RemoveStorage undoes it.
-    const tenant = await reserveTenant();
+    const tenant = await reserveTenant({ plan: 'professional' });
     const fault: FaultRuleInput = {
       service: 'cloudwatch',
       operation: 'PutMetricAlarm',

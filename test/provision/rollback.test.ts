@@ -154,7 +154,7 @@ describe('a transient error', () => {
 describe('an undo step that keeps failing', () => {
   it('ends rollback_failed, lists what is left and announces it', async () => {
     // Prepare: ConfigureAlarms fails after its first alarm, and that alarm cannot be deleted.
-    const tenant = await reserveTenant();
+    const tenant = await reserveTenant({ plan: 'professional' });
     const faults: FaultRuleInput[] = [
       {
         service: 'cloudwatch',

@@ -34,7 +34,7 @@ const settled = () => sleep(1_100);
 describe('the reconciler and lifecycle operations whose run died', () => {
   it('does a suspension stopped half-way again: registry and database agree, and resume works', async () => {
     // Prepare: the roles cannot log in, the registry says active, the operation runs with no run.
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     await suspensionStoppedHalfway(tenant.id, reason);
     expect(await canConnect(tenant.id, 'app')).toMatch(REFUSED);
     expect((await registry.tenants.require(tenant.id)).status).toBe('active');
@@ -66,7 +66,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
   it('finishes a deletion cut short in its removal whose run has vanished', async () => {
     // Prepare: held while retiring the secrets (the final backup taken, alarms gone), stopped, and the record of
     // its run lost.
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     const slow: FaultRuleInput = {
       service: 'secrets-manager',
       operation: 'DeleteSecret',
@@ -118,7 +118,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
 
   it('starts an operation whose claim never got its run, once the grace period is over', async () => {
     // Prepare: a claim as the API writes it, by a request that died before StartExecution, ten minutes ago.
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     await superuserPool('control_plane').query(
       `INSERT INTO tenant_operations (tenant_id, operation, request, from_status, requested_by)
        VALUES ($1, 'suspend', $2, 'active', 'api:reconciler-test')`,
@@ -141,7 +141,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
 
   it('gives an operation up for a person after its runs died too often, stating the tenant suspended', async () => {
     // Prepare
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     await suspensionStoppedHalfway(tenant.id, reason);
     await settled();
 
@@ -166,7 +166,7 @@ describe('the reconciler and lifecycle operations whose run died', () => {
 
   it('leaves an operation whose run is alive alone', async () => {
     // Prepare
-    const tenant = await activeTenant();
+    const tenant = await activeTenant({ plan: 'professional' });
     const slow: FaultRuleInput = {
       service: 'cloudwatch',
       operation: 'DisableAlarmActions',
