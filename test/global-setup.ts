@@ -17,10 +17,15 @@ const FIXTURE_FUNCTIONS = 'test/fixtures/functions.ts';
  * so that tests neither see nor disturb a sandbox a person has running.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Alarms are evaluated when a test asks (POST /_sandbox/cloudwatch/evaluate), not by the wall clock, which would
+  // move an alarm a test has just set with SetAlarmState back to the state its data calls for.
   const sandbox = await spawnSandbox({
-    env: existsSync(join(PROJECT_ROOT, FIXTURE_FUNCTIONS))
-      ? { SANDBOX_EXTRA_FUNCTIONS: FIXTURE_FUNCTIONS }
-      : {},
+    env: {
+      SANDBOX_ALARM_EVALUATION_SECONDS: '0',
+      ...(existsSync(join(PROJECT_ROOT, FIXTURE_FUNCTIONS))
+        ? { SANDBOX_EXTRA_FUNCTIONS: FIXTURE_FUNCTIONS }
+        : {}),
+    },
   });
   project.provide('sandbox', sandbox.info);
   return async () => {
