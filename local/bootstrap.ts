@@ -19,6 +19,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { CreateStateMachineCommand, SFNClient, UpdateStateMachineCommand } from '@aws-sdk/client-sfn';
+import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import pg from 'pg';
 import { z } from 'zod';
 import { scramVerifier } from '../functions/provision/credentials.ts';
@@ -64,7 +65,8 @@ const STATE_MACHINES_DIR = join(PROJECT_ROOT, 'statemachines');
 /**
  * Makes in the sandbox what the CDK stack makes on deploy, idempotently, through the same AWS APIs:
  * the provisioner role and its secret, the registry database with its migrations, the storage bucket with
- * its retention rules, the event bus, and every state machine with its substitutions. Returns the functions' environment.
+ * its retention rules, the event bus, the alarm topic, and every state machine with its substitutions. Returns the
+ * functions' environment.
  */
 export async function bootstrap(options: BootstrapOptions): Promise<{
   provisionerSecretArn: string;
@@ -90,6 +92,7 @@ export async function bootstrap(options: BootstrapOptions): Promise<{
   const s3 = new S3Client({ forcePathStyle: true });
   const events = new EventBridgeClient({});
   const sfn = new SFNClient({});
+  const sns = new SNSClient({});
   try {
     await setupControlPlane(
       new DataApi(rdsData, {
@@ -122,9 +125,11 @@ export async function bootstrap(options: BootstrapOptions): Promise<{
     await events.send(new CreateEventBusCommand({ Name: EVENT_BUS_NAME })).catch((error: unknown) => {
       if (!(error instanceof ResourceAlreadyExistsException)) throw error;
     });
+    // CreateTopic is idempotent; the topic's name is the last part of the ARN the functions are given.
+    await sns.send(new CreateTopicCommand({ Name: ALARM_TOPIC_ARN.split(':').at(-1) }));
     await registerStateMachines(sfn, options.functions);
   } finally {
-    for (const client of [rdsData, s3, events, sfn]) client.destroy();
+    for (const client of [rdsData, s3, events, sfn, sns]) client.destroy();
   }
   return { provisionerSecretArn, environment };
 }

@@ -25,7 +25,7 @@ export const STORAGE_KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/0f1e2d3c
  */
 export const STORAGE_VERSIONED = true;
 export const EVENT_BUS_NAME = STACK_PREFIX;
-/** No SNS here: alarms name the topic a stack would have, and the sandbox keeps their actions as given. */
+/** The stage's alarm topic, which the bootstrap creates in the sandbox's SNS: alarm actions publish to it. */
 export const ALARM_TOPIC_ARN = `arn:aws:sns:${REGION}:${ACCOUNT_ID}:${STACK_PREFIX}-alarms`;
 export const stateMachineArn = (name: string): string =>
   `arn:aws:states:${REGION}:${ACCOUNT_ID}:stateMachine:${STACK_PREFIX}-${name}`;

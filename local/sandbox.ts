@@ -12,6 +12,7 @@ import { createRdsData } from './aws/services/rds-data.ts';
 import { createS3 } from './aws/services/s3.ts';
 import { createSecretsManager } from './aws/services/secrets-manager.ts';
 import { createStepFunctions } from './aws/services/sfn.ts';
+import { createSns } from './aws/services/sns.ts';
 import { Store } from './aws/store.ts';
 import { bootstrap } from './bootstrap.ts';
 import {
@@ -42,6 +43,8 @@ export interface SandboxOptions {
   readonly scheduleSeconds?: number;
   /** How often the usage collector runs (STATE_MACHINE_SCHEDULES); 0: only when started. 300 by default. */
   readonly usageSeconds?: number;
+  /** How often CloudWatch evaluates every alarm as of the wall clock; 0: only when asked. 60 by default, as on AWS. */
+  readonly alarmEvaluationSeconds?: number;
   /** Functions beyond the product's registry, e.g. test fixtures. */
   readonly extraFunctions?: readonly FunctionDefinition[];
   /** The SQL migrations the functions read (SCHEMA_DIR); the project's `schema/` by default. */
@@ -78,6 +81,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     stops.push(() => store.close());
     const deps = { store, region: REGION, accountId: ACCOUNT_ID };
     const secretsManager = createSecretsManager(deps);
+    const sns = createSns(deps);
     const allFunctions = [...functions, ...(options.extraFunctions ?? [])];
     const lambda = createLambdaRuntime({
       region: REGION,
@@ -95,10 +99,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         postgres: { host: postgres.connection.host, port: postgres.connection.port },
         resolveSecret: (secretId) => secretsManager.resolveSecret(secretId),
       }),
-      createCloudWatch(deps),
+      createCloudWatch(deps, {
+        evaluationIntervalMs: (options.alarmEvaluationSeconds ?? 60) * 1000,
+        publish: (topicArn, message, subject) => sns.publish(topicArn, message, subject),
+      }),
       createS3(deps, { keyArns: [STORAGE_KEY_ARN] }),
       createStepFunctions({ ...deps, lambda }),
       createEventBridge(deps),
+      sns,
     ];
     stops.push(async () => {
       for (const service of services) await service.close?.();

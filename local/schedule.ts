@@ -76,7 +76,9 @@ export function startSchedules(options: SchedulesOptions): Schedules {
         sfn
           .send(new StartExecutionCommand({ stateMachineArn: run.arn, input: JSON.stringify(input) }))
           .catch((error: unknown) =>
-            options.log(`schedule: ${run.arn} did not start: ${error instanceof Error ? error.message : error}`),
+            options.log(
+              `schedule: ${run.arn} did not start: ${error instanceof Error ? error.message : error}`,
+            ),
           );
       }, run.intervalMs),
     );

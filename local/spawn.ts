@@ -55,9 +55,10 @@ export async function spawnSandbox(options: SpawnSandboxOptions = {}): Promise<S
       SANDBOX_AWS_PORT: '0',
       SANDBOX_API_PORT: '0',
       SANDBOX_POSTGRES_PORT: String(options.postgresPort ?? (await freePort())),
-      // A test or benchmark starts the usage collector itself, when it measures: a run on a timer would put readings
-      // and events beside the ones it looks at.
+      // A test or benchmark starts the usage collector and evaluates alarms itself, when it looks at them: a run or an
+      // evaluation on the wall clock would put readings, events and alarm states beside the ones it looks at.
       SANDBOX_USAGE_SECONDS: '0',
+      SANDBOX_ALARM_EVALUATION_SECONDS: '0',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

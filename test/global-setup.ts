@@ -17,6 +17,8 @@ const FIXTURE_FUNCTIONS = 'test/fixtures/functions.ts';
  * so that tests neither see nor disturb a sandbox a person has running.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // spawnSandbox leaves alarms to be evaluated when a test asks (POST /_sandbox/cloudwatch/evaluate), not by the wall
+  // clock, which would move an alarm a test has just set with SetAlarmState back to the state its data calls for.
   const sandbox = await spawnSandbox({
     env: existsSync(join(PROJECT_ROOT, FIXTURE_FUNCTIONS))
       ? { SANDBOX_EXTRA_FUNCTIONS: FIXTURE_FUNCTIONS }

@@ -9,6 +9,7 @@ export const SERVICE_NAMES = [
   's3',
   'sfn',
   'eventbridge',
+  'sns',
 ] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 

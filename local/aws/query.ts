@@ -8,6 +8,7 @@ import { AwsError, type HttpRequest, type HttpResponse, type JsonObject, toAwsEr
 import { leaf, node } from './xml.ts';
 
 const timestamps = new WeakSet<z.ZodType>();
+const maps = new WeakMap<z.ZodType, { readonly key: string; readonly value: string }>();
 
 /**
  * A timestamp member of an operation's input: epoch seconds in awsJson, ISO-8601 text in the query protocol
@@ -17,6 +18,19 @@ const timestamps = new WeakSet<z.ZodType>();
 export function timestampSchema(): z.ZodNumber {
   const schema = z.number();
   timestamps.add(schema);
+  return schema;
+}
+
+/**
+ * A map member of an operation's input: a JSON object in awsJson, `<Member>.entry.N.<key>` and `.entry.N.<value>`
+ * in the query protocol, with the names the service's model gives (SNS's MessageAttributes: `Name`, `Value`).
+ */
+export function formMap<V extends z.ZodType>(
+  value: V,
+  names: { readonly key: string; readonly value: string },
+): z.ZodRecord<z.ZodString, V> {
+  const schema = z.record(z.string(), value);
+  maps.set(schema, names);
   return schema;
 }
 
@@ -147,6 +161,18 @@ function fromForm(value: FormNode | undefined, schema: z.ZodType): unknown {
     for (const [name, member] of Object.entries(shape)) {
       const converted = fromForm(value[name], member);
       if (converted !== undefined) output[name] = converted;
+    }
+    return output;
+  }
+  const map = maps.get(inner);
+  if (map && inner instanceof z.ZodRecord) {
+    const entries = typeof value === 'string' ? undefined : value.entry;
+    if (entries === undefined || typeof entries === 'string') return value;
+    const output: JsonObject = {};
+    for (const entry of Object.values(entries)) {
+      if (typeof entry === 'string') continue;
+      const key = entry[map.key];
+      if (typeof key === 'string') output[key] = fromForm(entry[map.value], inner.valueType as z.ZodType);
     }
     return output;
   }

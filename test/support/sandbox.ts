@@ -99,3 +99,56 @@ export async function withStatementTimeout<T>(match: string, ms: number, work: (
     await rules('DELETE');
   }
 }
+
+const Transitions = z.object({
+  time: z.string(),
+  transitions: z.array(
+    z.object({
+      alarmName: z.string(),
+      oldState: z.string(),
+      newState: z.string(),
+      reason: z.string(),
+      timestamp: z.string(),
+    }),
+  ),
+});
+
+/**
+ * Has the sandbox's CloudWatch evaluate alarms (all, or those named) as of `time` (now by default) through
+ * `POST /_sandbox/cloudwatch/evaluate`; answers the state changes it made.
+ */
+export async function evaluateAlarms(time?: Date, alarmNames?: readonly string[]) {
+  const response = await fetch(`${sandbox.awsEndpoint}/_sandbox/cloudwatch/evaluate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ time: time?.toISOString(), alarmNames }),
+  });
+  if (!response.ok) throw new Error(`evaluate: ${response.status} ${await response.text()}`);
+  return Transitions.parse(await response.json()).transitions;
+}
+
+const SnsMessages = z.array(
+  z.object({
+    messageId: z.string(),
+    topicArn: z.string(),
+    subject: z.string().optional(),
+    message: z.string(),
+    messageAttributes: z.record(
+      z.string(),
+      z.object({
+        DataType: z.string(),
+        StringValue: z.string().optional(),
+        BinaryValue: z.string().optional(),
+      }),
+    ),
+    receivedAt: z.string(),
+  }),
+);
+
+/** What the sandbox's SNS kept of the messages published to a topic since a time (`GET /_sandbox/sns/messages`). */
+export async function snsMessages(topicArn: string, since?: Date) {
+  const query = new URLSearchParams({ topicArn, ...(since ? { since: since.toISOString() } : {}) });
+  const response = await fetch(`${sandbox.awsEndpoint}/_sandbox/sns/messages?${query}`);
+  if (!response.ok) throw new Error(`sns messages: ${response.status} ${await response.text()}`);
+  return SnsMessages.parse(await response.json());
+}
