@@ -47,10 +47,14 @@ export async function issueCredentials(
   if (!TENANT_ID_PATTERN.test(tenantId)) throw new NotFoundError(`No tenant ${tenantId}`);
   const tenant = await deps.tenants.require(tenantId);
   if (tenant.status !== 'active') {
-    throw new TenantStateError(`Tenant ${tenantId} is ${tenant.status}: credentials are issued to active tenants`);
+    throw new TenantStateError(
+      `Tenant ${tenantId} is ${tenant.status}: credentials are issued to active tenants`,
+    );
   }
   if (await deps.store.running(tenantId)) {
-    throw new OperationInProgressError(`An operation is running for tenant ${tenantId}; retry when it has ended`);
+    throw new OperationInProgressError(
+      `An operation is running for tenant ${tenantId}; retry when it has ended`,
+    );
   }
   const { role } = request;
   const now = deps.now?.() ?? Date.now();
@@ -91,7 +95,12 @@ export function credentialRoutes(
   return {
     async issueCredentials(event) {
       const body = parseWith(IssueCredentialsRequest, jsonBody(event));
-      const issued = await issueCredentials(deps, event.pathParameters?.tenantId ?? '', body, callerOf(event));
+      const issued = await issueCredentials(
+        deps,
+        event.pathParameters?.tenantId ?? '',
+        body,
+        callerOf(event),
+      );
       return jsonResult(issued.created ? 201 : 200, issued.body);
     },
   };

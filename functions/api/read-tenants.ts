@@ -28,11 +28,14 @@ export async function getTenant(
 /** Only the names and ARNs the API shows: a field a step might add is not answered before it is reviewed. */
 /** A by-role record with only the roles it holds (the response schema is strict: no `undefined` values). */
 function byRole(values: Partial<Record<DatabaseRole, string>>): Partial<Record<DatabaseRole, string>> {
-  return Object.fromEntries(DATABASE_ROLES.flatMap((role) => (values[role] !== undefined ? [[role, values[role]]] : [])));
+  return Object.fromEntries(
+    DATABASE_ROLES.flatMap((role) => (values[role] !== undefined ? [[role, values[role]]] : [])),
+  );
 }
 
 function resourcesResponse(resources: TenantResources): TenantResponse['resources'] {
-  const { database, secrets, credentialExpiries, invitationSecretArn, storage, alarms, finalBackup } = resources;
+  const { database, secrets, credentialExpiries, invitationSecretArn, storage, alarms, finalBackup } =
+    resources;
   return {
     ...(database !== undefined ? { database } : {}),
     ...(secrets !== undefined

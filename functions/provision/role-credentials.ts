@@ -1,11 +1,24 @@
 import { DeleteSecretCommand, ResourceNotFoundException } from '@aws-sdk/client-secrets-manager';
 import { DEFAULT_CREDENTIAL_TTL_HOURS } from '../../schema/api/credentials.ts';
-import { DATABASE_ROLES, type DatabaseRole, ident, literal, roleName, roleSecretName } from '../../schema/names.ts';
+import {
+  DATABASE_ROLES,
+  type DatabaseRole,
+  ident,
+  literal,
+  roleName,
+  roleSecretName,
+} from '../../schema/names.ts';
 import { PLANS, type PlanName } from '../../schema/plans.ts';
 import { doBlock } from '../shared/tenant-db.ts';
 import type { Tenant, TenantStore } from '../shared/tenants.ts';
 import { scramVerifier } from './credentials.ts';
-import { ensureLoginRole, ensureRoleSecret, existingTenantRoles, type RoleDeps, roleConnectionLimits } from './roles.ts';
+import {
+  ensureLoginRole,
+  ensureRoleSecret,
+  existingTenantRoles,
+  type RoleDeps,
+  roleConnectionLimits,
+} from './roles.ts';
 
 /**
  * A role's credentials after provisioning: issued when first needed, taken back when they expire, and made to follow
@@ -55,7 +68,9 @@ export async function issueRoleCredentials(
     await ensureLoginRole(deps.cluster, name, secret.value.password, limit);
   } else {
     const verifier = literal(await scramVerifier(secret.value.password));
-    await deps.cluster.execute(`ALTER ROLE ${ident(name)} WITH NOLOGIN CONNECTION LIMIT ${limit} PASSWORD ${verifier}`);
+    await deps.cluster.execute(
+      `ALTER ROLE ${ident(name)} WITH NOLOGIN CONNECTION LIMIT ${limit} PASSWORD ${verifier}`,
+    );
   }
   await deps.tenants.setRoleCredentials(
     tenant.id,
@@ -129,7 +144,9 @@ export async function applyStandingRoles(
   for (const role of standing) {
     await issueRoleCredentials(deps, tenant, role, { expiresAt: null, login: options.login, by: options.by });
   }
-  const expiresAt = new Date((options.now ?? Date.now()) + DEFAULT_CREDENTIAL_TTL_HOURS * 3_600_000).toISOString();
+  const expiresAt = new Date(
+    (options.now ?? Date.now()) + DEFAULT_CREDENTIAL_TTL_HOURS * 3_600_000,
+  ).toISOString();
   const expiring: Partial<Record<DatabaseRole, string>> = {};
   for (const role of DATABASE_ROLES) {
     if (standing.includes(role) || tenant.resources.secrets?.[role] === undefined) continue;

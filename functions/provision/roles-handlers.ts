@@ -35,7 +35,11 @@ export const removeRoles = /* @__PURE__ */ step(
   { input: StepInput, progress },
   async ({ tenant }) => {
     const removed = await removeTenantRoles(deps, tenant.id);
-    await registry.tenants.removeResources(tenant.id, ['secrets', 'credentialExpiries', 'invitationSecretArn'], ACTOR);
+    await registry.tenants.removeResources(
+      tenant.id,
+      ['secrets', 'credentialExpiries', 'invitationSecretArn'],
+      ACTOR,
+    );
     return { roles: removed.roles.length, secrets: removed.secrets.length };
   },
 );

@@ -68,10 +68,14 @@ export function credentialsOpenApi(h: Omit<OpenApiHelpers, 'queryParameters'>): 
   return {
     operations: {
       issueCredentials: {
-        parameters: [{ name: 'tenantId', in: 'path', required: true, schema: h.jsonSchema(TenantId, 'output') }],
+        parameters: [
+          { name: 'tenantId', in: 'path', required: true, schema: h.jsonSchema(TenantId, 'output') },
+        ],
         requestBody: { required: true, ...h.json(h.ref('IssueCredentialsRequest')) },
         responses: {
-          '200': issued('The role’s credentials already stood (or were issued and have not expired): their secret.'),
+          '200': issued(
+            'The role’s credentials already stood (or were issued and have not expired): their secret.',
+          ),
           '201': issued('Credentials issued: a new secret with a fresh password; the role logs in with it.'),
           '400': h.error('Invalid body: an unknown role, or ttlHours outside 1 to the maximum.'),
           ...h.authErrors,

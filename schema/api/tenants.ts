@@ -387,7 +387,7 @@ export const TenantResourcesSchema = z.strictObject({
     .check(
       z.meta({
         description:
-          "Secret ARNs by database role, for the roles that have credentials (those standing on the plan, and those issued with POST /tenants/{tenantId}/credentials); never a secret value.",
+          'Secret ARNs by database role, for the roles that have credentials (those standing on the plan, and those issued with POST /tenants/{tenantId}/credentials); never a secret value.',
       }),
     ),
   credentialExpiries: z
@@ -400,7 +400,9 @@ export const TenantResourcesSchema = z.strictObject({
       }),
     )
     .check(
-      z.meta({ description: 'When issued credentials of roles not standing on the plan are revoked, by role.' }),
+      z.meta({
+        description: 'When issued credentials of roles not standing on the plan are revoked, by role.',
+      }),
     ),
   invitationSecretArn: z.optional(z.string()),
   storage: z.optional(z.strictObject({ bucket: z.string(), prefix: z.string() })),
