@@ -52,6 +52,7 @@ const controlPlane = new DataApi(rdsDataClient(), {
 });
 const registry = new Registry(controlPlane);
 const sfn = sfnClient();
+const lifecycle = new LifecycleStore(controlPlane);
 
 const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>> = {
   ...tenantRoutes({
@@ -67,7 +68,7 @@ const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>>
     tenants: registry.tenants,
     audit: registry.audit,
     idempotency: registry.idempotency,
-    store: new LifecycleStore(controlPlane),
+    store: lifecycle,
     sfn,
     stateMachines: {
       suspend: env.SUSPEND_STATE_MACHINE_ARN,
@@ -84,7 +85,7 @@ const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>>
   ...credentialRoutes({
     tenants: registry.tenants,
     audit: registry.audit,
-    store: new LifecycleStore(controlPlane),
+    store: lifecycle,
     // Role statements are cluster-wide: the provisioner on the registry database.
     cluster: controlPlane,
     secrets: secretsManagerClient(),
