@@ -32,8 +32,14 @@ export async function revokeExpiredCredentials(
       const at = credentialExpiry(tenant, role);
       return at !== undefined && Date.parse(at) <= now;
     });
+    if (expired.length === 0) continue;
+    // Read again just before: a plan change (which makes a role stand again) or a new issue since the list was read
+    // must not lose its credentials.
+    const current = await deps.tenants.get(tenant.id);
     const roles: DatabaseRole[] = [];
     for (const role of expired) {
+      const at = current && credentialExpiry(current, role);
+      if (at === undefined || Date.parse(at) > now) continue;
       try {
         await revokeRoleCredentials(deps, tenant.id, role, actor);
         roles.push(role);
