@@ -32,7 +32,12 @@ describe('suspending and resuming a tenant', () => {
     expect(suspended.accepted).toMatchObject({ tenantId: tenant.id, operation: 'suspend', status: 'active' });
     expect(await ended).toBe('ended');
     expect(await canConnect(tenant.id, 'app')).toMatch(/not permitted to log in|permission denied/);
-    expect(Object.values(await roleLogins(tenant.id)).map((role) => role.login)).toEqual([false, false, false, false]);
+    expect(Object.values(await roleLogins(tenant.id)).map((role) => role.login)).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
     expect(Object.values(await alarmActions(tenant.id))).toEqual([false, false, false]);
     const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('suspended');
