@@ -707,8 +707,10 @@ export const functions: readonly FunctionDefinition[] = [
       { actions: ['states:DescribeExecution'], resource: 'executions:bulk-onboard' },
       { actions: ['states:StartExecution'], resource: 'stateMachine:migrate-fleet' },
       { actions: ['states:DescribeExecution'], resource: 'executions:migrate-fleet' },
-      // POST /tenants/{id}/credentials: the role's secret, made or read (the password is set from it, never shown).
+      // POST /tenants/{id}/credentials: the role's secret, made or read (the password is set from it, never shown);
+      // expired credentials the reconciler has not taken back yet are deleted first, so new ones get a new password.
       ...ROLE_SECRET_ISSUE,
+      { actions: ['secretsmanager:DeleteSecret'], resource: 'tenantSecrets' },
     ],
   },
   {
