@@ -1,4 +1,11 @@
+import { CloudWatchClient, DescribeAlarmsCommand, type MetricAlarm } from '@aws-sdk/client-cloudwatch';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import { listSecretsUnder } from '../functions/provision/secrets.ts';
+import { INVITATION_TTL_DAYS } from '../functions/provision/seed.ts';
+import { type SandboxInfo, STAGE } from '../local/constants.ts';
+import { alarmPrefix, secretPrefix } from '../schema/names.ts';
+import { PLAN_NAMES, type PlanName } from '../schema/plans.ts';
 import type { LatencyRun } from './latency.ts';
 import type { Figure, SectionResult } from './lib/report.ts';
 import type { BenchSandbox } from './lib/sandbox.ts';
@@ -11,8 +18,118 @@ export const TRANSITIONS_GOAL = 25;
 /** The standing goal: a basic tenant's resources at rest cost at most this a month. */
 const BASIC_MONTHLY_GOAL_USD = 0.6;
 
-/** Standing resources of one tenant, priced per month: its secrets (4 roles and the invitation) and alarm metrics. */
-const SECRETS_PER_TENANT = 5;
+/**
+ * Per-tenant custom metrics by plan: what the usage collector publishes with the tenant as a dimension (each metric
+ * name and dimension set is one custom metric, billed by the month). The collector's change fills these in; until
+ * then nothing publishes per-tenant metrics.
+ */
+const CUSTOM_METRICS_PER_TENANT: Readonly<Record<PlanName, number>> = {
+  basic: 0,
+  professional: 0,
+  enterprise: 0,
+};
+
+/** What one tenant of a plan has standing at rest, as counted in the sandbox, and its monthly price. */
+export interface StandingCost {
+  readonly plan: PlanName;
+  readonly tenantId: string;
+  /** Secrets that stay: every secret under the tenant's prefix but the invitation's. */
+  readonly secrets: readonly string[];
+  /** The admin's invitation secret, deleted once accepted or expired: a one-off, not a standing cost. */
+  readonly invitation: boolean;
+  /** Alarm name → metrics it is billed for. */
+  readonly alarmMetrics: Readonly<Record<string, number>>;
+  readonly customMetrics: number;
+  readonly monthlyUsd: number;
+}
+
+/**
+ * Metrics an alarm is billed for: one for an alarm on a metric; for a metric-math alarm, each metric its
+ * expressions read (a `MetricStat`), not the expressions themselves (bench/prices.ts alarmMetricMonth).
+ */
+export function billedMetrics(alarm: Pick<MetricAlarm, 'Metrics'>): number {
+  if (!alarm.Metrics || alarm.Metrics.length === 0) return 1;
+  return alarm.Metrics.filter((query) => query.MetricStat !== undefined).length;
+}
+
+/** A sandbox to measure on: the bench's own, or a test's. */
+export interface StandingCostTarget {
+  readonly info: Pick<SandboxInfo, 'awsEndpoint' | 'region'>;
+  /** Provisions a tenant of the plan through the API and waits until it is active. */
+  provision(label: string, plan: PlanName): Promise<{ readonly tenantId: string }>;
+}
+
+/**
+ * Provisions one tenant of each plan through the API and counts, from the sandbox, what it has at rest: the secrets
+ * under its prefix (ListSecrets) and its alarms' metrics (DescribeAlarms under `tenant-<id>-`). Measured rather than
+ * declared, so a plan that keeps more than it should shows in the figure.
+ */
+export async function measureStandingCosts(sandbox: StandingCostTarget): Promise<StandingCost[]> {
+  const config = {
+    endpoint: sandbox.info.awsEndpoint,
+    region: sandbox.info.region,
+    credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+  };
+  const secrets = new SecretsManagerClient(config);
+  const cloudWatch = new CloudWatchClient(config);
+  try {
+    const costs: StandingCost[] = [];
+    for (const plan of PLAN_NAMES) {
+      const { tenantId } = await sandbox.provision(`standing ${plan}`, plan);
+      const prefix = secretPrefix(STAGE, tenantId);
+      const names = (await listSecretsUnder(secrets, prefix)).map((secret) =>
+        secret.name.slice(prefix.length),
+      );
+      const alarmMetrics: Record<string, number> = {};
+      let next: string | undefined;
+      do {
+        const page = await cloudWatch.send(
+          new DescribeAlarmsCommand({ AlarmNamePrefix: alarmPrefix(tenantId), NextToken: next }),
+        );
+        for (const alarm of page.MetricAlarms ?? [])
+          alarmMetrics[alarm.AlarmName ?? ''] = billedMetrics(alarm);
+        if ((page.CompositeAlarms ?? []).length > 0) throw new Error('Composite alarms are not priced here');
+        next = page.NextToken;
+      } while (next);
+      const standing = names.filter((name) => !name.startsWith('invitation/')).sort();
+      const metrics = Object.values(alarmMetrics).reduce((sum, n) => sum + n, 0);
+      const customMetrics = CUSTOM_METRICS_PER_TENANT[plan];
+      costs.push({
+        plan,
+        tenantId,
+        secrets: standing,
+        invitation: names.length > standing.length,
+        alarmMetrics,
+        customMetrics,
+        monthlyUsd:
+          standing.length * PRICES.secretMonth.usd +
+          metrics * PRICES.alarmMetricMonth.usd +
+          customMetrics * PRICES.customMetricMonth.usd,
+      });
+    }
+    return costs;
+  } finally {
+    secrets.destroy();
+    cloudWatch.destroy();
+  }
+}
+
+/** The figure of one plan's standing cost, its three lines beside it. */
+function standingFigure(cost: StandingCost): Figure {
+  const metrics = Object.values(cost.alarmMetrics).reduce((sum, n) => sum + n, 0);
+  const alarms = Object.keys(cost.alarmMetrics).length;
+  return {
+    label: `standing AWS cost, ${cost.plan} tenant`,
+    value: `${usd(cost.monthlyUsd)}/month`,
+    beside:
+      `${cost.secrets.length} secrets ${usd(cost.secrets.length * PRICES.secretMonth.usd)} (${cost.secrets.join(', ')}), ` +
+      `${metrics} alarm metrics in ${alarms} alarms ${usd(metrics * PRICES.alarmMetricMonth.usd)}, ` +
+      `${cost.customMetrics} custom metrics ${usd(cost.customMetrics * PRICES.customMetricMonth.usd)}`,
+    ...(cost.plan === 'basic'
+      ? { goal: { text: `≤ ${usd(BASIC_MONTHLY_GOAL_USD)}`, met: cost.monthlyUsd <= BASIC_MONTHLY_GOAL_USD } }
+      : {}),
+  };
+}
 
 /**
  * Cost of one provisioning on AWS, from what the sandbox counted during the latency run: state transitions and
@@ -71,10 +188,10 @@ export async function runCost(sandbox: BenchSandbox, latency: LatencyRun): Promi
   }));
   const total = breakdown.reduce((sum, line) => sum + line.usd, 0);
   const buildJob = BUILD_JOB_MINUTES * PRICES.codeBuildArmSmallMinute.usd;
-  // Every plan's alarms today (plans.ts): storage, connections, and the error rate's two metrics; enterprise adds
-  // p99 latency. So a basic tenant stands at the same as a professional one.
-  const alarmMetrics = 4;
-  const monthly = SECRETS_PER_TENANT * PRICES.secretMonth.usd + alarmMetrics * PRICES.alarmMetricMonth.usd;
+  const standing = await measureStandingCosts(sandbox);
+  const basic = standing.find((cost) => cost.plan === 'basic');
+  // An invitation secret lives until it is accepted or expires (7 days at most), billed by the hour.
+  const invitationUsd = (PRICES.secretMonth.usd * INVITATION_TTL_DAYS) / 30;
 
   const figures: Figure[] = [
     {
@@ -88,16 +205,14 @@ export async function runCost(sandbox: BenchSandbox, latency: LatencyRun): Promi
       value: `${round(dataApi + secrets + cloudWatch + s3 + events + 1, 1)}`,
       beside: `Data API ${round(dataApi, 1)}, Secrets Manager ${round(secrets, 1)}, CloudWatch ${round(cloudWatch, 1)}, S3 ${round(s3, 1)}, EventBridge ${round(events, 1)}, Step Functions 1`,
     },
-    {
-      label: 'standing AWS cost, basic tenant',
-      value: `${usd(monthly)}/month`,
-      beside: `${SECRETS_PER_TENANT} secrets ${usd(SECRETS_PER_TENANT * PRICES.secretMonth.usd)}, ${alarmMetrics} alarm metrics ${usd(alarmMetrics * PRICES.alarmMetricMonth.usd)}`,
-      goal: { text: `≤ ${usd(BASIC_MONTHLY_GOAL_USD)}`, met: monthly <= BASIC_MONTHLY_GOAL_USD },
-    },
+    ...standing.map(standingFigure),
     {
       label: 'AWS cost per provisioning',
       value: usd(total),
-      beside: `${BUILD_JOB_MINUTES}-minute build job ${usd(buildJob)} (${round(buildJob / total, 0)}× more); then ${usd(monthly)}/tenant-month standing`,
+      beside:
+        `${BUILD_JOB_MINUTES}-minute build job ${usd(buildJob)} (${round(buildJob / total, 0)}× more); ` +
+        `the invitation secret at most ${usd(invitationUsd)} more (until accepted, ${INVITATION_TTL_DAYS} days at most); ` +
+        `then ${usd(basic?.monthlyUsd ?? Number.NaN)}/tenant-month standing (basic)`,
     },
   ];
   return {
@@ -119,11 +234,19 @@ export async function runCost(sandbox: BenchSandbox, latency: LatencyRun): Promi
         price: PRICES.codeBuildArmSmallMinute.per,
         source: PRICES.codeBuildArmSmallMinute.source,
       },
-      monthlyPerTenantUsd: {
-        total: monthly,
-        secrets: { count: SECRETS_PER_TENANT, price: PRICES.secretMonth },
-        alarmMetrics: { count: alarmMetrics, price: PRICES.alarmMetricMonth },
-      },
+      monthlyPerTenantUsd: Object.fromEntries(
+        standing.map((cost) => [
+          cost.plan,
+          {
+            total: cost.monthlyUsd,
+            tenantId: cost.tenantId,
+            secrets: { names: cost.secrets, price: PRICES.secretMonth },
+            alarmMetrics: { byAlarm: cost.alarmMetrics, price: PRICES.alarmMetricMonth },
+            customMetrics: { count: cost.customMetrics, price: PRICES.customMetricMonth },
+          },
+        ]),
+      ),
+      invitationSecret: { usdAtMost: invitationUsd, days: INVITATION_TTL_DAYS },
     },
   };
 }

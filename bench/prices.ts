@@ -52,6 +52,11 @@ export const PRICES = {
     per: 'standard-resolution alarm metric per month (a metric-math alarm pays per metric it reads)',
     source: 'https://aws.amazon.com/cloudwatch/pricing/',
   },
+  customMetricMonth: {
+    usd: 0.3,
+    per: 'custom metric per month (first 10,000 metrics; each name and dimension set is one metric)',
+    source: 'https://aws.amazon.com/cloudwatch/pricing/',
+  },
   s3PutRequest: {
     usd: 0.005 / 1000,
     per: 'S3 Standard PUT/COPY/POST/LIST request ($0.005 per 1,000)',

@@ -10,6 +10,7 @@ import {
   BatchCreated,
   BatchDryRun,
   Created,
+  IssuedCredentials,
   Migration,
   OperationAccepted,
   Restored,
@@ -415,6 +416,29 @@ export function deleteTenant(context: CommandContext): Promise<number> {
     'delete',
     reachesStatus('deleted'),
   );
+}
+
+/**
+ * `credentials <tenantId> <role> [--ttl-hours <n>]`: `POST /tenants/{id}/credentials`; prints the secret's ARN (never
+ * the password: read it with `aws secretsmanager get-secret-value`) and, for a role not standing on the plan, when
+ * the credentials expire.
+ */
+export async function credentials(context: CommandContext): Promise<number> {
+  const tenantId = argument(context, 0, 'the tenant id');
+  const role = argument(context, 1, 'the role (admin, app, readonly or auditor)');
+  const ttl = str(context, 'ttl-hours');
+  if (ttl !== undefined && !/^\d+$/.test(ttl)) throw new UsageError(`--ttl-hours takes whole hours: ${ttl}`);
+  const answer = await context.client.request('POST', `${path(tenantId)}/credentials`, {
+    json: { role, ...(ttl !== undefined ? { ttlHours: Number(ttl) } : {}) },
+  });
+  const issued = IssuedCredentials.parse(answer.body);
+  if (context.json) context.result(answer.body);
+  const how =
+    issued.expiresAt === undefined
+      ? 'standing on its plan'
+      : `${answer.status === 201 ? 'issued now' : 'issued before'}, expires ${issued.expiresAt}`;
+  context.print(`${role} of tenant ${tenantId}: ${issued.secretArn} (${how})`);
+  return EXIT.ok;
 }
 
 /** `backup <tenantId> [--reason <text>]` takes a backup and follows it; `backup <tenantId> --list` lists them. */

@@ -67,6 +67,13 @@ export const OperationAccepted = z.looseObject({
   executionArn: z.string(),
 });
 
+export const IssuedCredentials = z.looseObject({
+  tenantId: z.string(),
+  role: z.string(),
+  secretArn: z.string(),
+  expiresAt: z.string().optional(),
+});
+
 export const BackupList = z.looseObject({
   items: z.array(
     z.looseObject({

@@ -9,6 +9,7 @@ import {
   type CommandContext,
   changePlan,
   create,
+  credentials,
   deleteTenant,
   EXIT,
   get,
@@ -106,6 +107,12 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     summary: 'Delete a tenant after a final backup (the slug, repeated, confirms)',
     options: { confirm: { type: 'string' }, reason: { type: 'string' } },
     run: deleteTenant,
+  },
+  credentials: {
+    usage: 'credentials <tenantId> <admin|app|readonly|auditor> [--ttl-hours <n>]',
+    summary: "A database role's secret ARN, issued when its plan does not stand it (expiring)",
+    options: { 'ttl-hours': { type: 'string' } },
+    run: credentials,
   },
   backup: {
     usage: 'backup <tenantId> [--reason <text>] | backup <tenantId> --list',

@@ -115,6 +115,13 @@ const PROVISIONING_DATA_API: readonly Permission[] = [
   },
   { actions: ['secretsmanager:GetSecretValue'], resource: 'provisionerSecret' },
 ];
+/** Making a role's secret (an existing one is read, not replaced): provisioning, a plan change, issued credentials. */
+const ROLE_SECRET_ISSUE: readonly Permission[] = [
+  {
+    actions: ['secretsmanager:GetSecretValue', 'secretsmanager:CreateSecret', 'secretsmanager:TagResource'],
+    resource: 'tenantSecrets',
+  },
+];
 /** The leftover scan of a failed run (functions/provision/outcome.ts) reads every kind of tenant resource. */
 const LEFTOVER_SCAN: readonly Permission[] = [
   { actions: ['secretsmanager:ListSecrets'], resource: 'tenantSecrets' },
@@ -174,7 +181,8 @@ export const functions: readonly FunctionDefinition[] = [
     id: 'CreateRoles',
     entry: 'functions/provision/roles-handlers.ts',
     handler: 'createRoles',
-    description: "Provisioning: the tenant's four database roles, each password only in its secret",
+    description:
+      "Provisioning: the tenant's four database roles; those standing on its plan log in, each password only in its secret",
     environment: PROVISIONING_ENV,
     permissions: [
       ...PROVISIONING_DATA_API,
@@ -371,6 +379,8 @@ export const functions: readonly FunctionDefinition[] = [
       // The credential check logs in with each active tenant's role secrets (the Data API reads them as the caller)
       // and reads a secret's password to put its SCRAM verifier back on the role.
       { actions: ['secretsmanager:GetSecretValue'], resource: 'tenantSecrets' },
+      // Expired issued credentials and invitations no longer needed: their secrets deleted without recovery.
+      { actions: ['secretsmanager:DeleteSecret'], resource: 'tenantSecrets' },
     ],
   },
   // ---- lifecycle after creation (statemachines/{suspend,resume,delete,restore}-tenant, change-plan, backup-tenant)
@@ -425,9 +435,10 @@ export const functions: readonly FunctionDefinition[] = [
     id: 'ApplyTenantLimits',
     entry: 'functions/lifecycle/plan-handlers.ts',
     handler: 'applyTenantLimits',
-    description: "Plan change: the database's connection limit, the roles' shares, the apiAccess quotas",
+    description:
+      "Plan change: the database's connection limit, the roles' shares, the apiAccess quotas, the plan's standing roles' secrets",
     environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'ALARM_TOPIC_ARN'],
-    permissions: PROVISIONING_DATA_API,
+    permissions: [...PROVISIONING_DATA_API, ...ROLE_SECRET_ISSUE],
   },
   {
     id: 'ApplyPlanAlarms',
@@ -693,7 +704,7 @@ export const functions: readonly FunctionDefinition[] = [
     id: 'Api',
     entry: 'functions/api/handler.ts',
     description:
-      'The HTTPS API behind API Gateway: create, get and list tenants, their lifecycle operations and backups, bulk onboarding, fleet migrations, the OpenAPI document',
+      'The HTTPS API behind API Gateway: create, get and list tenants, their lifecycle operations, backups and role credentials, bulk onboarding, fleet migrations, the OpenAPI document',
     environment: [
       'STAGE',
       'CLUSTER_ARN',
@@ -731,6 +742,10 @@ export const functions: readonly FunctionDefinition[] = [
       { actions: ['states:DescribeExecution'], resource: 'executions:bulk-onboard' },
       { actions: ['states:StartExecution'], resource: 'stateMachine:migrate-fleet' },
       { actions: ['states:DescribeExecution'], resource: 'executions:migrate-fleet' },
+      // POST /tenants/{id}/credentials: the role's secret, made or read (the password is set from it, never shown);
+      // expired credentials the reconciler has not taken back yet are deleted first, so new ones get a new password.
+      ...ROLE_SECRET_ISSUE,
+      { actions: ['secretsmanager:DeleteSecret'], resource: 'tenantSecrets' },
     ],
   },
   {

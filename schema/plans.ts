@@ -1,3 +1,5 @@
+import type { DatabaseRole } from './names.ts';
+
 /**
  * The subscription plans: one definition, read by request validation, by the provisioning steps
  * (connection limit, quotas) and by the alarms (thresholds). Quotas after seed 003, connection
@@ -35,6 +37,13 @@ export interface Plan {
   readonly limits: PlanLimits;
   readonly auth: readonly AuthMethod[];
   readonly features: readonly FeatureFlag[];
+  /**
+   * The database roles whose credentials stand from provisioning on: each has its Secrets Manager secret and LOGIN.
+   * The plan's other roles exist with the same privileges but are NOLOGIN without a password until their credentials
+   * are issued (`POST /tenants/{id}/credentials`), for a while. A secret costs $0.40 a month whether used or not, so
+   * a small plan stands only the role its application runs as.
+   */
+  readonly standingRoles: readonly DatabaseRole[];
   readonly alarms: {
     /** Alarm when used storage passes this share of the quota. */
     readonly storageRatio: number;
@@ -63,6 +72,7 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     limits: { maxUsers: 10, storageQuotaGb: 10, maxConnections: 10, maxApiKeys: 2, apiRequestsPerMinute: 60 },
     auth: ['password', '2fa'],
     features: [],
+    standingRoles: ['app'],
     alarms: ALARMS,
     perTenantMonitoring: false,
   },
@@ -77,6 +87,7 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     },
     auth: ['password', '2fa', 'passkey'],
     features: ['apiAccess', 'advancedAnalytics'],
+    standingRoles: ['app', 'admin', 'readonly'],
     alarms: ALARMS,
     perTenantMonitoring: true,
   },
@@ -91,6 +102,7 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     },
     auth: ['password', '2fa', 'passkey', 'sso'],
     features: ['apiAccess', 'advancedAnalytics', 'customBranding', 'auditExport'],
+    standingRoles: ['admin', 'app', 'readonly', 'auditor'],
     alarms: { ...ALARMS, latencyP99Ms: 1000 },
     perTenantMonitoring: true,
   },

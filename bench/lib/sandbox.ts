@@ -3,6 +3,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import type { SandboxInfo } from '../../local/constants.ts';
 import { removeDir, type SandboxProcess, spawnSandbox } from '../../local/spawn.ts';
+import type { PlanName } from '../../schema/plans.ts';
 import { treeCpu } from './cpu.ts';
 
 const created = z.object({ tenantId: z.string(), executionArn: z.string() });
@@ -89,15 +90,18 @@ export class BenchSandbox {
     return new pg.Client({ ...this.info.postgres, database });
   }
 
-  /** POST /tenants, as an admin backend would; returns the tenant id and execution. */
-  async create(label: string): Promise<{ tenantId: string; executionArn: string }> {
+  /** POST /tenants, as an admin backend would (professional unless `plan` says); returns the tenant id and execution. */
+  async create(
+    label: string,
+    plan: PlanName = 'professional',
+  ): Promise<{ tenantId: string; executionArn: string }> {
     this.#serial += 1;
     const response = await fetch(`${this.info.apiUrl}/tenants`, {
       method: 'POST',
       headers: { authorization: `Bearer ${this.info.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({
         name: `Bench ${label} ${this.#serial} ${Date.now()}`,
-        plan: 'professional',
+        plan,
         adminUser: { email: `admin.${this.#serial}@bench.example` },
       }),
     });
@@ -108,9 +112,9 @@ export class BenchSandbox {
   }
 
   /** Creates a tenant and waits until it is done; the time from POST to done. */
-  async provision(label: string): Promise<Provisioned> {
+  async provision(label: string, plan?: PlanName): Promise<Provisioned> {
     const started = performance.now();
-    const { tenantId, executionArn } = await this.create(label);
+    const { tenantId, executionArn } = await this.create(label, plan);
     const postMs = performance.now() - started;
     await this.done(tenantId);
     return { tenantId, executionArn, ms: performance.now() - started, postMs };

@@ -6,13 +6,14 @@ import * as z from '../../schema/zod.ts';
 import { BatchStore } from '../bulk/store.ts';
 import { FleetStore } from '../fleet/store.ts';
 import { LifecycleStore } from '../lifecycle/operations.ts';
-import { rdsDataClient, s3Client, sfnClient } from '../shared/clients.ts';
+import { rdsDataClient, s3Client, secretsManagerClient, sfnClient } from '../shared/clients.ts';
 import { DataApi } from '../shared/data-api.ts';
 import { readEnv } from '../shared/env.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { Registry } from '../shared/registry.ts';
 import { UsageStore } from '../usage/store.ts';
 import { batchRoutes } from './batches.ts';
+import { credentialRoutes } from './credentials.ts';
 import { HttpEvent, type HttpResult, httpErrors, requireScopes, requireWellFormedPath } from './http.ts';
 import { lifecycleRoutes } from './lifecycle.ts';
 import { latestTemplateVersion, migrationRoutes } from './migrations.ts';
@@ -53,6 +54,7 @@ const controlPlane = new DataApi(rdsDataClient(), {
 });
 const registry = new Registry(controlPlane);
 const sfn = sfnClient();
+const lifecycle = new LifecycleStore(controlPlane);
 
 const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>> = {
   ...tenantRoutes({
@@ -68,7 +70,7 @@ const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>>
     tenants: registry.tenants,
     audit: registry.audit,
     idempotency: registry.idempotency,
-    store: new LifecycleStore(controlPlane),
+    store: lifecycle,
     sfn,
     stateMachines: {
       suspend: env.SUSPEND_STATE_MACHINE_ARN,
@@ -81,6 +83,17 @@ const operations: Record<OperationId, (event: HttpEvent) => Promise<HttpResult>>
     // The plan change's usage check measures the tenant's database and storage.
     usage: { cluster: controlPlane, s3: s3Client(), bucket: env.STORAGE_BUCKET },
     log,
+  }),
+  ...credentialRoutes({
+    tenants: registry.tenants,
+    audit: registry.audit,
+    store: lifecycle,
+    // Role statements are cluster-wide: the provisioner on the registry database.
+    cluster: controlPlane,
+    secrets: secretsManagerClient(),
+    stage: env.STAGE,
+    clusterArn: env.CLUSTER_ARN,
+    provisionerSecretArn: env.PROVISIONER_SECRET_ARN,
   }),
   ...batchRoutes({
     tenants: registry.tenants,

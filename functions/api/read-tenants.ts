@@ -4,7 +4,7 @@ import type {
   TenantResponse,
   TenantSummary,
 } from '../../schema/api/tenants.ts';
-import { TENANT_ID_PATTERN } from '../../schema/names.ts';
+import { DATABASE_ROLES, type DatabaseRole, TENANT_ID_PATTERN } from '../../schema/names.ts';
 import * as z from '../../schema/zod.ts';
 import { NotFoundError, ValidationError } from '../shared/errors.ts';
 import type { ProgressStore, StepRecord } from '../shared/progress.ts';
@@ -26,20 +26,24 @@ export async function getTenant(
 }
 
 /** Only the names and ARNs the API shows: a field a step might add is not answered before it is reviewed. */
+/** A by-role record with only the roles it holds (the response schema is strict: no `undefined` values). */
+function byRole(values: Partial<Record<DatabaseRole, string>>): Partial<Record<DatabaseRole, string>> {
+  return Object.fromEntries(
+    DATABASE_ROLES.flatMap((role) => (values[role] !== undefined ? [[role, values[role]]] : [])),
+  );
+}
+
 function resourcesResponse(resources: TenantResources): TenantResponse['resources'] {
-  const { database, secrets, invitationSecretArn, storage, alarms, finalBackup } = resources;
+  const { database, secrets, credentialExpiries, invitationSecretArn, storage, alarms, finalBackup } =
+    resources;
   return {
     ...(database !== undefined ? { database } : {}),
     ...(secrets !== undefined
       ? {
-          secrets: {
-            ...(secrets.admin !== undefined ? { admin: secrets.admin } : {}),
-            ...(secrets.app !== undefined ? { app: secrets.app } : {}),
-            ...(secrets.readonly !== undefined ? { readonly: secrets.readonly } : {}),
-            ...(secrets.auditor !== undefined ? { auditor: secrets.auditor } : {}),
-          },
+          secrets: byRole(secrets),
         }
       : {}),
+    ...(credentialExpiries !== undefined ? { credentialExpiries: byRole(credentialExpiries) } : {}),
     ...(invitationSecretArn !== undefined ? { invitationSecretArn } : {}),
     ...(storage !== undefined ? { storage: { bucket: storage.bucket, prefix: storage.prefix } } : {}),
     ...(alarms !== undefined ? { alarms: [...alarms] } : {}),

@@ -1,3 +1,4 @@
+import { DATABASE_ROLES } from '../../schema/names.ts';
 import { cloudWatchClient } from '../shared/clients.ts';
 import { step, stepSetup } from '../shared/step.ts';
 import type { TenantStatus } from '../shared/tenants.ts';
@@ -24,7 +25,18 @@ export const disableTenantAccess = /* @__PURE__ */ step(
 export const enableTenantAccess = /* @__PURE__ */ step(
   'EnableTenantAccess',
   { input: LifecycleInput, progress, statuses: ['active', 'suspended'] },
-  ({ tenant }) => enableAccess(cluster, tenant.id),
+  ({ tenant }) => {
+    // The roles with credentials, but not those whose issued credentials expired meanwhile (the reconciler takes
+    // them back).
+    const now = Date.now();
+    const credentialed = DATABASE_ROLES.filter((role) => {
+      const expiry = tenant.resources.credentialExpiries?.[role];
+      return (
+        tenant.resources.secrets?.[role] !== undefined && (expiry === undefined || Date.parse(expiry) > now)
+      );
+    });
+    return enableAccess(cluster, tenant.id, credentialed);
+  },
 );
 
 export const disableAlarmActions = /* @__PURE__ */ step(

@@ -4,7 +4,7 @@ import {
   DisableAlarmActionsCommand,
   EnableAlarmActionsCommand,
 } from '@aws-sdk/client-cloudwatch';
-import { databaseName, ident, literal } from '../../schema/names.ts';
+import { type DatabaseRole, databaseName, ident, literal, roleName } from '../../schema/names.ts';
 import * as z from '../../schema/zod.ts';
 import { existingTenantAlarms } from '../provision/alarms.ts';
 import { databaseExists } from '../provision/database.ts';
@@ -66,21 +66,28 @@ export async function disableTenantAccess(
 }
 
 /**
- * Opens the tenant's database to its roles again: LOGIN, and CONNECT on the database (each role keeps its
- * connection limit). Idempotent; what does not exist is skipped.
+ * Opens the tenant's database to its roles again: CONNECT on the database, as at activation, and LOGIN for the roles
+ * given, those with credentials (each keeps its connection limit). A role without credentials stays NOLOGIN: the
+ * suspension took LOGIN from every role, and giving it back to all would let a role whose credentials were never
+ * issued, or were revoked, log in. Idempotent; what does not exist is skipped.
  */
-export async function enableTenantAccess(cluster: DataApi, tenantId: string): Promise<{ roles: number }> {
+export async function enableTenantAccess(
+  cluster: DataApi,
+  tenantId: string,
+  credentialed: readonly DatabaseRole[],
+): Promise<{ roles: number; login: number }> {
   const roles = await existingTenantRoles(cluster, tenantId);
-  if (roles.length === 0) return { roles: 0 };
+  if (roles.length === 0) return { roles: 0, login: 0 };
   const name = databaseName(tenantId);
+  const login = credentialed.map((role) => roleName(tenantId, role)).filter((role) => roles.includes(role));
   const statements = [
-    ...roles.map((role) => `ALTER ROLE ${ident(role)} LOGIN`),
+    ...login.map((role) => `ALTER ROLE ${ident(role)} LOGIN`),
     ...((await databaseExists(cluster, name))
       ? [`GRANT CONNECT ON DATABASE ${ident(name)} TO ${roles.map(ident).join(', ')}`]
       : []),
   ];
   await cluster.execute(doBlock('resume', statements));
-  return { roles: roles.length };
+  return { roles: roles.length, login: login.length };
 }
 
 /** Enable/DisableAlarmActions take at most 100 names a call. */

@@ -95,7 +95,7 @@ export async function completeOperation(
   if (operation.operation === 'delete') {
     await deps.tenants.removeResources(
       tenantId,
-      ['database', 'secrets', 'invitationSecretArn', 'alarms'],
+      ['database', 'secrets', 'credentialExpiries', 'invitationSecretArn', 'alarms'],
       operation.requestedBy,
     );
     if (result.finalBackup) {

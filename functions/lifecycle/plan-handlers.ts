@@ -1,12 +1,13 @@
 import * as z from '../../schema/zod.ts';
-import { cloudWatchClient, s3Client } from '../shared/clients.ts';
+import { applyStandingRoles } from '../provision/role-credentials.ts';
+import { cloudWatchClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
 import { step, stepSetup } from '../shared/step.ts';
 import { LifecycleStore } from './operations.ts';
 import { applyTenantLimits as applyLimits, PlanState, applyPlanAlarms as putAlarms } from './plan.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 import { assertPlanFits } from './usage.ts';
 
-/** CheckPlanUsage, ApplyTenantLimits, ApplyPlanAlarms, RecordPlan: the change-plan run. */
+/** CheckPlanUsage, ApplyTenantLimits (with the plan's standing roles), ApplyPlanAlarms, RecordPlan: the change-plan run. */
 const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'ALARM_TOPIC_ARN']);
 const progress = { store: registry.progress, actor: LIFECYCLE_ACTOR };
 const store = new LifecycleStore(cluster);
@@ -22,10 +23,31 @@ export const checkPlanUsage = /* @__PURE__ */ step(
     assertPlanFits({ cluster, s3: s3Client(), bucket: env.STORAGE_BUCKET }, tenant, input),
 );
 
+/**
+ * The limits in the tenant's database, then the credentials the plan's standing roles need (see
+ * `applyStandingRoles`): in one step, because both are what the plan grants inside the cluster and the undo puts both
+ * back by applying the previous plan. A suspended tenant's new credentials wait for the resume to log in.
+ */
 export const applyTenantLimits = /* @__PURE__ */ step(
   'ApplyLimits',
   { input: PlanInput, progress, statuses: PLAN_STATUSES },
-  ({ tenant, input }) => applyLimits(cluster, tenant.id, input.limits),
+  async ({ tenant, input }) => {
+    const limits = await applyLimits(cluster, tenant.id, input.limits);
+    const roles = await applyStandingRoles(
+      {
+        cluster,
+        secrets: secretsManagerClient(),
+        stage: env.STAGE,
+        clusterArn: env.CLUSTER_ARN,
+        provisionerSecretArn: env.PROVISIONER_SECRET_ARN,
+        tenants: registry.tenants,
+      },
+      { ...tenant, limits: input.limits },
+      input.plan,
+      { login: tenant.status === 'active', by: LIFECYCLE_ACTOR },
+    );
+    return { ...limits, ...roles };
+  },
 );
 
 export const applyPlanAlarms = /* @__PURE__ */ step(

@@ -1,9 +1,10 @@
+import { PLANS } from '../../schema/plans.ts';
 import { secretsManagerClient } from '../shared/clients.ts';
 import { StepInput, step, stepSetup } from '../shared/step.ts';
 import { createTenantRoles, type RoleDeps, removeTenantRoles } from './roles.ts';
 import { ACTOR, PROVISIONING } from './step.ts';
 
-/** CreateRoles and RemoveRoles: the tenant's database roles and their secrets. */
+/** CreateRoles and RemoveRoles: the tenant's database roles and the secrets of those standing on its plan. */
 const { env, cluster, registry } = stepSetup([]);
 const progress = { store: registry.progress, actor: ACTOR };
 const deps: RoleDeps = {
@@ -18,7 +19,12 @@ export const createRoles = /* @__PURE__ */ step(
   'CreateRoles',
   { input: StepInput, progress, statuses: PROVISIONING },
   async ({ tenant, record }) => {
-    const secrets = await createTenantRoles(deps, tenant.id, tenant.limits.maxConnections);
+    const secrets = await createTenantRoles(
+      deps,
+      tenant.id,
+      tenant.limits.maxConnections,
+      PLANS[tenant.plan].standingRoles,
+    );
     record({ resources: { secrets } });
     return { secrets };
   },
@@ -29,7 +35,11 @@ export const removeRoles = /* @__PURE__ */ step(
   { input: StepInput, progress },
   async ({ tenant }) => {
     const removed = await removeTenantRoles(deps, tenant.id);
-    await registry.tenants.removeResources(tenant.id, ['secrets', 'invitationSecretArn'], ACTOR);
+    await registry.tenants.removeResources(
+      tenant.id,
+      ['secrets', 'credentialExpiries', 'invitationSecretArn'],
+      ACTOR,
+    );
     return { roles: removed.roles.length, secrets: removed.secrets.length };
   },
 );

@@ -56,46 +56,64 @@ export function roleConnectionLimits(maxConnections: number): Record<DatabaseRol
 }
 
 /**
- * Seed 004's four login roles, each with a generated password kept only in its Secrets Manager secret
- * (`tenants/<stage>/<id>/db/<role>`, RDS secret JSON, tagged), and exactly its privileges in the tenant database.
- * CONNECT on the database comes at activation ({@link openTenantDatabase}), so nobody uses a half-made tenant.
- * Idempotent: an existing secret keeps its password and the role is set to match; a missing role is created.
- * Returns the secret ARNs by role; never a password.
+ * Seed 004's four roles, each with exactly its privileges in the tenant database. The plan's standing roles
+ * (`standingRoles`, schema/plans.ts) log in, each with a generated password kept only in its Secrets Manager secret
+ * (`tenants/<stage>/<id>/db/<role>`, RDS secret JSON, tagged); the others are NOLOGIN without a password until their
+ * credentials are issued ({@link issueRoleCredentials}), so that a plan pays only for the secrets it uses while every
+ * role's privileges, and so the isolation, stay the same. CONNECT on the database comes at activation
+ * ({@link openTenantDatabase}), so nobody uses a half-made tenant. Idempotent: an existing secret keeps its password
+ * and the role is set to match; a missing role is created. Returns the secret ARNs by role; never a password.
  */
 export async function createTenantRoles(
   deps: RoleDeps,
   tenantId: string,
   maxConnections: number,
-): Promise<Record<DatabaseRole, string>> {
-  const endpoint = await clusterEndpoint(deps);
-  const dbname = databaseName(tenantId);
+  standing: readonly DatabaseRole[],
+): Promise<Partial<Record<DatabaseRole, string>>> {
   const limits = roleConnectionLimits(maxConnections);
-  const clusterIdentifier = deps.clusterArn.split(':').at(-1);
   const arns = await settleAll(
     DATABASE_ROLES.map(async (role) => {
-      const username = roleName(tenantId, role);
+      if (!standing.includes(role)) {
+        await ensureNoLoginRole(deps.cluster, roleName(tenantId, role), limits[role]);
+        return [];
+      }
       // The secret first: a crash between the two leaves a secret to delete, never a role with a lost password.
-      const secret = await ensureSecret(deps.secrets, {
-        name: roleSecretName(deps.stage, tenantId, role),
-        description: `Tenant ${tenantId}: database role ${role} (${username})`,
-        tags: tenantTags(deps.stage, tenantId, [{ Key: 'Role', Value: role }]),
-        schema: RoleSecret,
-        create: (): RoleSecret => ({
-          engine: 'postgres',
-          host: endpoint.host,
-          port: endpoint.port,
-          username,
-          password: generatePassword(),
-          dbname,
-          ...(clusterIdentifier ? { dbClusterIdentifier: clusterIdentifier } : {}),
-        }),
-      });
-      await ensureLoginRole(deps.cluster, username, secret.value.password, limits[role]);
-      return [role, secret.arn] as const;
+      const secret = await ensureRoleSecret(deps, tenantId, role);
+      await ensureLoginRole(deps.cluster, roleName(tenantId, role), secret.value.password, limits[role]);
+      return [[role, secret.arn] as const];
     }),
   );
   await TenantDatabase.of(deps.cluster, tenantId).block('grants', grantsBlock(tenantId));
-  return Object.fromEntries(arns) as Record<DatabaseRole, string>;
+  return Object.fromEntries(arns.flat());
+}
+
+/**
+ * The role's secret, made with a fresh password when it does not exist (an existing one keeps its password: the
+ * source of truth on a rerun). Never returns the password beyond the caller.
+ */
+export async function ensureRoleSecret(
+  deps: RoleDeps,
+  tenantId: string,
+  role: DatabaseRole,
+): Promise<{ arn: string; value: RoleSecret; created: boolean }> {
+  const endpoint = await clusterEndpoint(deps);
+  const username = roleName(tenantId, role);
+  const clusterIdentifier = deps.clusterArn.split(':').at(-1);
+  return ensureSecret(deps.secrets, {
+    name: roleSecretName(deps.stage, tenantId, role),
+    description: `Tenant ${tenantId}: database role ${role} (${username})`,
+    tags: tenantTags(deps.stage, tenantId, [{ Key: 'Role', Value: role }]),
+    schema: RoleSecret,
+    create: (): RoleSecret => ({
+      engine: 'postgres',
+      host: endpoint.host,
+      port: endpoint.port,
+      username,
+      password: generatePassword(),
+      dbname: databaseName(tenantId),
+      ...(clusterIdentifier ? { dbClusterIdentifier: clusterIdentifier } : {}),
+    }),
+  });
 }
 
 /** The cluster's host and port, read from the provisioner's secret once per container: they do not change. */
@@ -115,12 +133,18 @@ function clusterEndpoint(deps: RoleDeps): Promise<z.infer<typeof Endpoint>> {
   return endpoint;
 }
 
+/** SQLSTATE 42710 duplicate_object: CREATE ROLE of a role that exists. */
+const isDuplicate = (error: unknown): boolean =>
+  error instanceof Error && error.message.includes('SQLState: 42710');
+
+const ROLE_ATTRIBUTES = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT';
+
 /**
  * The login role with the password and limit: created, or, when it exists (an earlier attempt made it; 42710
  * duplicate_object), set to match. Creating first costs one statement in the usual case, where a role does
  * not exist yet.
  */
-async function ensureLoginRole(
+export async function ensureLoginRole(
   cluster: DataApi,
   name: string,
   password: string,
@@ -130,14 +154,28 @@ async function ensureLoginRole(
   const verifier = literal(await scramVerifier(password));
   await cluster
     .execute(
-      `CREATE ROLE ${ident(name)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT ` +
-        `CONNECTION LIMIT ${limit} PASSWORD ${verifier}`,
+      `CREATE ROLE ${ident(name)} WITH LOGIN ${ROLE_ATTRIBUTES} CONNECTION LIMIT ${limit} PASSWORD ${verifier}`,
     )
     .catch(async (error: unknown) => {
-      if (!(error instanceof Error && error.message.includes('SQLState: 42710'))) throw error;
+      if (!isDuplicate(error)) throw error;
       await cluster.execute(
         `ALTER ROLE ${ident(name)} WITH LOGIN CONNECTION LIMIT ${limit} PASSWORD ${verifier}`,
       );
+    });
+}
+
+/**
+ * A role without credentials: NOLOGIN and no password (PASSWORD NULL: nothing to guess, even once LOGIN came back by
+ * mistake), its connection limit set for when it gets them. Created, or set so when it exists.
+ */
+async function ensureNoLoginRole(cluster: DataApi, name: string, limit: number): Promise<void> {
+  await cluster
+    .execute(
+      `CREATE ROLE ${ident(name)} WITH NOLOGIN ${ROLE_ATTRIBUTES} CONNECTION LIMIT ${limit} PASSWORD NULL`,
+    )
+    .catch(async (error: unknown) => {
+      if (!isDuplicate(error)) throw error;
+      await cluster.execute(`ALTER ROLE ${ident(name)} WITH NOLOGIN CONNECTION LIMIT ${limit} PASSWORD NULL`);
     });
 }
 
@@ -184,7 +222,7 @@ export function grantsBlock(tenantId: string): string[] {
   ];
 }
 
-/** Opens the tenant database to its four roles (activation). Idempotent. */
+/** Opens the tenant database to its four roles (activation; those without credentials still cannot log in). Idempotent. */
 export async function openTenantDatabase(cluster: DataApi, tenantId: string): Promise<void> {
   const roles = DATABASE_ROLES.map((role) => ident(roleName(tenantId, role))).join(', ');
   await cluster.execute(`GRANT CONNECT ON DATABASE ${ident(databaseName(tenantId))} TO ${roles}`);

@@ -44,7 +44,8 @@ export function defaultEmailTemplates(tenantName: string) {
 /** How long the admin's invitation stays valid. */
 export const INVITATION_TTL_DAYS = 7;
 
-const InvitationSecret = z.object({
+/** The invitation secret's JSON: for whatever sends the welcome email. */
+export const InvitationSecret = z.object({
   tenantId: z.string(),
   email: z.string(),
   token: z.string().check(z.minLength(32)),

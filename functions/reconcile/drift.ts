@@ -2,6 +2,7 @@ import { type CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cl
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DATABASE_ROLES, databaseName, roleName, roleSecretName } from '../../schema/names.ts';
+import { PLANS } from '../../schema/plans.ts';
 import * as z from '../../schema/zod.ts';
 import { type AlarmDeps, configureTenantAlarms, tenantAlarms } from '../provision/alarms.ts';
 import { listSecretsUnder } from '../provision/secrets.ts';
@@ -162,15 +163,23 @@ export interface Missing {
 }
 
 /**
- * The resources an active tenant must have, as the inventory labels them (alarms from its plan), its roles able to
- * log in among them.
+ * The resources an active tenant must have, as the inventory labels them (alarms from its plan): its four roles, and
+ * for each role with credentials (standing on its plan, or issued and recorded) the role able to log in and its secret.
+ * A role without credentials is NOLOGIN by design, not missing anything.
  */
 export function expectedResources(tenant: Tenant, stage: string, bucket: string): string[] {
   const id = tenant.id;
+  const credentialed = DATABASE_ROLES.filter(
+    (role) =>
+      PLANS[tenant.plan].standingRoles.includes(role) || tenant.resources.secrets?.[role] !== undefined,
+  );
   return [
     `database ${databaseName(id)}`,
-    ...DATABASE_ROLES.flatMap((role) => [`role ${roleName(id, role)}`, canLogIn(roleName(id, role))]),
-    ...DATABASE_ROLES.map((role) => `secret ${roleSecretName(stage, id, role)}`),
+    ...DATABASE_ROLES.map((role) => `role ${roleName(id, role)}`),
+    ...credentialed.flatMap((role) => [
+      canLogIn(roleName(id, role)),
+      `secret ${roleSecretName(stage, id, role)}`,
+    ]),
     ...(tenant.config.features.storage ? [`objects s3://${bucket}/tenants/${id}/`] : []),
     ...tenantAlarms(id, tenant.plan, tenant.limits).map((alarm) => `alarm ${alarm.AlarmName}`),
   ];

@@ -86,6 +86,7 @@ const ReconcileEvent = z.partial(
     settleSeconds: z.number().check(z.minimum(0)),
     credentialCheckSeconds: z.number().check(z.minimum(0)),
     credentialChecksPerPass: z.int().check(z.minimum(0)),
+    invitationChecksPerPass: z.int().check(z.minimum(0)),
   }),
 );
 
@@ -98,6 +99,8 @@ export const handler = middy(async (event: unknown): Promise<ReconcileReport> =>
     acted.length > 0 ||
     report.newlyReported.length > 0 ||
     report.credentials.length > 0 ||
+    report.revoked.length > 0 ||
+    report.invitations.length > 0 ||
     report.batches.some((batch) => batch.status !== 'running')
   ) {
     logger.info('Reconciled', {
@@ -105,6 +108,8 @@ export const handler = middy(async (event: unknown): Promise<ReconcileReport> =>
       operations: report.operations,
       batches: report.batches,
       credentials: report.credentials,
+      revoked: report.revoked,
+      invitations: report.invitations,
       orphans: report.orphans.length,
       missing: report.missing.length,
       newlyReported: report.newlyReported,

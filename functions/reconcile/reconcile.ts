@@ -25,6 +25,8 @@ import {
   repairMissing,
   takeInventory,
 } from './drift.ts';
+import { type RevokedCredentials, revokeExpiredCredentials } from './expired-credentials.ts';
+import { type InvitationOutcome, type InvitationPolicy, settleInvitations } from './invitations.ts';
 import { type OperationDeps, type OperationOutcome, settleOperation } from './operations.ts';
 import {
   DEFAULT_STUCK_POLICY,
@@ -38,13 +40,15 @@ import {
 export const DRIFT_DETAIL_TYPE = 'Tenant Drift Detected';
 
 /** How patient and how thorough one pass is. */
-export interface ReconcilePolicy extends StuckPolicy, CredentialPolicy {}
+export interface ReconcilePolicy extends StuckPolicy, CredentialPolicy, InvitationPolicy {}
 
 export const DEFAULT_RECONCILE_POLICY: ReconcilePolicy = {
   ...DEFAULT_STUCK_POLICY,
-  // Each tenant's four secrets about once an hour: on a 15-minute schedule, 250 tenants a pass cover 1,000.
+  // Each tenant's role secrets about once an hour: on a 15-minute schedule, 250 tenants a pass cover 1,000.
   credentialCheckSeconds: 3600,
   credentialChecksPerPass: 250,
+  // A new tenant's invitation is asked about within a pass or two of its acceptance while fewer than 100 wait.
+  invitationChecksPerPass: 100,
 };
 
 /** Tenants whose role secrets are tried at once (each try is a login to the tenant's database). */
@@ -74,6 +78,10 @@ export interface ReconcileReport {
   readonly missing: readonly Missing[];
   /** Active tenants with a role secret that no longer logged in. */
   readonly credentials: readonly CredentialDrift[];
+  /** Issued credentials taken back because they had expired. */
+  readonly revoked: readonly RevokedCredentials[];
+  /** Invitation secrets deleted because nobody will need them again. */
+  readonly invitations: readonly { readonly tenantId: string; readonly outcome: InvitationOutcome }[];
   /** Tenants whose drift was reported (audited and announced) for the first time in this pass. */
   readonly newlyReported: readonly string[];
 }
@@ -86,7 +94,8 @@ export interface ReconcileReport {
  * ({@link settleBatches}). Then the registry is compared with what exists: resources of no tenant (or of a failed or
  * deleted one) are reported, never deleted: a person decides about data whose owner is unknown. What an active tenant
  * lacks (a role that cannot log in included) is reported, and alarms and the storage marker are made again; a role
- * secret of an active tenant that no longer logs in gets its password back. A tenant's drift is audited
+ * secret of an active tenant that no longer logs in gets its password back. Issued credentials that expired are taken
+ * back, and the invitation secrets nobody will need again are deleted ({@link settleInvitations}). A tenant's drift is audited
  * (`TENANT_DRIFT_DETECTED`) and announced (`Tenant Drift Detected`) when it is new, not on every pass.
  */
 export async function reconcile(
@@ -160,7 +169,29 @@ export async function reconcile(
     missing.push({ tenantId: tenant.id, resources, repaired });
   }
 
-  const credentials = await checkCredentials(deps, policy, tenants, inventory.resources, unsettled);
+  // Expired credentials before the check, which must not try a secret this pass deletes.
+  const revoked = await revokeExpiredCredentials(deps, tenants, unsettled, deps.actor, now, deps.log);
+  for (const { tenantId, roles } of revoked) {
+    await deps.audit.add(tenantId, 'TENANT_RECONCILED', deps.actor, {
+      action: 'credentials_revoked',
+      reason: 'issued credentials of a role not standing on the plan expired',
+      roles,
+    });
+  }
+  const credentials = await checkCredentials(
+    deps,
+    policy,
+    tenants,
+    inventory.resources,
+    new Set([...unsettled, ...revoked.map((item) => item.tenantId)]),
+  );
+  const invitations = await settleInvitations(deps, policy, deps.actor, now, deps.log);
+  for (const { tenantId, outcome } of invitations) {
+    await deps.audit.add(tenantId, 'TENANT_RECONCILED', deps.actor, {
+      action: 'invitation_secret_deleted',
+      reason: `the admin's invitation is no longer open (${outcome})`,
+    });
+  }
 
   const newlyReported: string[] = [];
   const drift = new Map<string, Record<string, unknown>>();
@@ -185,6 +216,8 @@ export async function reconcile(
     orphans: found.orphans,
     missing,
     credentials,
+    revoked,
+    invitations,
     newlyReported,
   };
   if (newlyReported.length > 0) {

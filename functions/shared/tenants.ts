@@ -21,6 +21,11 @@ export interface TenantResources {
   database?: string;
   /** Secret ARNs by database role. */
   secrets?: Partial<Record<DatabaseRole, string>>;
+  /**
+   * When the issued credentials of roles not standing on the plan are revoked (ISO 8601), by role; a role with a
+   * secret and no expiry here stands. Written before the secret is made, so that a crash leaves nothing unrevoked.
+   */
+  credentialExpiries?: Partial<Record<DatabaseRole, string>>;
   invitationSecretArn?: string;
   storage?: { bucket: string; prefix: string };
   /** Alarm names. */
@@ -89,6 +94,14 @@ export const LimitsRow = z.object({
 const ResourcesRow = z.object({
   database: z.optional(z.string()),
   secrets: z.optional(
+    z.object({
+      admin: z.optional(z.string()),
+      app: z.optional(z.string()),
+      readonly: z.optional(z.string()),
+      auditor: z.optional(z.string()),
+    }),
+  ),
+  credentialExpiries: z.optional(
     z.object({
       admin: z.optional(z.string()),
       app: z.optional(z.string()),
@@ -256,6 +269,43 @@ export class TenantStore {
          updated_by = coalesce(CAST(:by AS text), updated_by)
        WHERE id = :id`,
       { id, resources: json(resources), by: by ?? null },
+    );
+    if (changed === 0) throw new NotFoundError(`No tenant ${id}`);
+  }
+
+  /**
+   * Sets one role's credentials in the resources, in one statement (two roles issued at once must not lose each
+   * other's): its secret ARN when given, and its expiry (`null`: standing, no expiry). Without an ARN only the expiry
+   * is written, which is how an issue begins (see {@link TenantResources.credentialExpiries}).
+   */
+  async setRoleCredentials(
+    id: string,
+    role: DatabaseRole,
+    credentials: { secretArn?: string; expiresAt: string | null },
+    by: string,
+  ): Promise<void> {
+    const changed = await this.#db.execute(
+      `UPDATE tenants SET resources = (
+         SELECT CASE WHEN CAST(:expiresAt AS text) IS NULL THEN r #- ARRAY['credentialExpiries', :role]
+           ELSE jsonb_set(r || jsonb_build_object('credentialExpiries', coalesce(r->'credentialExpiries', '{}'::jsonb)),
+             ARRAY['credentialExpiries', :role], to_jsonb(CAST(:expiresAt AS text))) END
+         FROM (SELECT CASE WHEN CAST(:secretArn AS text) IS NULL THEN resources
+           ELSE jsonb_set(resources || jsonb_build_object('secrets', coalesce(resources->'secrets', '{}'::jsonb)),
+             ARRAY['secrets', :role], to_jsonb(CAST(:secretArn AS text))) END AS r) AS with_arn),
+         updated_at = now(), updated_by = :by
+       WHERE id = :id`,
+      { id, role, secretArn: credentials.secretArn ?? null, expiresAt: credentials.expiresAt, by },
+    );
+    if (changed === 0) throw new NotFoundError(`No tenant ${id}`);
+  }
+
+  /** Removes one role's secret ARN and expiry from the resources (its credentials were revoked). */
+  async removeRoleCredentials(id: string, role: DatabaseRole, by: string): Promise<void> {
+    const changed = await this.#db.execute(
+      `UPDATE tenants SET resources = resources #- ARRAY['secrets', :role] #- ARRAY['credentialExpiries', :role],
+         updated_at = now(), updated_by = :by
+       WHERE id = :id`,
+      { id, role, by },
     );
     if (changed === 0) throw new NotFoundError(`No tenant ${id}`);
   }

@@ -1,5 +1,6 @@
 import * as z from '../zod.ts';
 import { bulkOpenApi } from './batches.ts';
+import { credentialsOpenApi } from './credentials.ts';
 import { lifecycleOpenApi } from './lifecycle.ts';
 import { type OperationId, type Route, routes } from './routes.ts';
 import {
@@ -72,10 +73,12 @@ const lifecycle = lifecycleOpenApi({
   queryParameters,
 });
 const bulk = bulkOpenApi({ jsonSchema, ref, json, error, authErrors: AUTH_ERRORS });
+const credentials = credentialsOpenApi({ jsonSchema, ref, json, error, authErrors: AUTH_ERRORS });
 
 const operations: Record<OperationId, Record<string, unknown>> = {
   ...lifecycle.operations,
   ...bulk.operations,
+  ...credentials.operations,
   createTenant: {
     parameters: [
       {
@@ -195,6 +198,7 @@ export function openApiDocument(options: OpenApiOptions = {}): Record<string, un
         GatewayError: GATEWAY_ERROR,
         ...lifecycle.schemas,
         ...bulk.schemas,
+        ...credentials.schemas,
       },
     },
   };

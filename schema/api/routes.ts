@@ -4,6 +4,7 @@
  * the OpenAPI document lists them.
  */
 
+import type { CredentialOperationId } from './credentials.ts';
 import type { LifecycleOperationId } from './lifecycle.ts';
 
 /** The OAuth scopes of the API, as a Cognito resource server `tenants` defines them. */
@@ -21,6 +22,7 @@ export type OperationId =
   | 'getOpenApi'
   | 'getUsage'
   | LifecycleOperationId
+  | CredentialOperationId
   | BulkOperationId;
 
 /** Bulk onboarding (functions/api/batches.ts) and fleet migrations (functions/api/migrations.ts). */
@@ -118,6 +120,15 @@ export const routes: readonly Route[] = [
     path: '/tenants/{tenantId}/restore',
     operationId: 'restoreTenant',
     summary: "Restore one of the tenant's backups into a new tenant, verified against the backup's manifest",
+    scopes: [SCOPES.admin],
+  },
+  // ---- Credentials (functions/api/credentials.ts): a role's secret, issued when first needed.
+  {
+    method: 'POST',
+    path: '/tenants/{tenantId}/credentials',
+    operationId: 'issueCredentials',
+    summary:
+      "Issue a database role's credentials: its secret's ARN; those of a role not standing on the plan expire",
     scopes: [SCOPES.admin],
   },
   // ---- Bulk onboarding and fleet migrations: long runs answer 202 and are followed with their GET.

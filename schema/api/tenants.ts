@@ -384,7 +384,26 @@ export const TenantResourcesSchema = z.strictObject({
         auditor: z.optional(z.string()),
       }),
     )
-    .check(z.meta({ description: 'Secret ARNs by database role; never a secret value.' })),
+    .check(
+      z.meta({
+        description:
+          'Secret ARNs by database role, for the roles that have credentials (those standing on the plan, and those issued with POST /tenants/{tenantId}/credentials); never a secret value.',
+      }),
+    ),
+  credentialExpiries: z
+    .optional(
+      z.strictObject({
+        admin: z.optional(z.string()),
+        app: z.optional(z.string()),
+        readonly: z.optional(z.string()),
+        auditor: z.optional(z.string()),
+      }),
+    )
+    .check(
+      z.meta({
+        description: 'When issued credentials of roles not standing on the plan are revoked, by role.',
+      }),
+    ),
   invitationSecretArn: z.optional(z.string()),
   storage: z.optional(z.strictObject({ bucket: z.string(), prefix: z.string() })),
   alarms: z.optional(z.array(z.string())).check(z.meta({ description: 'Alarm names.' })),

@@ -322,3 +322,38 @@ describe('the launcher (package.json bin)', () => {
     expect(help.stdout).toContain('Exit codes:');
   });
 });
+
+describe('tenants credentials', () => {
+  it("prints a role's secret ARN, issued with its expiry when the plan does not stand it; exits 2 on a bad ttl", {
+    timeout: 90_000,
+  }, async () => {
+    // Prepare
+    const created = await tenants([
+      'create',
+      uniqueName('Cli Credentials'),
+      '--plan',
+      'basic',
+      '--admin-email',
+      'c@example.com',
+      '--json',
+    ]);
+    const { id } = z.object({ id: z.string() }).parse(JSON.parse(created.stdout));
+
+    // Act
+    const app = await tenants(['credentials', id, 'app']);
+    const admin = await tenants(['credentials', id, 'admin', '--ttl-hours', '2']);
+    const badTtl = await tenants(['credentials', id, 'admin', '--ttl-hours', 'soon']);
+
+    // Assess
+    const record = await registry.tenants.require(id);
+    expect(app.code).toBe(0);
+    expect(lines(app)).toEqual([
+      `app of tenant ${id}: ${record.resources.secrets?.app} (standing on its plan)`,
+    ]);
+    expect(admin.code).toBe(0);
+    expect(lines(admin)).toEqual([
+      `admin of tenant ${id}: ${record.resources.secrets?.admin} (issued now, expires ${record.resources.credentialExpiries?.admin})`,
+    ]);
+    expect(badTtl.code).toBe(2);
+  });
+});

@@ -76,6 +76,7 @@ describe('deleting a tenant', () => {
     expect(record.status).toBe('deleted');
     expect(record.resources.database).toBeUndefined();
     expect(record.resources.secrets).toBeUndefined();
+    expect(record.resources.credentialExpiries).toBeUndefined();
     expect(record.resources.alarms).toBeUndefined();
     expect(record.resources.finalBackup).toMatchObject({
       backupId: accepted.backupId,
@@ -85,7 +86,8 @@ describe('deleting a tenant', () => {
     const traces = await tenantTraces(tenant.id);
     expect(traces).toMatchObject({ databases: [], roles: [], alarms: [] });
     expect(await secretsOf(tenant.id)).toEqual(
-      ['db/admin', 'db/app', 'db/auditor', 'db/readonly', 'invitation/admin'].map((suffix) => ({
+      // A basic tenant: the app role's secret (its one standing role) and the admin's invitation.
+      ['db/app', 'invitation/admin'].map((suffix) => ({
         name: `${secretPrefix(STAGE, tenant.id)}${suffix}`,
         scheduled: true,
       })),

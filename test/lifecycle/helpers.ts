@@ -102,6 +102,23 @@ export async function canConnect(tenantId: string, role: DatabaseRole): Promise<
   }
 }
 
+/**
+ * Each of the tenant's roles as the catalog has it: `login` (LOGIN), `password` (it has one), read as the superuser
+ * (`pg_authid`), so that a role without a secret is seen as it is, not only as a refused login.
+ */
+export async function roleLogins(
+  tenantId: string,
+): Promise<Record<DatabaseRole, { login: boolean; password: boolean }>> {
+  const { rows } = await superuserPool().query<{ role: DatabaseRole; login: boolean; password: boolean }>(
+    `SELECT substr(rolname, length($1) + 2) AS role, rolcanlogin AS login, rolpassword IS NOT NULL AS password
+     FROM pg_authid WHERE rolname LIKE $1 || '\\_%' ORDER BY rolname`,
+    [databaseName(tenantId)],
+  );
+  return Object.fromEntries(
+    rows.map((row) => [row.role, { login: row.login, password: row.password }]),
+  ) as Record<DatabaseRole, { login: boolean; password: boolean }>;
+}
+
 /** The tenant's alarms with whether their actions are on, by name. */
 export async function alarmActions(tenantId: string): Promise<Record<string, boolean>> {
   const { MetricAlarms } = await clients.cloudWatch.send(

@@ -10,13 +10,14 @@ import {
   operationsOf,
   registry,
   request,
+  roleLogins,
   suspensionStoppedHalfway,
 } from './helpers.ts';
 
 const reason = 'Invoice unpaid for 60 days';
 
 describe('suspending and resuming a tenant', () => {
-  it('ends open sessions, refuses logins and silences alarms; resuming undoes each', async () => {
+  it('ends open sessions, refuses logins and silences alarms; resuming undoes each, and only for roles with credentials', async () => {
     // Prepare
     const tenant = await activeTenant({ plan: 'professional' });
     const session = await connectAs(tenant.id, 'app');
@@ -31,7 +32,12 @@ describe('suspending and resuming a tenant', () => {
     expect(suspended.accepted).toMatchObject({ tenantId: tenant.id, operation: 'suspend', status: 'active' });
     expect(await ended).toBe('ended');
     expect(await canConnect(tenant.id, 'app')).toMatch(/not permitted to log in|permission denied/);
-    expect(await canConnect(tenant.id, 'admin')).toMatch(/not permitted to log in|permission denied/);
+    expect(Object.values(await roleLogins(tenant.id)).map((role) => role.login)).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
     expect(Object.values(await alarmActions(tenant.id))).toEqual([false, false, false]);
     const record = await registry.tenants.require(tenant.id);
     expect(record.status).toBe('suspended');
@@ -47,7 +53,13 @@ describe('suspending and resuming a tenant', () => {
     // Assess
     expect(resumed.execution.status).toBe('SUCCEEDED');
     expect(await canConnect(tenant.id, 'app')).toBe('ok');
-    expect(await canConnect(tenant.id, 'readonly')).toBe('ok');
+    // A basic tenant: the app role stands; the others have no credentials and stay NOLOGIN, without a password.
+    expect(await roleLogins(tenant.id)).toEqual({
+      admin: { login: false, password: false },
+      app: { login: true, password: true },
+      readonly: { login: false, password: false },
+      auditor: { login: false, password: false },
+    });
     expect(Object.values(await alarmActions(tenant.id))).toEqual([true, true, true]);
     expect((await registry.tenants.require(tenant.id)).status).toBe('active');
     expect(await operationsOf(tenant.id)).toMatchObject([

@@ -120,9 +120,15 @@ describe('provisioning again', () => {
         new RegExp(`ROLE "tenant_${tenant.id}_[a-z]+" WITH`).test(call.subject ?? ''),
     );
     expect(roleStatements.length).toBeGreaterThanOrEqual(4);
-    expect(roleStatements.every((call) => call.subject?.includes("PASSWORD 'SCRAM-SHA-256$4096:"))).toBe(
-      true,
-    );
+    // A role with credentials gets a SCRAM verifier; one without (basic: all but app) gets none at all.
+    const login = roleStatements.filter((call) => / WITH LOGIN /.test(call.subject ?? ''));
+    expect(login.length).toBeGreaterThanOrEqual(1);
+    expect(login.every((call) => call.subject?.includes("PASSWORD 'SCRAM-SHA-256$4096:"))).toBe(true);
+    expect(
+      roleStatements
+        .filter((call) => !login.includes(call))
+        .every((call) => / WITH NOLOGIN .*PASSWORD NULL$/.test(call.subject ?? '')),
+    ).toBe(true);
     const everything = JSON.stringify(calls);
     for (const password of passwords) expect(everything).not.toContain(password);
   }, 120_000);

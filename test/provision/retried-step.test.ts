@@ -21,7 +21,8 @@ describe('a Step Functions retry of CreateRoles', () => {
   it('keeps the secrets the first attempt made: one version each, no new password, logins that work', async () => {
     // Prepare: the auditor's CREATE ROLE fails once with a transient error, after the four role secrets exist. On
     // AWS a ClientRequestToken is bound to the value it first stored, so a retry must not store a new password.
-    const tenant = await reserveTenant();
+    // Enterprise: all four roles stand, so each has its secret.
+    const tenant = await reserveTenant({ plan: 'enterprise' });
     const fault: FaultRuleInput = {
       service: 'rds-data',
       match: `CREATE ROLE "tenant_${tenant.id}_auditor"`,

@@ -251,8 +251,9 @@ describe('the undo steps', () => {
   });
 
   it('remove a provisioned tenant completely, with objects its roles made and sessions they hold', async () => {
-    // Prepare: an active tenant whose admin made a table and whose roles hold pooled sessions.
-    const tenant = await provision();
+    // Prepare: an active tenant whose admin made a table and whose roles hold pooled sessions (professional: its
+    // admin stands), one role without credentials among them (its auditor).
+    const tenant = await provision({ plan: 'professional' });
     const secrets = (await registry.tenants.require(tenant.id)).resources.secrets ?? {};
     const db = `tenant_${tenant.id}`;
     await asRole(secrets.admin ?? '', db).execute('CREATE TABLE admin_owned (id int)');

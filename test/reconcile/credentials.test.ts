@@ -21,8 +21,9 @@ async function passwordOf(secretArn: string): Promise<string> {
 
 describe('the reconciler and role secrets that no longer log in', () => {
   it('puts back the password of a role that changed its own, from its secret, and reports it', async () => {
-    // Prepare: the tenant's admin changes its own password (PostgreSQL lets a role do that).
-    const tenant = await activeTenant();
+    // Prepare: the tenant's admin changes its own password (PostgreSQL lets a role do that). Professional: its admin
+    // stands; its auditor has no credentials, so the check does not try it.
+    const tenant = await activeTenant({ plan: 'professional' });
     const admin = roleName(tenant.id, 'admin');
     const session = await connectAs(tenant.id, 'admin');
     await session.query("ALTER ROLE CURRENT_USER PASSWORD 'the-tenant-chose-this-one'");
