@@ -3,6 +3,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { HistoryEvent } from '@aws-sdk/client-sfn';
 import { listSecretsUnder } from '../functions/provision/secrets.ts';
 import { INVITATION_TTL_DAYS } from '../functions/provision/seed.ts';
+import { tenantMetricCount } from '../functions/usage/quotas.ts';
 import { type SandboxInfo, STAGE } from '../local/constants.ts';
 import { alarmPrefix, secretPrefix } from '../schema/names.ts';
 import { PLAN_NAMES, type PlanName } from '../schema/plans.ts';
@@ -17,17 +18,6 @@ export const TRANSITIONS_GOAL = 25;
 
 /** The standing goal: a basic tenant's resources at rest cost at most this a month. */
 const BASIC_MONTHLY_GOAL_USD = 0.6;
-
-/**
- * Per-tenant custom metrics by plan: what the usage collector publishes with the tenant as a dimension (each metric
- * name and dimension set is one custom metric, billed by the month). The collector's change fills these in; until
- * then nothing publishes per-tenant metrics.
- */
-const CUSTOM_METRICS_PER_TENANT: Readonly<Record<PlanName, number>> = {
-  basic: 0,
-  professional: 0,
-  enterprise: 0,
-};
 
 /** What one tenant of a plan has standing at rest, as counted in the sandbox, and its monthly price. */
 export interface StandingCost {
@@ -93,7 +83,9 @@ export async function measureStandingCosts(sandbox: StandingCostTarget): Promise
       } while (next);
       const standing = names.filter((name) => !name.startsWith('invitation/')).sort();
       const metrics = Object.values(alarmMetrics).reduce((sum, n) => sum + n, 0);
-      const customMetrics = CUSTOM_METRICS_PER_TENANT[plan];
+      // What the usage collector publishes with the tenant as a dimension: each name and dimension set is one custom
+      // metric, billed by the month.
+      const customMetrics = tenantMetricCount(plan);
       costs.push({
         plan,
         tenantId,
