@@ -8,6 +8,7 @@ import {
   BucketEncryption,
   type LifecycleRule,
   ObjectOwnership,
+  StorageClass,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { bucketLifecycleRules } from '../../functions/shared/storage.ts';
@@ -153,11 +154,25 @@ function toCdkRule(rule: S3LifecycleRule): LifecycleRule {
   const days = rule.Expiration?.Days;
   const noncurrentDays = rule.NoncurrentVersionExpiration?.NoncurrentDays;
   const abortDays = rule.AbortIncompleteMultipartUpload?.DaysAfterInitiation;
+  const transitions = (rule.Transitions ?? []).map((transition) => {
+    if (transition.Days === undefined || transition.StorageClass === undefined) {
+      throw new Error(`Lifecycle rule ${rule.ID}: a transition needs Days and a StorageClass`);
+    }
+    return {
+      storageClass: new StorageClass(transition.StorageClass),
+      transitionAfter: Duration.days(transition.Days),
+    };
+  });
   return {
     ...(rule.ID ? { id: rule.ID } : {}),
     enabled: rule.Status === 'Enabled',
     ...(prefix ? { prefix } : {}),
     ...(Object.keys(tags).length > 0 ? { tagFilters: tags } : {}),
+    ...(filter?.ObjectSizeGreaterThan !== undefined
+      ? { objectSizeGreaterThan: filter.ObjectSizeGreaterThan }
+      : {}),
+    ...(filter?.ObjectSizeLessThan !== undefined ? { objectSizeLessThan: filter.ObjectSizeLessThan } : {}),
+    ...(transitions.length > 0 ? { transitions } : {}),
     ...(days ? { expiration: Duration.days(days) } : {}),
     ...(rule.Expiration?.ExpiredObjectDeleteMarker ? { expiredObjectDeleteMarker: true } : {}),
     ...(noncurrentDays ? { noncurrentVersionExpiration: Duration.days(noncurrentDays) } : {}),
