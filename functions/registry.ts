@@ -539,7 +539,8 @@ export const functions: readonly FunctionDefinition[] = [
     entry: 'functions/lifecycle/retire-handlers.ts',
     handler: 'retireRolesAndSecrets',
     description: "Delete: drops the tenant's roles, schedules its secrets' deletion with the recovery window",
-    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS'],
+    // The module it shares with RetainStorage reads the key at load: every variable it reads, declared.
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'STORAGE_KEY_ARN', 'SECRET_RECOVERY_DAYS'],
     permissions: [
       ...PROVISIONING_DATA_API,
       // ListSecrets has no resource-level permissions: infra maps it to all secrets.

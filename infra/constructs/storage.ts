@@ -6,6 +6,7 @@ import {
   BlockPublicAccess,
   Bucket,
   BucketEncryption,
+  CfnBucket,
   type LifecycleRule,
   ObjectOwnership,
   StorageClass,
@@ -94,6 +95,19 @@ export class Storage extends Construct {
       serverAccessLogsBucket: this.accessLogs,
       serverAccessLogsPrefix: 'storage/',
       lifecycleRules,
+    });
+    // CloudFormation types a rule's object sizes as strings (a Long), where CDK writes the number it is given.
+    const cfnBucket = this.bucket.node.defaultChild;
+    if (!(cfnBucket instanceof CfnBucket)) throw new Error('The storage bucket has no CfnBucket');
+    lifecycleRules.forEach((rule, index) => {
+      for (const [name, value] of [
+        ['ObjectSizeGreaterThan', rule.objectSizeGreaterThan],
+        ['ObjectSizeLessThan', rule.objectSizeLessThan],
+      ] as const) {
+        if (value !== undefined) {
+          cfnBucket.addPropertyOverride(`LifecycleConfiguration.Rules.${index}.${name}`, String(value));
+        }
+      }
     });
 
     // Not CDK's default key policy, which gives the account kms:* and so lets any IAM policy of the account use the
