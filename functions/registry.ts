@@ -528,13 +528,21 @@ export const functions: readonly FunctionDefinition[] = [
     id: 'RetainStorage',
     entry: 'functions/lifecycle/retire-handlers.ts',
     handler: 'retainStorage',
-    description: "Delete: tags the tenant's objects with its retention, for the bucket's lifecycle rules",
+    description:
+      "Delete: rewrites the tenant's objects with its retention tag, so the lifecycle rules count from the deletion",
     timeoutSeconds: 300,
-    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS'],
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'STORAGE_KEY_ARN', 'SECRET_RECOVERY_DAYS'],
     permissions: [
       ...PROVISIONING_DATA_API,
       { actions: ['s3:ListBucket'], resource: 'storageBucket' },
-      { actions: ['s3:PutObject', 's3:PutObjectTagging'], resource: 'storageObjects' },
+      // CopyObject onto itself reads the object (GetObject) and writes it with new tags (PutObject,
+      // PutObjectTagging); GetObjectTagging tells a copy an earlier attempt made.
+      {
+        actions: ['s3:GetObject', 's3:GetObjectTagging', 's3:PutObject', 's3:PutObjectTagging'],
+        resource: 'storageObjects',
+      },
+      // An enhanced tenant's objects are SSE-KMS: S3 decrypts the source and encrypts the copy with the stage key.
+      { actions: ['kms:Decrypt', 'kms:GenerateDataKey'], resource: 'storageKey' },
       // The noncurrent versions and delete markers, deleted by version id (not kept for the retention).
       { actions: ['s3:ListBucketVersions'], resource: 'storageBucket' },
       { actions: ['s3:DeleteObjectVersion'], resource: 'storageObjects' },
@@ -545,7 +553,8 @@ export const functions: readonly FunctionDefinition[] = [
     entry: 'functions/lifecycle/retire-handlers.ts',
     handler: 'retireRolesAndSecrets',
     description: "Delete: drops the tenant's roles, schedules its secrets' deletion with the recovery window",
-    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS'],
+    // The module it shares with RetainStorage reads the key at load: every variable it reads, declared.
+    environment: [...PROVISIONING_ENV, 'STORAGE_BUCKET', 'STORAGE_KEY_ARN', 'SECRET_RECOVERY_DAYS'],
     permissions: [
       ...PROVISIONING_DATA_API,
       // ListSecrets has no resource-level permissions: infra maps it to all secrets.

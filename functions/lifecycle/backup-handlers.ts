@@ -3,6 +3,7 @@ import * as z from '../../schema/zod.ts';
 import { s3Client } from '../shared/clients.ts';
 import { TenantStateError } from '../shared/errors.ts';
 import { step, stepSetup } from '../shared/step.ts';
+import { backupRetentionDays } from '../shared/storage.ts';
 import { backupPrefix, backupTenantDatabase, deleteObjectsUnder, hasDatabase } from './backup.ts';
 import { LifecycleStore } from './operations.ts';
 import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
@@ -48,6 +49,7 @@ export const backupDatabase = /* @__PURE__ */ step(
       backupId: input.backupId,
       kind: input.kind,
       encryptionLevel: tenant.config.compliance.encryptionLevel,
+      retentionDays: backupRetentionDays(input.kind, tenant.config.compliance.retentionDays),
     });
     const operation = await store.get(input.operationId);
     await store.recordBackup({

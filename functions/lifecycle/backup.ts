@@ -8,7 +8,7 @@ import { deleteVersionsUnder } from '../provision/storage.ts';
 import type { DataApi, Sql } from '../shared/data-api.ts';
 import { BackupCorruptError } from '../shared/errors.ts';
 import { currentVersion } from '../shared/migrations.ts';
-import { taggingHeader, tenantEncryption } from '../shared/storage.ts';
+import { type BackupRetentionDays, backupTags, taggingHeader, tenantEncryption } from '../shared/storage.ts';
 import { publicTable, TenantDatabase } from '../shared/tenant-db.ts';
 
 /**
@@ -299,6 +299,8 @@ export interface BackupRequest {
   readonly backupId: string;
   readonly kind: (typeof BACKUP_KINDS)[number];
   readonly encryptionLevel: 'standard' | 'enhanced';
+  /** How long its objects are kept, by the bucket's backup rules (`backupLifecycleRules`): S3 counts from now. */
+  readonly retentionDays: BackupRetentionDays;
 }
 
 /** What a completed backup is: where, and its totals (the manifest holds the rest). */
@@ -333,11 +335,15 @@ export async function backupTenantDatabase(deps: BackupDeps, request: BackupRequ
         Body: body,
         ContentType: contentType,
         ...tenantEncryption(request.encryptionLevel, deps.keyArn, request.tenantId),
-        Tagging: taggingHeader([
-          { Key: 'TenantId', Value: request.tenantId },
-          { Key: 'Stage', Value: deps.stage },
-          { Key: 'Backup', Value: request.backupId },
-        ]),
+        Tagging: taggingHeader(
+          backupTags({
+            tenantId: request.tenantId,
+            stage: deps.stage,
+            backupId: request.backupId,
+            kind: request.kind,
+            retentionDays: request.retentionDays,
+          }),
+        ),
       }),
     );
   const { schemaVersion, tables, skipped } = await db.transaction(async (tx) => {

@@ -4,7 +4,7 @@ import { retainTenantStorage, retireRolesAndSecrets as retire } from './retire.t
 import { LIFECYCLE_ACTOR, LifecycleInput } from './step.ts';
 
 /** RetainStorage and RetireRolesAndSecrets: the delete-tenant run's removal steps of its own. */
-const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'SECRET_RECOVERY_DAYS']);
+const { env, cluster, registry } = stepSetup(['STORAGE_BUCKET', 'STORAGE_KEY_ARN', 'SECRET_RECOVERY_DAYS']);
 const progress = { store: registry.progress, actor: LIFECYCLE_ACTOR };
 
 export const retainStorage = /* @__PURE__ */ step(
@@ -12,12 +12,13 @@ export const retainStorage = /* @__PURE__ */ step(
   { input: LifecycleInput, progress, statuses: ['deprovisioning'] },
   ({ tenant }) =>
     retainTenantStorage(
-      { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE },
+      { s3: s3Client(), bucket: env.STORAGE_BUCKET, stage: env.STAGE, keyArn: env.STORAGE_KEY_ARN },
       {
         tenantId: tenant.id,
         createdAt: tenant.createdAt,
         deletedAt: new Date().toISOString(),
         retentionDays: tenant.config.compliance.retentionDays,
+        encryptionLevel: tenant.config.compliance.encryptionLevel,
       },
     ),
 );

@@ -22,7 +22,6 @@ export const configureStorage = /* @__PURE__ */ step(
     const storage = await configureTenantStorage(deps, {
       tenantId: tenant.id,
       createdAt: tenant.createdAt,
-      retentionDays: tenant.config.compliance.retentionDays,
       encryptionLevel: tenant.config.compliance.encryptionLevel,
     });
     record({ resources: { storage } });

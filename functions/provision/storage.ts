@@ -11,7 +11,6 @@ import { storagePrefix } from '../../schema/names.ts';
 import {
   type EncryptionLevel,
   MARKER_NAME,
-  type RetentionDays,
   taggingHeader,
   tenantEncryption,
   tenantObjectTags,
@@ -34,14 +33,15 @@ export interface StorageRequest {
   readonly tenantId: string;
   /** The tenant's creation time, so that a rerun writes the same marker. */
   readonly createdAt: string;
-  readonly retentionDays: RetentionDays;
   readonly encryptionLevel: EncryptionLevel;
 }
 
 /**
  * The tenant's area in the stage bucket: the prefix `tenants/<id>/`, announced by a marker object
- * (`tenants/<id>/.tenant`, JSON) tagged with the tenant, the stage and its retention; the bucket's lifecycle
- * rules (see `retentionLifecycleRules`) expire objects by that tag. Idempotent: the marker is rewritten the same.
+ * (`tenants/<id>/.tenant`, JSON) tagged with the tenant and the stage. No retention tag: the bucket's lifecycle
+ * rules expire by it, and S3 counts their days from each object's creation, so the marker would go while the tenant
+ * is active; retention is armed at deletion (`functions/lifecycle/retire.ts`). Idempotent: the marker is rewritten
+ * the same.
  */
 export async function configureTenantStorage(
   deps: StorageDeps,
@@ -54,7 +54,7 @@ export async function configureTenantStorage(
       Key: `${prefix}${MARKER_NAME}`,
       Body: JSON.stringify({ tenantId: request.tenantId, createdAt: request.createdAt }),
       ContentType: 'application/json',
-      Tagging: taggingHeader(tenantObjectTags(request.tenantId, deps.stage, request.retentionDays)),
+      Tagging: taggingHeader(tenantObjectTags(request.tenantId, deps.stage)),
       ...tenantEncryption(request.encryptionLevel, deps.keyArn, request.tenantId),
     }),
   );

@@ -252,7 +252,6 @@ export async function repairMissing(
     await configureTenantStorage(deps.storage, {
       tenantId: tenant.id,
       createdAt: tenant.createdAt,
-      retentionDays: tenant.config.compliance.retentionDays,
       encryptionLevel: tenant.config.compliance.encryptionLevel,
     });
     repaired.push(...storage);

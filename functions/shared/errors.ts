@@ -140,6 +140,14 @@ export class BackupCorruptError extends ProvisionerError {
   override readonly name = 'BackupCorruptError';
 }
 
+/**
+ * A deleted tenant's object is over CopyObject's 5 GB: it cannot be rewritten to count its retention from the
+ * deletion (the message names it and what to do).
+ */
+export class ObjectTooLargeToRetainError extends ProvisionerError {
+  override readonly name = 'ObjectTooLargeToRetainError';
+}
+
 /** A fleet migration runs already; one runs at a time (the message names it). */
 export class MigrationInProgressError extends ProvisionerError {
   override readonly name = 'MigrationInProgressError';

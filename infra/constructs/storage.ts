@@ -6,8 +6,10 @@ import {
   BlockPublicAccess,
   Bucket,
   BucketEncryption,
+  CfnBucket,
   type LifecycleRule,
   ObjectOwnership,
+  StorageClass,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { bucketLifecycleRules } from '../../functions/shared/storage.ts';
@@ -94,6 +96,19 @@ export class Storage extends Construct {
       serverAccessLogsPrefix: 'storage/',
       lifecycleRules,
     });
+    // CloudFormation types a rule's object sizes as strings (a Long), where CDK writes the number it is given.
+    const cfnBucket = this.bucket.node.defaultChild;
+    if (!(cfnBucket instanceof CfnBucket)) throw new Error('The storage bucket has no CfnBucket');
+    lifecycleRules.forEach((rule, index) => {
+      for (const [name, value] of [
+        ['ObjectSizeGreaterThan', rule.objectSizeGreaterThan],
+        ['ObjectSizeLessThan', rule.objectSizeLessThan],
+      ] as const) {
+        if (value !== undefined) {
+          cfnBucket.addPropertyOverride(`LifecycleConfiguration.Rules.${index}.${name}`, String(value));
+        }
+      }
+    });
 
     // Not CDK's default key policy, which gives the account kms:* and so lets any IAM policy of the account use the
     // key: here use is granted in the key policy itself, to the roles that write and read tenant objects only.
@@ -153,11 +168,25 @@ function toCdkRule(rule: S3LifecycleRule): LifecycleRule {
   const days = rule.Expiration?.Days;
   const noncurrentDays = rule.NoncurrentVersionExpiration?.NoncurrentDays;
   const abortDays = rule.AbortIncompleteMultipartUpload?.DaysAfterInitiation;
+  const transitions = (rule.Transitions ?? []).map((transition) => {
+    if (transition.Days === undefined || transition.StorageClass === undefined) {
+      throw new Error(`Lifecycle rule ${rule.ID}: a transition needs Days and a StorageClass`);
+    }
+    return {
+      storageClass: new StorageClass(transition.StorageClass),
+      transitionAfter: Duration.days(transition.Days),
+    };
+  });
   return {
     ...(rule.ID ? { id: rule.ID } : {}),
     enabled: rule.Status === 'Enabled',
     ...(prefix ? { prefix } : {}),
     ...(Object.keys(tags).length > 0 ? { tagFilters: tags } : {}),
+    ...(filter?.ObjectSizeGreaterThan !== undefined
+      ? { objectSizeGreaterThan: filter.ObjectSizeGreaterThan }
+      : {}),
+    ...(filter?.ObjectSizeLessThan !== undefined ? { objectSizeLessThan: filter.ObjectSizeLessThan } : {}),
+    ...(transitions.length > 0 ? { transitions } : {}),
     ...(days ? { expiration: Duration.days(days) } : {}),
     ...(rule.Expiration?.ExpiredObjectDeleteMarker ? { expiredObjectDeleteMarker: true } : {}),
     ...(noncurrentDays ? { noncurrentVersionExpiration: Duration.days(noncurrentDays) } : {}),

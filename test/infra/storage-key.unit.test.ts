@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { functionName, functions } from '../../functions/registry.ts';
+import { standardIaBreakEvenBytes } from '../../functions/shared/storage.ts';
 import { STAGES } from '../../infra/config.ts';
 import { onlyResourceOf, resourcesOf, synthStage } from './synth.ts';
 
@@ -63,7 +64,14 @@ describe.each(STAGES)('the %s stage key for enhanced encryption', (stage) => {
     );
     expect(granted.sort()).toEqual(declared.sort());
     expect(keyUsers.map(({ definition }) => definition.id).sort()).toEqual(
-      ['BackupDatabase', 'ConfigureStorage', 'LoadBackup', 'Reconcile', 'RestoreSchema'].sort(),
+      [
+        'BackupDatabase',
+        'ConfigureStorage',
+        'LoadBackup',
+        'Reconcile',
+        'RestoreSchema',
+        'RetainStorage',
+      ].sort(),
     );
     for (const statement of uses) {
       expect(statement.Condition).toEqual(
@@ -121,7 +129,24 @@ describe.each(STAGES)('the %s stage bucket', (stage) => {
       NoncurrentVersionExpiration: { NoncurrentDays: 1 },
       TagFilters: [{ Key: 'RetentionDays', Value: '30' }],
     });
+    expect(byId.get('backup-retention-90-days')).toMatchObject({
+      ExpirationInDays: 90,
+      Prefix: 'backups/',
+      TagFilters: [{ Key: 'RetentionDays', Value: '90' }],
+    });
+    expect(byId.get('backup-infrequent-access-90-days')).toMatchObject({
+      Prefix: 'backups/',
+      TagFilters: [{ Key: 'RetentionDays', Value: '90' }],
+      ObjectSizeGreaterThan: String(standardIaBreakEvenBytes(90)),
+      Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
+    });
+    // Kept under 47 days, no object gains from STANDARD_IA's 30-day minimum.
+    expect(byId.has('backup-infrequent-access-35-days')).toBe(false);
     if (stack.config.storage.versioned) {
+      expect(byId.get('backup-expired-delete-markers')).toMatchObject({
+        ExpiredObjectDeleteMarker: true,
+        Prefix: 'backups/',
+      });
       expect(byId.get('tenant-expired-delete-markers')).toMatchObject({
         ExpiredObjectDeleteMarker: true,
         Prefix: 'tenants/',

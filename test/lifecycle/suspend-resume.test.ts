@@ -53,11 +53,12 @@ describe('suspending and resuming a tenant', () => {
     // Assess
     expect(resumed.execution.status).toBe('SUCCEEDED');
     expect(await canConnect(tenant.id, 'app')).toBe('ok');
-    // A basic tenant: the app role stands; the others have no credentials and stay NOLOGIN, without a password.
+    // A professional tenant: app, admin and readonly stand; the auditor has no credentials and stays NOLOGIN,
+    // without a password.
     expect(await roleLogins(tenant.id)).toEqual({
-      admin: { login: false, password: false },
+      admin: { login: true, password: true },
       app: { login: true, password: true },
-      readonly: { login: false, password: false },
+      readonly: { login: true, password: true },
       auditor: { login: false, password: false },
     });
     expect(Object.values(await alarmActions(tenant.id))).toEqual([true, true, true]);

@@ -152,3 +152,33 @@ export async function snsMessages(topicArn: string, since?: Date) {
   if (!response.ok) throw new Error(`sns messages: ${response.status} ${await response.text()}`);
   return SnsMessages.parse(await response.json());
 }
+
+const Entry = z.object({ key: z.string(), versionId: z.string(), rule: z.string() });
+const LifecycleReport = z.object({
+  bucket: z.string(),
+  now: z.string(),
+  expired: z.array(Entry.extend({ deleteMarkerVersionId: z.string().optional() })),
+  noncurrentDeleted: z.array(Entry),
+  deleteMarkersRemoved: z.array(Entry),
+  transitioned: z.array(Entry.extend({ storageClass: z.string() })),
+  uploadsAborted: z.array(z.object({ key: z.string(), uploadId: z.string(), rule: z.string() })),
+});
+export type LifecycleReport = z.infer<typeof LifecycleReport>;
+
+/**
+ * Runs the bucket's S3 lifecycle rules as S3 would at `now` (`POST /_sandbox/s3/lifecycle/run`), on the keys under
+ * `prefix` only: the stage bucket is shared by every test file. Returns what the run did.
+ */
+export async function runS3Lifecycle(bucket: string, now: Date, prefix?: string): Promise<LifecycleReport> {
+  const response = await fetch(`${sandbox.awsEndpoint}/_sandbox/s3/lifecycle/run`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ bucket, now: now.toISOString(), prefix }),
+  });
+  if (!response.ok) throw new Error(`lifecycle run: ${response.status} ${await response.text()}`);
+  return LifecycleReport.parse(await response.json());
+}
+
+/** `days` days after the time given. */
+export const daysAfter = (time: Date | string, days: number): Date =>
+  new Date(new Date(time).getTime() + days * 86_400_000);

@@ -123,6 +123,10 @@ const STORAGE_CLASSES = new Set([
   'GLACIER_IR',
 ]);
 
+/** The infrequent-access classes, which S3 lets a lifecycle rule move objects to only from day 30. */
+const IA_CLASSES = new Set(['STANDARD_IA', 'ONEZONE_IA']);
+const IA_MINIMUM_DAYS = 30;
+
 /** A lifecycle rule as given, its numbers and dates normalised; written back element for element. */
 export type LifecycleRule = XmlElement;
 
@@ -168,11 +172,24 @@ function checkRule(rule: XmlElement): void {
       throw invalidArgument("'Date' must be at midnight GMT", 'Date', date);
     }
   }
-  for (const transition of [
-    ...elementsOf(rule, 'Transition'),
-    ...elementsOf(rule, 'NoncurrentVersionTransition'),
-  ]) {
-    if (!STORAGE_CLASSES.has(textOf(transition, 'StorageClass') ?? '')) throw malformedXml();
+  for (const [action, days] of [
+    ['Transition', 'Days'],
+    ['NoncurrentVersionTransition', 'NoncurrentDays'],
+  ] as const) {
+    for (const transition of elementsOf(rule, action)) {
+      const storageClass = textOf(transition, 'StorageClass') ?? '';
+      if (!STORAGE_CLASSES.has(storageClass)) throw malformedXml();
+      // "Transitioning objects using Amazon S3 Lifecycle", constraints: objects must be stored at least 30 days
+      // before they move to S3 Standard-IA or S3 One Zone-IA, and S3 refuses a rule that asks for less.
+      const value = textOf(transition, days);
+      if (value !== undefined && Number(value) < IA_MINIMUM_DAYS && IA_CLASSES.has(storageClass)) {
+        throw invalidArgument(
+          `'${days}' in ${action} action must be greater than or equal to ${IA_MINIMUM_DAYS} for storageClass '${storageClass}'`,
+          days,
+          value,
+        );
+      }
+    }
   }
   const noncurrent = elementOf(rule, 'NoncurrentVersionExpiration');
   if (noncurrent)

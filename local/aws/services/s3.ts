@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { AwsError, type HttpRequest, type HttpResponse, type ServiceHandler } from '../protocol.ts';
+import { json as jsonResponse } from '../server.ts';
 import type { Collection } from '../store.ts';
 import { KeyedLock, randomAlphanumeric, type ServiceDeps } from './deps.ts';
 import {
@@ -14,6 +16,7 @@ import {
   type VersioningStatus,
 } from './s3-config.ts';
 import { type Encryption, encryptionHeaders, type KmsKeys, requestedEncryption } from './s3-encryption.ts';
+import { type LifecycleBucket, type LifecycleVersion, runLifecycle } from './s3-lifecycle.ts';
 import {
   type Checksum,
   elementsOf,
@@ -56,6 +59,8 @@ interface ObjectDoc {
   readonly checksum?: Checksum;
   /** Absent on objects written before the sandbox kept encryption: SSE-S3, S3's default. */
   readonly encryption?: Encryption;
+  /** Absent for STANDARD, the class S3 stores an object in unless asked for another (or a lifecycle rule moves it). */
+  readonly storageClass?: StorageClass;
 }
 
 /** The current version of an object, as ListObjectsV2, HeadObject and GetObject see it. */
@@ -74,6 +79,11 @@ interface CurrentDoc extends ObjectDoc {
 interface VersionDoc {
   readonly key: string;
   readonly versionId: string;
+  /**
+   * When the version was created, which S3's lifecycle counts an object's age from; the version after it in time
+   * (its successor) was created when it became noncurrent ("Lifecycle configuration elements": how S3 calculates
+   * how long an object has been noncurrent), so that time is read from the successor, not kept twice.
+   */
   readonly lastModified: string;
   /** Absent for a delete marker, which has no data. */
   readonly object?: ObjectDoc;
@@ -97,17 +107,50 @@ const LIST_PAGE = 1000;
 const MAX_CHAR = '\u{10FFFF}';
 
 /**
+ * `POST /_sandbox/s3/lifecycle/run`: the bucket's lifecycle rules applied as S3 would at `now`; `prefix` (sandbox
+ * only) limits the run to the keys under it, so that a test on the shared stage bucket leaves other tests' objects
+ * alone.
+ */
+const LifecycleRun = z.object({
+  bucket: z.string().min(1),
+  now: z.iso.datetime({ offset: true }),
+  prefix: z.string().optional(),
+});
+
+function controlBody(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The S3 subset the product uses, in REST-XML with path-style addressing (`/bucket/key`), which the SDK
  * uses for an IP endpoint. Buckets and their tagging, lifecycle and versioning; objects with metadata, tags,
  * ranges, copies, server-side encryption headers, ListObjectsV2, and versions with delete markers and
- * ListObjectVersions. `kms` names the customer managed KMS keys that exist. No multipart uploads, ACLs or policies;
- * lifecycle rules are kept, not run.
+ * ListObjectVersions, storage classes. `kms` names the customer managed KMS keys that exist. No multipart uploads,
+ * ACLs or policies; lifecycle rules are kept, and run when asked (s3-lifecycle.ts).
  */
 export function createS3(deps: ServiceDeps, kms: KmsKeys = { keyArns: [] }): ServiceHandler {
   const s3 = new S3(deps, kms);
   return {
     service: 's3',
     signingName: 's3',
+    routes: {
+      'POST /_sandbox/s3/lifecycle/run': async (request) => {
+        const parsed = LifecycleRun.safeParse(controlBody(request.body));
+        if (!parsed.success) return jsonResponse(400, { error: z.prettifyError(parsed.error) });
+        const { bucket, now, prefix } = parsed.data;
+        try {
+          await s3.ready();
+          return jsonResponse(200, await runLifecycle(s3.lifecycleBucket(), bucket, now, prefix));
+        } catch (error) {
+          const { code, message, statusCode } = asAwsError(error);
+          return jsonResponse(statusCode, { error: `${code}: ${message}` });
+        }
+      },
+    },
     async handle(request, context) {
       const requestId = newRequestId();
       let response: HttpResponse;
@@ -454,6 +497,7 @@ class S3 {
     const { bytes, checksum } = readPayload(request);
     const tagging = header(request, 'x-amz-tagging');
     const encryption = requestedEncryption(request, this.#kms, this.#account());
+    const storageClass = requestedStorageClass(request);
     const doc: ObjectDoc = {
       ...describe(request),
       size: bytes.length,
@@ -462,6 +506,7 @@ class S3 {
       tags: tagging === undefined ? [] : parseTaggingHeader(tagging),
       encryption,
       ...(checksum ? { checksum } : {}),
+      ...(storageClass ? { storageClass } : {}),
     };
     const ifNoneMatch = header(request, 'if-none-match');
     const ifMatch = header(request, 'if-match');
@@ -502,6 +547,9 @@ class S3 {
       const method = operation === 'GetObject' ? 'GET' : 'HEAD';
       const found = await this.#version(bucket, key, versionId, method);
       const doc = found.object;
+      if (operation === 'GetObject' && doc.storageClass && ARCHIVED.includes(doc.storageClass)) {
+        throw invalidObjectState(doc.storageClass);
+      }
       const bytes = operation === 'GetObject' ? await this.#bytes(found) : Buffer.alloc(0);
       const notModified = checkPreconditions(request, doc);
       if (notModified) return notModified;
@@ -544,16 +592,24 @@ class S3 {
     const tags = replaceTags ? parseTaggingHeader(header(request, 'x-amz-tagging') ?? '') : undefined;
     // A copy is encrypted as the request asks, or by the destination bucket's default: never the source's key.
     const encryption = requestedEncryption(request, this.#kms, this.#account());
+    // CopyObject's reference: without x-amz-storage-class the copy is STANDARD, whatever the source's class.
+    const storageClass = requestedStorageClass(request);
     return call('CopyObject', key, async () => {
       await this.#bucket(bucket);
       const found = await this.#version(source.bucket, source.key, source.versionId, 'COPY');
+      // An archived source must be restored before it can be copied (CopyObject's reference).
+      if (found.object.storageClass && ARCHIVED.includes(found.object.storageClass)) {
+        throw invalidObjectState(found.object.storageClass);
+      }
       const bytes = await this.#bytes(found);
+      const { storageClass: _sourceClass, ...unclassed } = found.object;
       const copy: ObjectDoc = {
-        ...found.object,
+        ...unclassed,
         ...description,
         tags: tags ?? found.object.tags,
         lastModified: now(),
         encryption,
+        ...(storageClass ? { storageClass } : {}),
       };
       const id = `${bucket}/${key}`;
       const versionId = await this.#writes.run(id, () => this.#addVersion(bucket, key, copy, bytes));
@@ -628,6 +684,7 @@ class S3 {
     bucket: string,
     key: string,
     versionId: string | undefined,
+    markerAt?: string,
   ): Promise<{ versionId?: string; deleteMarker: boolean }> {
     const id = `${bucket}/${key}`;
     return this.#writes.run(id, async () => {
@@ -644,7 +701,7 @@ class S3 {
         await this.#settle(bucket, key);
         return { deleteMarker: false };
       }
-      const marker = await this.#addVersion(bucket, key, undefined, undefined, status);
+      const marker = await this.#addVersion(bucket, key, undefined, undefined, status, markerAt);
       return { versionId: marker, deleteMarker: true };
     });
   }
@@ -652,7 +709,8 @@ class S3 {
   /**
    * Writes a new version (an object, or a delete marker when `object` is absent) and makes it current; returns its
    * version id. Versioning enabled: a new id, every older version kept. Otherwise the version is the null version,
-   * replacing the one there was ("Adding objects to versioning-suspended buckets"). Call it holding the key's lock.
+   * replacing the one there was ("Adding objects to versioning-suspended buckets"). A delete marker is dated now, or
+   * `markerAt` (one a lifecycle run adds). Call it holding the key's lock.
    */
   async #addVersion(
     bucket: string,
@@ -660,12 +718,13 @@ class S3 {
     object: ObjectDoc | undefined,
     bytes?: Buffer,
     status?: VersioningStatus,
+    markerAt?: string,
   ): Promise<string> {
     const versioning = status ?? (await this.#versioning.get(bucket));
     if (versioning !== 'Enabled') await this.#removeNullVersion(bucket, key);
     const sortId = newSortId();
     const versionId = versioning === 'Enabled' ? newVersionId(sortId) : 'null';
-    const lastModified = object?.lastModified ?? now();
+    const lastModified = object?.lastModified ?? markerAt ?? now();
     await this.#versions.put(
       `${versionPrefix(bucket, key)}${sortId}`,
       { key, versionId, lastModified, ...(object ? { object } : {}) },
@@ -787,17 +846,22 @@ class S3 {
   }
 
   /** Replaces a version's tags, which S3 keeps with the version: its bytes are written back unchanged. */
-  async #retag(
+  #retag(bucket: string, key: string, versionId: string | undefined, tags: readonly Tag[]): Promise<string> {
+    return this.#revise(bucket, key, versionId, (object) => ({ ...object, tags }));
+  }
+
+  /** Rewrites what S3 keeps about a version (tags, storage class), its bytes and dates unchanged. */
+  async #revise(
     bucket: string,
     key: string,
     versionId: string | undefined,
-    tags: readonly Tag[],
+    change: (object: ObjectDoc) => ObjectDoc,
   ): Promise<string> {
     const id = `${bucket}/${key}`;
     return this.#writes.run(id, async () => {
       const found = await this.#version(bucket, key, versionId, 'GET');
       const bytes = await this.#bytes(found);
-      const object = { ...found.object, tags };
+      const object = change(found.object);
       if (found.item === undefined) {
         await this.#objects.put(id, { ...object, versionId: 'null' }, bytes);
         return found.versionId;
@@ -808,6 +872,63 @@ class S3 {
       await this.#settle(bucket, key);
       return found.versionId;
     });
+  }
+
+  /** The bucket as the lifecycle runner (s3-lifecycle.ts) reads and changes it. */
+  lifecycleBucket(): LifecycleBucket {
+    return {
+      rules: async (bucket) => {
+        await this.#bucket(bucket);
+        return this.#lifecycle.get(bucket);
+      },
+      versioning: (bucket) => this.#versioning.get(bucket),
+      keys: (bucket, prefix) => this.#keyVersions(bucket, prefix),
+      expire: (bucket, key, at) => this.#delete(bucket, key, undefined, at),
+      deleteVersion: async (bucket, key, versionId) => {
+        await this.#delete(bucket, key, versionId);
+      },
+      transition: async (bucket, key, versionId, storageClass) => {
+        if (!isStorageClass(storageClass)) throw new Error(`Unknown storage class ${storageClass}`);
+        await this.#revise(bucket, key, versionId, (object) => ({ ...object, storageClass }));
+      },
+    };
+  }
+
+  /** Each key under the prefix with its versions, newest first, a key at a time. */
+  async *#keyVersions(bucket: string, prefix: string): AsyncGenerator<LifecycleVersion[]> {
+    let after = '';
+    let group: LifecycleVersion[] = [];
+    for (;;) {
+      const items = await this.#versions.list({
+        prefix: `${bucket}/${hexOf(prefix)}`,
+        after,
+        limit: LIST_PAGE,
+      });
+      for (const { doc } of items) {
+        if (group[0] && group[0].key !== doc.key) {
+          yield group;
+          group = [];
+        }
+        group.push({
+          key: doc.key,
+          versionId: doc.versionId,
+          lastModified: doc.lastModified,
+          ...(doc.object
+            ? {
+                object: {
+                  size: doc.object.size,
+                  tags: doc.object.tags,
+                  ...(doc.object.storageClass ? { storageClass: doc.object.storageClass } : {}),
+                },
+              }
+            : {}),
+        });
+      }
+      const last = items.at(-1);
+      if (!last || items.length < LIST_PAGE) break;
+      after = last.key;
+    }
+    if (group.length > 0) yield group;
   }
 
   #account(): { region: string; accountId: string } {
@@ -898,7 +1019,7 @@ class S3 {
                 ...common,
                 leaf('ETag', doc.object.etag),
                 leaf('Size', doc.object.size),
-                leaf('StorageClass', 'STANDARD'),
+                leaf('StorageClass', doc.object.storageClass ?? 'STANDARD'),
                 this.#ownerXml(),
                 leaf('ChecksumAlgorithm', doc.object.checksum?.algorithm),
               )
@@ -1010,7 +1131,7 @@ class S3 {
             leaf('ChecksumAlgorithm', doc.checksum?.algorithm),
             leaf('ChecksumType', doc.checksum && 'FULL_OBJECT'),
             leaf('Size', doc.size),
-            leaf('StorageClass', 'STANDARD'),
+            leaf('StorageClass', doc.storageClass ?? 'STANDARD'),
             owner,
           ),
         ),
@@ -1242,6 +1363,48 @@ function describe(request: HttpRequest): Pick<ObjectDoc, 'contentType' | 'header
   return { contentType: header(request, 'content-type') ?? 'binary/octet-stream', headers, metadata };
 }
 
+/** The storage classes a general purpose bucket stores objects in (PutObject's `x-amz-storage-class`). */
+const STORAGE_CLASSES = [
+  'STANDARD',
+  'REDUCED_REDUNDANCY',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER',
+  'DEEP_ARCHIVE',
+  'GLACIER_IR',
+] as const;
+export type StorageClass = (typeof STORAGE_CLASSES)[number];
+/** The classes whose objects must be restored before GetObject or CopyObject reads them. */
+const ARCHIVED: readonly StorageClass[] = ['GLACIER', 'DEEP_ARCHIVE'];
+
+function isStorageClass(value: string): value is StorageClass {
+  return (STORAGE_CLASSES as readonly string[]).includes(value);
+}
+
+/**
+ * `x-amz-storage-class` of a PutObject or CopyObject: undefined for STANDARD (S3's default, which the sandbox does
+ * not store); a class S3 does not know, or one a general purpose bucket has not (OUTPOSTS, EXPRESS_ONEZONE…), is
+ * 400 InvalidStorageClass.
+ */
+function requestedStorageClass(request: HttpRequest): StorageClass | undefined {
+  const value = header(request, 'x-amz-storage-class');
+  if (value === undefined || value === 'STANDARD') return undefined;
+  if (!isStorageClass(value)) {
+    throw new S3Error('InvalidStorageClass', 'The storage class you specified is not valid', 400, {
+      StorageClassRequested: value,
+    });
+  }
+  return value;
+}
+
+/** GetObject or CopyObject of an archived object not restored: 403 InvalidObjectState. */
+function invalidObjectState(storageClass: string): S3Error {
+  return new S3Error('InvalidObjectState', "The operation is not valid for the object's storage class", 403, {
+    StorageClass: storageClass,
+  });
+}
+
 /** `x-amz-metadata-directive` / `x-amz-tagging-directive`: whether to REPLACE rather than COPY. */
 function directive(request: HttpRequest, name: string): boolean {
   const value = header(request, name) ?? 'COPY';
@@ -1292,6 +1455,8 @@ function objectHeaders(doc: ObjectDoc, query: URLSearchParams): Record<string, s
     ...doc.headers,
   };
   for (const [name, value] of Object.entries(doc.metadata)) headers[`x-amz-meta-${name}`] = value;
+  // HeadObject/GetObject: S3 sends x-amz-storage-class for every class but STANDARD.
+  if (doc.storageClass) headers['x-amz-storage-class'] = doc.storageClass;
   if (doc.tags.length > 0) headers['x-amz-tagging-count'] = String(doc.tags.length);
   for (const [parameter, name] of RESPONSE_OVERRIDES) {
     const value = query.get(parameter);
