@@ -8,6 +8,7 @@ import { Chaos } from './aws/chaos.ts';
 import { CallLog, startAwsEndpoint } from './aws/server.ts';
 import { createCloudWatch } from './aws/services/cloudwatch.ts';
 import { createEventBridge } from './aws/services/eventbridge.ts';
+import { createLogs } from './aws/services/logs.ts';
 import { createRdsData } from './aws/services/rds-data.ts';
 import { createS3 } from './aws/services/s3.ts';
 import { createSecretsManager } from './aws/services/secrets-manager.ts';
@@ -90,6 +91,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       functions: allFunctions,
       projectRoot: PROJECT_ROOT,
     });
+    const cloudWatch = createCloudWatch(deps, {
+      evaluationIntervalMs: (options.alarmEvaluationSeconds ?? 60) * 1000,
+      publish: (topicArn, message, subject) => sns.publish(topicArn, message, subject),
+    });
     const services = [
       secretsManager,
       createRdsData({
@@ -99,10 +104,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         postgres: { host: postgres.connection.host, port: postgres.connection.port },
         resolveSecret: (secretId) => secretsManager.resolveSecret(secretId),
       }),
-      createCloudWatch(deps, {
-        evaluationIntervalMs: (options.alarmEvaluationSeconds ?? 60) * 1000,
-        publish: (topicArn, message, subject) => sns.publish(topicArn, message, subject),
-      }),
+      cloudWatch,
+      createLogs(deps, { putMetricData: (input) => cloudWatch.putMetricData(input) }),
       createS3(deps, { keyArns: [STORAGE_KEY_ARN] }),
       createStepFunctions({ ...deps, lambda }),
       createEventBridge(deps),

@@ -28,7 +28,7 @@ export const USAGE_ALARM_PERIOD_SECONDS = 300;
  * The tenant's alarms and their thresholds, from its plan and its effective limits (seed 004): storage at 80% of
  * the quota, connections at 80% of the database's limit (both on the usage collector's readings), 5xx above 5% of
  * requests, and, where the plan has a latency objective (enterprise), p99 latency above it (both on the SaaS's own
- * metrics, docs/signals.md). Only plans with `perTenantMonitoring` have alarms of their own: a basic tenant's
+ * metrics, docs/usage.md). Only plans with `perTenantMonitoring` have alarms of their own: a basic tenant's
  * thresholds are the usage collector's to watch (functions/usage/quotas.ts). The one definition used by
  * provisioning, plan changes and the reconciler.
  */

@@ -10,6 +10,7 @@ export const SERVICE_NAMES = [
   'sfn',
   'eventbridge',
   'sns',
+  'logs',
 ] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 

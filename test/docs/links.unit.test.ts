@@ -15,6 +15,7 @@ const NOT_REPOSITORY_PATHS: readonly string[] = [
   'backups/', // S3 keys of backups
   'tenant-provisioner-', // names of deployed resources, e.g. the provisioner's secret
   'text/', // media types (`text/csv`)
+  'TenantProvisioner/', // CloudWatch namespaces (`TenantProvisioner/Tenants`)
 ];
 
 /** Paths that exist only once something has run; both are in .gitignore (a test below holds that). */

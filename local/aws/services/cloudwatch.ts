@@ -286,6 +286,14 @@ export interface CloudWatchOptions {
   readonly publish?: PublishToTopic;
 }
 
+export interface CloudWatchService extends ServiceHandler {
+  /**
+   * PutMetricData as the API answers it (same checks, same AwsErrors, same datum store): CloudWatch Logs puts the
+   * metrics of embedded metric format events through it (logs.ts).
+   */
+  putMetricData(input: JsonObject): Promise<void>;
+}
+
 const DESCRIBE_ALARMS_PAGE = 50;
 const HISTORY_PAGE = 100;
 const MINUTE = 60_000;
@@ -299,7 +307,7 @@ const MINUTE = 60_000;
 export function createCloudWatch(
   { store, region, accountId }: ServiceDeps,
   options: CloudWatchOptions = {},
-): ServiceHandler {
+): CloudWatchService {
   const alarms = store.collection<StoredAlarm>('cloudwatch', 'alarm');
   const data = store.collection<StoredDatum>('cloudwatch', 'datum');
   const history = store.collection<StoredHistory>('cloudwatch', 'history');
@@ -866,6 +874,9 @@ export function createCloudWatch(
   });
   return {
     ...handler,
+    putMetricData: async (input) => {
+      await putMetricData(input);
+    },
     routes: { 'POST /_sandbox/cloudwatch/evaluate': evaluateRoute },
     async close() {
       closed = true;
