@@ -677,6 +677,25 @@ export const functions: readonly FunctionDefinition[] = [
     environment: [...PROVISIONING_ENV, 'SCHEMA_DIR'],
     permissions: PROVISIONING_DATA_API,
   },
+  // ---- scheduled backups (functions/lifecycle/scheduled-backups.ts), on a schedule
+  {
+    id: 'ScheduleBackups',
+    entry: 'functions/lifecycle/scheduled-backups-handler.ts',
+    description:
+      "Backup scheduler: starts a backup-tenant run for every active tenant whose policy's slot has passed without a scheduled backup",
+    timeoutSeconds: 300,
+    schedule: {
+      expression: 'rate(1 hour)',
+      description: "Starts the tenants' scheduled backups, each at its slot of its policy's day or week",
+    },
+    environment: [...PROVISIONING_ENV, 'BACKUP_STATE_MACHINE_ARN'],
+    permissions: [
+      ...PROVISIONING_DATA_API,
+      { actions: ['states:StartExecution'], resource: 'stateMachine:backup-tenant' },
+      // An operation whose run ended without closing it is settled before another is claimed.
+      { actions: ['states:DescribeExecution'], resource: 'executions:backup-tenant' },
+    ],
+  },
   // ---- collect-usage (statemachines/collect-usage.asl.json), on a schedule (STATE_MACHINE_SCHEDULES)
   {
     id: 'PlanUsageCollection',

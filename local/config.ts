@@ -9,6 +9,7 @@ import type { SandboxOptions } from './sandbox.ts';
  * SANDBOX_DIR (`.local`), SANDBOX_HOST (127.0.0.1), SANDBOX_AWS_PORT (4566), SANDBOX_API_PORT (3000),
  * SANDBOX_POSTGRES_PORT (5433), SANDBOX_SCHEDULE_SECONDS (30: how often scheduled functions run; 0: at startup only),
  * SANDBOX_USAGE_SECONDS (300, the stages' default: how often the usage collector runs; 0: only when started by hand),
+ * SANDBOX_UNSCHEDULED (registry ids of scheduled functions the sandbox does not run on its clock, comma-separated),
  * SANDBOX_ALARM_EVALUATION_SECONDS (60: how often CloudWatch evaluates the alarms by the wall clock; 0: only on request),
  * SANDBOX_EXTRA_FUNCTIONS (a module exporting `testFunctions`, for test fixtures),
  * SANDBOX_SCHEMA_DIR (the SQL migrations the functions read, `schema/` by default: a test or benchmark adds a tenant
@@ -28,6 +29,7 @@ export async function sandboxOptionsFromEnv(
     postgresPort: port(env, 'SANDBOX_POSTGRES_PORT', 5433),
     scheduleSeconds: seconds(env, 'SANDBOX_SCHEDULE_SECONDS', 30),
     usageSeconds: seconds(env, 'SANDBOX_USAGE_SECONDS', 300),
+    unscheduled: (env.SANDBOX_UNSCHEDULED ?? '').split(',').filter((id) => id !== ''),
     alarmEvaluationSeconds: seconds(env, 'SANDBOX_ALARM_EVALUATION_SECONDS', 60),
     extraFunctions: extra ? await loadFunctions(pathToFileURL(path(extra)).href) : [],
     ...(env.SANDBOX_SCHEMA_DIR ? { schemaDir: path(env.SANDBOX_SCHEMA_DIR) } : {}),

@@ -44,6 +44,8 @@ export interface SandboxOptions {
   readonly scheduleSeconds?: number;
   /** How often the usage collector runs (STATE_MACHINE_SCHEDULES); 0: only when started. 300 by default. */
   readonly usageSeconds?: number;
+  /** Scheduled functions (registry ids) not run on the sandbox's clock: only when invoked. */
+  readonly unscheduled?: readonly string[];
   /** How often CloudWatch evaluates every alarm as of the wall clock; 0: only when asked. 60 by default, as on AWS. */
   readonly alarmEvaluationSeconds?: number;
   /** Functions beyond the product's registry, e.g. test fixtures. */
@@ -157,7 +159,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     };
     // The drift reconciler at startup finds what a killed sandbox left half done, then runs on its schedule.
     const schedules = startSchedules({
-      functions: allFunctions,
+      functions: allFunctions.filter((fn) => !options.unscheduled?.includes(fn.id)),
       lambda,
       intervalMs: (options.scheduleSeconds ?? 30) * 1000,
       stateMachines: [

@@ -58,6 +58,8 @@ export async function spawnSandbox(options: SpawnSandboxOptions = {}): Promise<S
       // A test or benchmark starts the usage collector and evaluates alarms itself, when it looks at them: a run or an
       // evaluation on the wall clock would put readings, events and alarm states beside the ones it looks at.
       SANDBOX_USAGE_SECONDS: '0',
+      // Likewise the backup scheduler: a tenant whose slot passes during a test would get a backup run beside it.
+      SANDBOX_UNSCHEDULED: 'ScheduleBackups',
       SANDBOX_ALARM_EVALUATION_SECONDS: '0',
       ...options.env,
     },

@@ -32,6 +32,23 @@ export const LIMIT_NAMES = [
   'apiRequestsPerMinute',
 ] as const satisfies readonly (keyof PlanLimits)[];
 
+/** How often a plan's scheduled backups run. */
+export const BACKUP_SCHEDULES = ['daily', 'weekly'] as const;
+export type BackupSchedule = (typeof BACKUP_SCHEDULES)[number];
+
+/**
+ * The retentions a backup policy may keep its backups for: each has a lifecycle rule under `backups/`
+ * (functions/shared/storage.ts BACKUP_RETENTION_DAYS holds them all).
+ */
+export const POLICY_RETENTION_DAYS = [14, 30, 35, 90] as const;
+export type PolicyRetentionDays = (typeof POLICY_RETENTION_DAYS)[number];
+
+/** A tenant's scheduled backups (seed 004's backup policy): how often, and how long each is kept. */
+export interface BackupPolicy {
+  readonly schedule: BackupSchedule;
+  readonly retentionDays: PolicyRetentionDays;
+}
+
 export interface Plan {
   readonly name: PlanName;
   readonly limits: PlanLimits;
@@ -62,6 +79,12 @@ export interface Plan {
    * plan are published either way.
    */
   readonly perTenantMonitoring: boolean;
+  /** The plan's backup policy, and the bounds within which a tenant may change it (`PATCH /tenants/{id}`). */
+  readonly backups: {
+    readonly policy: BackupPolicy;
+    readonly schedules: readonly BackupSchedule[];
+    readonly maxRetentionDays: PolicyRetentionDays;
+  };
 }
 
 const ALARMS = { storageRatio: 0.8, connectionsRatio: 0.8, errorRate: 0.05 } as const;
@@ -75,6 +98,11 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     standingRoles: ['app'],
     alarms: ALARMS,
     perTenantMonitoring: false,
+    backups: {
+      policy: { schedule: 'weekly', retentionDays: 14 },
+      schedules: ['weekly'],
+      maxRetentionDays: 14,
+    },
   },
   professional: {
     name: 'professional',
@@ -90,6 +118,11 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     standingRoles: ['app', 'admin', 'readonly'],
     alarms: ALARMS,
     perTenantMonitoring: true,
+    backups: {
+      policy: { schedule: 'daily', retentionDays: 35 },
+      schedules: ['daily', 'weekly'],
+      maxRetentionDays: 35,
+    },
   },
   enterprise: {
     name: 'enterprise',
@@ -105,10 +138,41 @@ export const PLANS: Readonly<Record<PlanName, Plan>> = {
     standingRoles: ['admin', 'app', 'readonly', 'auditor'],
     alarms: { ...ALARMS, latencyP99Ms: 1000 },
     perTenantMonitoring: true,
+    backups: {
+      policy: { schedule: 'daily', retentionDays: 90 },
+      schedules: ['daily', 'weekly'],
+      maxRetentionDays: 90,
+    },
   },
 };
 
 /** A tenant's effective limits: the plan's, lowered where the tenant asked. */
 export function effectiveLimits(plan: PlanName, overrides: Partial<PlanLimits> = {}): PlanLimits {
   return { ...PLANS[plan].limits, ...overrides };
+}
+
+/** A tenant's backup policy: the one it chose, or its plan's. */
+export const backupPolicyOf = (plan: PlanName, chosen: BackupPolicy | undefined): BackupPolicy =>
+  chosen ?? PLANS[plan].backups.policy;
+
+/** Why a backup policy is outside the plan's bounds, one message per problem (none: within). */
+export function backupPolicyProblems(
+  plan: PlanName,
+  policy: Partial<BackupPolicy>,
+): { path: string; message: string }[] {
+  const bounds = PLANS[plan].backups;
+  const problems: { path: string; message: string }[] = [];
+  if (policy.schedule !== undefined && !bounds.schedules.includes(policy.schedule)) {
+    problems.push({
+      path: 'backupPolicy.schedule',
+      message: `The ${plan} plan backs up ${bounds.schedules.join(' or ')}, not ${policy.schedule}`,
+    });
+  }
+  if (policy.retentionDays !== undefined && policy.retentionDays > bounds.maxRetentionDays) {
+    problems.push({
+      path: 'backupPolicy.retentionDays',
+      message: `The ${plan} plan keeps backups at most ${bounds.maxRetentionDays} days`,
+    });
+  }
+  return problems;
 }

@@ -96,12 +96,19 @@ export async function settleStaleOperation(
   return undefined;
 }
 
+/** What starting an operation needs: the registry's operations, Step Functions, the state machine of each. */
+export type StartDeps = Pick<LifecycleDeps, 'store' | 'sfn' | 'log'> & {
+  readonly stateMachines: Partial<LifecycleDeps['stateMachines']>;
+};
+
 interface StartRequest {
   readonly tenantId: string;
   readonly operation: LifecycleOperation;
   /** Kept with the operation and passed to the execution beside tenantId and operationId. */
   readonly input: Record<string, unknown>;
   readonly caller: string;
+  /** Who the operation is recorded as; `api:<caller>` by default (the backup scheduler is itself). */
+  readonly actor?: string;
   readonly setStatus?: TenantStatus;
   readonly check?: (tenant: Tenant) => void;
   /** The execution's name; `<tenantId>-<operation>-<operationId>` by default. */
@@ -113,8 +120,10 @@ interface StartRequest {
  * `{ tenantId, operationId, ...input }`, and records the execution. When the execution cannot be started the claim
  * is undone (the tenant keeps its status) and a {@link ServiceUnavailableError} asks for a retry.
  */
-export async function startOperation(deps: LifecycleDeps, request: StartRequest): Promise<OperationAccepted> {
-  const actor = actorOf(request.caller);
+export async function startOperation(deps: StartDeps, request: StartRequest): Promise<OperationAccepted> {
+  const actor = request.actor ?? actorOf(request.caller);
+  const stateMachineArn = deps.stateMachines[request.operation];
+  if (stateMachineArn === undefined) throw new Error(`No state machine given for ${request.operation}`);
   await settleStaleOperation(deps, request.tenantId);
   const { operationId, tenant } = await deps.store.begin({
     tenantId: request.tenantId,
@@ -132,7 +141,7 @@ export async function startOperation(deps: LifecycleDeps, request: StartRequest)
   try {
     const started = await deps.sfn.send(
       new StartExecutionCommand({
-        stateMachineArn: deps.stateMachines[request.operation],
+        stateMachineArn,
         name,
         input: JSON.stringify({ tenantId: tenant.id, operationId, ...request.input }),
       }),
@@ -195,8 +204,9 @@ export async function changePlan(
   caller: string,
 ): Promise<OperationAccepted> {
   const tenant = await deps.tenants.require(tenantId);
-  const { target, problems } = resolvePlanTarget(tenant, body);
-  if (problems.length > 0) throw new ValidationError('The limits exceed the plan', problems);
+  const { target, backupPolicy, problems } = resolvePlanTarget(tenant, body);
+  if (problems.length > 0)
+    throw new ValidationError('The limits or the backup policy exceed the plan', problems);
   if (ALLOWED_FROM.change_plan.includes(tenant.status)) await assertPlanFits(deps.usage, tenant, target);
   return startOperation(deps, {
     tenantId,
@@ -204,6 +214,8 @@ export async function changePlan(
     input: {
       plan: target.plan,
       limits: target.limits,
+      // Recorded with the plan at the run's end (RecordPlan); nothing in AWS changes with it.
+      backupPolicy,
       previous: { plan: tenant.plan, limits: tenant.limits },
       ...(body.reason !== undefined ? { reason: body.reason } : {}),
     },

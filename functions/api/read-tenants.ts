@@ -5,6 +5,7 @@ import type {
   TenantSummary,
 } from '../../schema/api/tenants.ts';
 import { DATABASE_ROLES, type DatabaseRole, TENANT_ID_PATTERN } from '../../schema/names.ts';
+import { backupPolicyOf } from '../../schema/plans.ts';
 import * as z from '../../schema/zod.ts';
 import { NotFoundError, ValidationError } from '../shared/errors.ts';
 import type { ProgressStore, StepRecord } from '../shared/progress.ts';
@@ -73,6 +74,7 @@ export function tenantResponse(tenant: Tenant, steps: readonly StepRecord[]): Te
     securityPolicy: tenant.config.securityPolicy,
     compliance: tenant.config.compliance,
     settings: tenant.config.settings,
+    backupPolicy: backupPolicyOf(tenant.plan, tenant.config.backupPolicy),
     resources: resourcesResponse(tenant.resources),
     failure: tenant.failure,
     leftovers: tenant.leftovers,

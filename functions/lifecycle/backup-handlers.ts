@@ -1,4 +1,5 @@
 import { BackupId } from '../../schema/api/lifecycle.ts';
+import { POLICY_RETENTION_DAYS } from '../../schema/plans.ts';
 import * as z from '../../schema/zod.ts';
 import { s3Client } from '../shared/clients.ts';
 import { TenantStateError } from '../shared/errors.ts';
@@ -26,6 +27,12 @@ const BackupInput = z.object({
   kind: z.enum(['on_demand', 'final']),
 });
 
+/** What the backup scheduler keeps with a scheduled backup's operation (functions/lifecycle/scheduled-backups.ts). */
+const ScheduledRequest = z.object({
+  kind: z.literal('scheduled'),
+  retentionDays: z.union(POLICY_RETENTION_DAYS.map((days) => z.literal(days))),
+});
+
 /**
  * Takes the backup and records it in the registry. A final backup (a deletion's) runs on a tenant being deleted,
  * and is skipped when an earlier attempt of the deletion took one (the tenant has been closed to its roles since)
@@ -44,18 +51,24 @@ export const backupDatabase = /* @__PURE__ */ step(
       if (taken) return { skipped: 'taken by an earlier attempt', backupId: taken.backupId };
       if (!(await hasDatabase(cluster, tenant.id))) return { skipped: 'no database' };
     }
+    const operation = await store.get(input.operationId);
+    // A scheduled backup runs the same state machine as an on-demand one; its operation says it is the policy's.
+    const scheduled = ScheduledRequest.safeParse(operation?.request);
+    const kind = input.kind === 'on_demand' && scheduled.success ? 'scheduled' : input.kind;
     const result = await backupTenantDatabase(deps, {
       tenantId: tenant.id,
       backupId: input.backupId,
-      kind: input.kind,
+      kind,
       encryptionLevel: tenant.config.compliance.encryptionLevel,
-      retentionDays: backupRetentionDays(input.kind, tenant.config.compliance.retentionDays),
+      retentionDays:
+        kind === 'scheduled' && scheduled.success
+          ? scheduled.data.retentionDays
+          : backupRetentionDays(input.kind, tenant.config.compliance.retentionDays),
     });
-    const operation = await store.get(input.operationId);
     await store.recordBackup({
       ...result,
       tenantId: tenant.id,
-      kind: input.kind,
+      kind,
       by: operation?.requestedBy ?? LIFECYCLE_ACTOR,
     });
     return {

@@ -1,5 +1,5 @@
 import { BACKUP_KINDS, type BackupSummary, type LifecycleOperation } from '../../schema/api/lifecycle.ts';
-import type { PlanLimits, PlanName } from '../../schema/plans.ts';
+import type { BackupPolicy, PlanLimits, PlanName } from '../../schema/plans.ts';
 import * as z from '../../schema/zod.ts';
 import { type DataApi, isoText, json, jsonText } from '../shared/data-api.ts';
 import { OperationInProgressError, TenantStateError } from '../shared/errors.ts';
@@ -291,11 +291,21 @@ export class LifecycleStore {
   }
 
   /** The tenant's plan and limits (the registry's quotas), after the plan change has been applied. */
-  async setPlan(tenantId: string, plan: PlanName, limits: PlanLimits, by: string): Promise<void> {
+  /** The tenant's plan and limits, and its backup policy when given (the configuration's `backupPolicy`). */
+  async setPlan(
+    tenantId: string,
+    plan: PlanName,
+    limits: PlanLimits,
+    by: string,
+    backupPolicy?: BackupPolicy,
+  ): Promise<void> {
     await this.#db.execute(
-      `UPDATE tenants SET plan = :plan, limits = CAST(:limits AS jsonb), updated_at = now(), updated_by = :by
+      `UPDATE tenants SET plan = :plan, limits = CAST(:limits AS jsonb),
+         config = CASE WHEN CAST(:policy AS jsonb) IS NULL THEN config
+           ELSE jsonb_set(config, '{backupPolicy}', CAST(:policy AS jsonb)) END,
+         updated_at = now(), updated_by = :by
        WHERE id = :id`,
-      { id: tenantId, plan, limits: json(limits), by },
+      { id: tenantId, plan, limits: json(limits), policy: backupPolicy ? json(backupPolicy) : null, by },
     );
   }
 

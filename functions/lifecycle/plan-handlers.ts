@@ -1,3 +1,4 @@
+import { BackupPolicySchema } from '../../schema/api/tenants.ts';
 import * as z from '../../schema/zod.ts';
 import { applyStandingRoles } from '../provision/role-credentials.ts';
 import { cloudWatchClient, s3Client, secretsManagerClient } from '../shared/clients.ts';
@@ -71,7 +72,21 @@ export const recordPlan = /* @__PURE__ */ step(
   { input: PlanInput, progress, statuses: PLAN_STATUSES },
   async ({ tenant, input }) => {
     const operation = await store.get(input.operationId);
-    await store.setPlan(tenant.id, input.plan, input.limits, operation?.requestedBy ?? LIFECYCLE_ACTOR);
-    return { plan: input.plan, limits: input.limits, from: tenant.plan };
+    // The policy the API resolved and kept with the operation; an operation from before policies keeps none.
+    const policy = z.optional(BackupPolicySchema).safeParse(operation?.request.backupPolicy);
+    const backupPolicy = policy.success ? policy.data : undefined;
+    await store.setPlan(
+      tenant.id,
+      input.plan,
+      input.limits,
+      operation?.requestedBy ?? LIFECYCLE_ACTOR,
+      backupPolicy,
+    );
+    return {
+      plan: input.plan,
+      limits: input.limits,
+      from: tenant.plan,
+      ...(backupPolicy ? { backupPolicy } : {}),
+    };
   },
 );

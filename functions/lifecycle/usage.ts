@@ -1,4 +1,7 @@
 import {
+  type BackupPolicy,
+  backupPolicyOf,
+  backupPolicyProblems,
   effectiveLimits,
   FEATURE_FLAGS,
   LIMIT_NAMES,
@@ -27,13 +30,22 @@ export interface PlanTarget {
  * plan keeps the current limits with those given. A limit above the plan's maximum is refused (400).
  */
 export function resolvePlanTarget(
-  tenant: Pick<Tenant, 'plan' | 'limits'>,
-  request: { plan?: PlanName | undefined; limits?: Partial<PlanLimits> | undefined },
-): { target: PlanTarget; problems: ErrorDetail[] } {
+  tenant: Pick<Tenant, 'plan' | 'limits'> & { readonly config: Pick<Tenant['config'], 'backupPolicy'> },
+  request: {
+    plan?: PlanName | undefined;
+    limits?: Partial<PlanLimits> | undefined;
+    backupPolicy?: Partial<BackupPolicy> | undefined;
+  },
+): { target: PlanTarget; backupPolicy: BackupPolicy; problems: ErrorDetail[] } {
   const plan = request.plan ?? tenant.plan;
   const overrides = request.limits ?? {};
   const limits = plan === tenant.plan ? { ...tenant.limits, ...overrides } : effectiveLimits(plan, overrides);
-  const problems: ErrorDetail[] = [];
+  // As the limits: the same plan keeps the tenant's policy with what is given; a new plan starts from its own.
+  const backupPolicy: BackupPolicy = {
+    ...(plan === tenant.plan ? backupPolicyOf(plan, tenant.config.backupPolicy) : PLANS[plan].backups.policy),
+    ...request.backupPolicy,
+  };
+  const problems: ErrorDetail[] = backupPolicyProblems(plan, backupPolicy);
   for (const name of LIMIT_NAMES) {
     if (limits[name] > PLANS[plan].limits[name]) {
       problems.push({
@@ -42,7 +54,7 @@ export function resolvePlanTarget(
       });
     }
   }
-  return { target: { plan, limits }, problems };
+  return { target: { plan, limits }, backupPolicy, problems };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { PLANS } from '../plans.ts';
 import * as z from '../zod.ts';
 import {
+  BackupPolicyFields,
   CreateTenantResponse,
   LimitsOverride,
   limitsWithinPlan,
@@ -54,12 +55,22 @@ export const ChangePlanRequest = z
   .strictObject({
     plan: z.optional(PlanName),
     limits: z.optional(LimitsOverride),
+    backupPolicy: z.optional(
+      z.partial(BackupPolicyFields).check(
+        z.meta({
+          description:
+            "The tenant's backup policy, or part of it; the rest is kept (or, with a new plan, that plan's). Within the target plan's bounds.",
+        }),
+      ),
+    ),
     reason: z.optional(Reason),
   })
   .check(
     z.superRefine((body, ctx) => {
-      if (body.plan === undefined && (body.limits === undefined || Object.keys(body.limits).length === 0)) {
-        ctx.addIssue({ code: 'custom', path: [], message: 'Give a plan, limits, or both' });
+      const limits = body.limits === undefined ? 0 : Object.keys(body.limits).length;
+      const policy = body.backupPolicy === undefined ? 0 : Object.keys(body.backupPolicy).length;
+      if (body.plan === undefined && limits === 0 && policy === 0) {
+        ctx.addIssue({ code: 'custom', path: [], message: 'Give a plan, limits, a backup policy, or more' });
       }
       if (body.plan === undefined || body.limits === undefined) return;
       limitsWithinPlan(ctx, PLANS[body.plan], body.limits);
@@ -135,7 +146,7 @@ export const OperationAccepted = z.strictObject({
 });
 export type OperationAccepted = z.output<typeof OperationAccepted>;
 
-export const BACKUP_KINDS = ['on_demand', 'final'] as const;
+export const BACKUP_KINDS = ['scheduled', 'on_demand', 'final'] as const;
 
 export const BackupLocation = z.strictObject({
   bucket: z.string(),

@@ -1,5 +1,7 @@
 import {
   AUTH_METHODS,
+  BACKUP_SCHEDULES,
+  backupPolicyProblems,
   FEATURE_FLAGS,
   type FeatureFlag,
   LIMIT_NAMES,
@@ -7,6 +9,7 @@ import {
   PLANS,
   type Plan,
   type PlanLimits,
+  POLICY_RETENTION_DAYS,
 } from '../plans.ts';
 import * as z from '../zod.ts';
 import { cidrProblem } from './cidr.ts';
@@ -221,8 +224,22 @@ export const LimitsOverride = z.partial(Limits).check(
 );
 
 /** What the provisioning steps read beside the name, slug, plan and limits; stored as the tenant's `config`. */
+/** A backup policy's fields, for the PATCH that changes some of them. */
+export const BackupPolicyFields = z.strictObject({
+  schedule: z.enum(BACKUP_SCHEDULES),
+  retentionDays: z.union(POLICY_RETENTION_DAYS.map((days) => z.literal(days))),
+});
+
+export const BackupPolicySchema = BackupPolicyFields.check(
+  z.meta({
+    description:
+      "The tenant's scheduled backups: how often and how long each is kept (days); the plan's policy when absent. Within the plan's bounds: basic weekly, at most 14 days; professional daily or weekly, at most 35; enterprise at most 90.",
+  }),
+);
+
 export const TenantConfig = z.strictObject({
   adminUser: AdminUser,
+  backupPolicy: z.optional(BackupPolicySchema),
   features: z.prefault(Features, {}),
   securityPolicy: z.prefault(SecurityPolicy, {}),
   compliance: z.prefault(Compliance, {}),
@@ -284,6 +301,9 @@ export const CreateTenantRequest = z.pipe(
         }
       }
       limitsWithinPlan(ctx, plan, body.limits);
+      for (const problem of backupPolicyProblems(plan.name, body.backupPolicy ?? {})) {
+        ctx.addIssue({ code: 'custom', path: problem.path.split('.'), message: problem.message });
+      }
       if (
         body.securityPolicy.mfaRequired &&
         !body.features.auth.some((method) => method === '2fa' || method === 'passkey')
@@ -441,6 +461,7 @@ export const TenantResponse = z.strictObject({
   securityPolicy: SecurityPolicy,
   compliance: Compliance,
   settings: Settings,
+  backupPolicy: BackupPolicySchema,
   resources: TenantResourcesSchema,
   failure: z.nullable(StepFailureSchema).check(
     z.meta({
