@@ -3,7 +3,6 @@ import { cloudWatchClient, eventBridgeClient, s3Client } from '../shared/clients
 import { step, stepSetup } from '../shared/step.ts';
 import {
   ChunkInput,
-  type ChunkResult,
   type CollectDeps,
   collectChunk,
   finishCollection,
@@ -49,5 +48,5 @@ const ChunkOutcome = z.union([
 export const finishUsageCollection = /* @__PURE__ */ step(
   'Finish',
   { input: z.object({ results: z.array(ChunkOutcome) }) },
-  async ({ input }) => finishCollection(input.results as (ChunkResult | { failed: string })[]),
+  async ({ input }) => finishCollection(input.results),
 );

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import pg from 'pg';
 import { z } from 'zod';
-import { PROJECT_ROOT, STAGE } from '../../local/constants.ts';
+import { PROJECT_ROOT, STAGE, stateMachineArn } from '../../local/constants.ts';
 import { serverLogFile } from '../../local/postgres.ts';
 import { figure, type ScenarioResult } from '../report.ts';
 import { SandboxUnderTest } from '../sandbox.ts';
@@ -101,6 +101,7 @@ async function run(sut: SandboxUnderTest, schemaDir: string): Promise<ScenarioRe
   await admin.end();
   await operate('suspend', 'POST', `/tenants/${attacker}/suspend`, { reason: 'hostile' });
   await operate('resume', 'POST', `/tenants/${attacker}/resume`, { reason: 'hostile' });
+  paths.push(await usageCollection(sut));
 
   // A fleet migration: a new version of the template, as a deployment brings it (the functions read it afresh).
   await writeFile(
@@ -531,6 +532,19 @@ async function executionStatus(sut: SandboxUnderTest, executionArn: string): Pro
       return `${status} ${error ?? ''} ${cause ?? ''}`.trim();
     await sleep(100);
   }
+}
+
+/** A run of the usage collector, as its schedule starts it: it counts the tenant's users and API keys. */
+async function usageCollection(sut: SandboxUnderTest): Promise<PathRun> {
+  const { executionArn } = await sut.clients.sfn.send(
+    new StartExecutionCommand({ stateMachineArn: stateMachineArn('collect-usage'), input: '{}' }),
+  );
+  const status = await executionStatus(sut, executionArn ?? '');
+  return {
+    path: 'usage collection (sessions, users, API keys)',
+    outcome: status,
+    ok: status === 'SUCCEEDED',
+  };
 }
 
 async function fleetMigration(sut: SandboxUnderTest): Promise<PathRun> {
