@@ -70,7 +70,7 @@ export const ChangePlanRequest = z
       const limits = body.limits === undefined ? 0 : Object.keys(body.limits).length;
       const policy = body.backupPolicy === undefined ? 0 : Object.keys(body.backupPolicy).length;
       if (body.plan === undefined && limits === 0 && policy === 0) {
-        ctx.addIssue({ code: 'custom', path: [], message: 'Give a plan, limits, a backup policy, or more' });
+        ctx.addIssue({ code: 'custom', path: [], message: 'Give a plan, limits or a backup policy' });
       }
       if (body.plan === undefined || body.limits === undefined) return;
       limitsWithinPlan(ctx, PLANS[body.plan], body.limits);

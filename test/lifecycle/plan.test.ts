@@ -152,7 +152,9 @@ describe('changing a tenant plan', () => {
     expect(above.error?.issues.map(({ path, message }) => ({ path, message }))).toEqual([
       { path: ['limits', 'maxUsers'], message: 'maxUsers may not exceed 10 on the basic plan' },
     ]);
-    expect(nothing.error?.issues.map(({ message }) => message)).toEqual(['Give a plan, limits, or both']);
+    expect(nothing.error?.issues.map(({ message }) => message)).toEqual([
+      'Give a plan, limits or a backup policy',
+    ]);
     expect(within.success).toBe(true);
   });
 
