@@ -10,6 +10,7 @@ import { PROJECT_ROOT } from '../../local/constants.ts';
 import { type ApiUnderTest, apiUnderTest } from '../api/api.ts';
 import { registry } from '../provision/helpers.ts';
 import { uniqueName } from '../support/sandbox.ts';
+import { collectUsage } from '../usage/helpers.ts';
 import { type CliRun, runCli } from './cli.ts';
 
 /** The `tenants` command driven as a user drives it: a child process, piped, the sandbox's API in its environment. */
@@ -355,5 +356,43 @@ describe('tenants credentials', () => {
       `admin of tenant ${id}: ${record.resources.secrets?.admin} (issued now, expires ${record.resources.credentialExpiries?.admin})`,
     ]);
     expect(badTtl.code).toBe(2);
+  });
+});
+
+describe('tenants usage', () => {
+  it('shows the latest reading against the limits, and says when there is none yet', {
+    timeout: 120_000,
+  }, async () => {
+    // Prepare
+    const created = await tenants([
+      'create',
+      uniqueName('Cli Usage'),
+      '--plan',
+      'basic',
+      '--admin-email',
+      'u@example.com',
+      '--json',
+    ]);
+    const { id } = z.object({ id: z.string() }).parse(JSON.parse(created.stdout));
+    const before = await tenants(['usage', id]);
+    const at = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 30 * 60_000);
+    await collectUsage(at);
+
+    // Act
+    const shown = await tenants(['usage', id]);
+    const json = await tenants(['usage', id, '--json']);
+
+    // Assess
+    expect(before.code).toBe(0);
+    expect(lines(before)).toEqual([
+      `tenant ${id}: not measured yet (the usage collector runs every few minutes)`,
+    ]);
+    expect(shown.code).toBe(0);
+    expect(lines(shown)[0]).toBe(`tenant ${id}, measured ${at.toISOString()}`);
+    expect(lines(shown)[1]).toMatch(/^MEASURE\s+USED\s+LIMIT\s+SHARE\s+UNIT$/);
+    expect(shown.stdout).toMatch(/users\s+1\s+10\s+10\.0%\s+Count/);
+    expect(z.object({ measuredAt: z.string() }).parse(JSON.parse(json.stdout)).measuredAt).toBe(
+      at.toISOString(),
+    );
   });
 });
