@@ -6,6 +6,7 @@ import { type MeasureDeps, measureTenants } from './measure.ts';
 import {
   crossingEvents,
   crossingsOf,
+  MEASURE_NAMES,
   MEASURES,
   TENANT_METRICS_NAMESPACE,
   tenantMetricData,
@@ -95,9 +96,9 @@ export async function collectChunk(deps: CollectDeps, input: ChunkInput): Promis
     sums.set(tenant.plan, sum);
     sum.set('Tenants', (sum.get('Tenants') ?? 0) + 1);
     sum.set('QuotasExceeded', (sum.get('QuotasExceeded') ?? 0) + [...crossed].filter(isQuota).length);
-    for (const [name, value] of Object.entries(usage)) {
-      const metric = MEASURES[name as keyof typeof MEASURES].metric;
-      sum.set(metric, (sum.get(metric) ?? 0) + value);
+    for (const name of MEASURE_NAMES) {
+      const metric = MEASURES[name].metric;
+      sum.set(metric, (sum.get(metric) ?? 0) + (usage[name] ?? 0));
     }
   }
   data.push(...planSums(sums, at));
@@ -125,17 +126,21 @@ export async function collectChunk(deps: CollectDeps, input: ChunkInput): Promis
 
 const isQuota = (key: string) => key.startsWith('quota:');
 
+/** The metrics of the fleet's sums per plan. */
+const PLAN_SUMS = ['Tenants', 'QuotasExceeded', ...MEASURE_NAMES.map((name) => MEASURES[name].metric)];
+
 /**
- * The fleet's sums per plan (`Plan` dimension): tenants measured, quotas exceeded, and each measure summed. Each
- * chunk puts its part at the run's time: the `Sum` statistic over the collection period adds the chunks up.
+ * The fleet's sums per plan (`Plan` dimension): tenants measured, quotas exceeded, and each measure summed; a plan
+ * without a tenant in the chunk puts zeros, so that a dashboard shows 0 rather than a gap. Each chunk puts its part
+ * at the run's time: the `Sum` statistic over the collection period adds the chunks up.
  */
 function planSums(sums: ReadonlyMap<PlanName, ReadonlyMap<string, number>>, at: Date): MetricDatum[] {
   return PLAN_NAMES.flatMap((plan) =>
-    [...(sums.get(plan) ?? [])].map(([metric, value]) => ({
+    PLAN_SUMS.map((metric) => ({
       MetricName: metric,
       Dimensions: [{ Name: 'Plan', Value: plan }],
       Timestamp: at,
-      Value: value,
+      Value: sums.get(plan)?.get(metric) ?? 0,
       Unit: metric.endsWith('Bytes') ? ('Bytes' as const) : ('Count' as const),
     })),
   );
