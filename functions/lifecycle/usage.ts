@@ -13,11 +13,10 @@ import type { ErrorDetail } from '../shared/errors.ts';
 import { PlanChangeRefusedError } from '../shared/errors.ts';
 import type { Tenant } from '../shared/tenants.ts';
 import { type MeasureDeps, measureTenant, type TenantUsage } from '../usage/measure.ts';
+import { storageQuotaBytes } from '../usage/quotas.ts';
 
 export type { TenantUsage };
 export type UsageDeps = MeasureDeps;
-
-const GIB = 1024 ** 3;
 
 /** The plan and limits a PATCH asks for, resolved against the tenant's current ones. */
 export interface PlanTarget {
@@ -92,10 +91,11 @@ export function planChangeProblems(
   exceeds('limits.maxUsers', usage.users, limits.maxUsers, 'Users');
   exceeds('limits.maxApiKeys', usage.apiKeys, limits.maxApiKeys, 'Live API keys');
   exceeds('limits.maxConnections', usage.connections, limits.maxConnections, 'Open database connections');
-  if (usage.storageBytes > limits.storageQuotaGb * GIB) {
+  const quota = storageQuotaBytes(limits);
+  if (usage.storageBytes > quota) {
     problems.push({
       path: 'limits.storageQuotaGb',
-      message: `Storage: ${usage.storageBytes} bytes in use, the new quota is ${limits.storageQuotaGb} GB (${limits.storageQuotaGb * GIB} bytes)`,
+      message: `Storage: ${usage.storageBytes} bytes in use, the new quota is ${limits.storageQuotaGb} GB (${quota} bytes)`,
     });
   }
   return problems;

@@ -7,10 +7,8 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import { alarmName, alarmPrefix } from '../../schema/names.ts';
 import { PLANS, type PlanLimits, type PlanName } from '../../schema/plans.ts';
-import { TENANT_METRICS_NAMESPACE } from '../usage/quotas.ts';
+import { storageQuotaBytes, TENANT_METRICS_NAMESPACE } from '../usage/quotas.ts';
 import { settleAll } from './secrets.ts';
-
-const GIB = 1024 ** 3;
 
 /** A tenant alarm as the plan defines it; actions and tags are added when it is put. */
 export type AlarmDefinition = Omit<
@@ -49,7 +47,7 @@ export function tenantAlarms(tenantId: string, plan: PlanName, limits: PlanLimit
       Statistic: 'Maximum',
       Period: USAGE_ALARM_PERIOD_SECONDS,
       EvaluationPeriods: 1,
-      Threshold: Math.round(thresholds.storageRatio * limits.storageQuotaGb * GIB),
+      Threshold: Math.round(thresholds.storageRatio * storageQuotaBytes(limits)),
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
       Unit: 'Bytes',

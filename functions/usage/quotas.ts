@@ -19,11 +19,12 @@ export const QUOTA_EXCEEDED = 'Tenant Quota Exceeded';
  */
 export const THRESHOLD_CROSSED = 'Tenant Usage Threshold Crossed';
 
-const GIB = 1024 ** 3;
+/** The storage quota in bytes: `storageQuotaGb` gibibytes, as the alarms, the plan change and the collector count it. */
+export const storageQuotaBytes = (limits: PlanLimits): number => limits.storageQuotaGb * 1024 ** 3;
 
 /** A measure of a reading, its unit, and the limit of the tenant's that counts it (none for the database's size). */
 export const MEASURES = {
-  storageBytes: { metric: 'StorageBytes', unit: 'Bytes', limit: (l: PlanLimits) => l.storageQuotaGb * GIB },
+  storageBytes: { metric: 'StorageBytes', unit: 'Bytes', limit: storageQuotaBytes },
   connections: { metric: 'DatabaseConnections', unit: 'Count', limit: (l: PlanLimits) => l.maxConnections },
   users: { metric: 'Users', unit: 'Count', limit: (l: PlanLimits) => l.maxUsers },
   apiKeys: { metric: 'ApiKeys', unit: 'Count', limit: (l: PlanLimits) => l.maxApiKeys },
