@@ -393,37 +393,27 @@ export const ErrorResponse = z.strictObject({
 });
 export type ErrorResponse = z.output<typeof ErrorResponse>;
 
+/** A value per database role, for the roles that have one. */
+const ByRole = z.strictObject({
+  admin: z.optional(z.string()),
+  app: z.optional(z.string()),
+  readonly: z.optional(z.string()),
+  auditor: z.optional(z.string()),
+});
+
 export const TenantResourcesSchema = z.strictObject({
   database: z.optional(z.string()),
-  secrets: z
-    .optional(
-      z.strictObject({
-        admin: z.optional(z.string()),
-        app: z.optional(z.string()),
-        readonly: z.optional(z.string()),
-        auditor: z.optional(z.string()),
-      }),
-    )
-    .check(
-      z.meta({
-        description:
-          'Secret ARNs by database role, for the roles that have credentials (those standing on the plan, and those issued with POST /tenants/{tenantId}/credentials); never a secret value.',
-      }),
-    ),
-  credentialExpiries: z
-    .optional(
-      z.strictObject({
-        admin: z.optional(z.string()),
-        app: z.optional(z.string()),
-        readonly: z.optional(z.string()),
-        auditor: z.optional(z.string()),
-      }),
-    )
-    .check(
-      z.meta({
-        description: 'When issued credentials of roles not standing on the plan are revoked, by role.',
-      }),
-    ),
+  secrets: z.optional(ByRole).check(
+    z.meta({
+      description:
+        'Secret ARNs by database role, for the roles that have credentials (those standing on the plan, and those issued with POST /tenants/{tenantId}/credentials); never a secret value.',
+    }),
+  ),
+  credentialExpiries: z.optional(ByRole).check(
+    z.meta({
+      description: 'When issued credentials of roles not standing on the plan are revoked, by role.',
+    }),
+  ),
   invitationSecretArn: z.optional(z.string()),
   storage: z.optional(z.strictObject({ bucket: z.string(), prefix: z.string() })),
   alarms: z.optional(z.array(z.string())).check(z.meta({ description: 'Alarm names.' })),
