@@ -183,3 +183,23 @@ export async function failBackupUploadPartWay(tenantId: string, prefix: string):
   await addFaults([fault]);
   return fault;
 }
+
+/**
+ * Upgrades the tenant to enterprise with its first PutMetricAlarm failing (after ApplyLimits, in its alarms), so that
+ * the change-plan run's undo runs; returns the run's end.
+ */
+export async function upgradeFailingInAlarms(tenantId: string) {
+  const fault: FaultRuleInput = {
+    service: 'cloudwatch',
+    operation: 'PutMetricAlarm',
+    match: tenantId,
+    count: 1,
+    error: { code: 'InvalidParameterValue', statusCode: 400, message: 'injected' },
+  };
+  await addFaults([fault]);
+  try {
+    return (await operate('PATCH', `/tenants/${tenantId}`, { plan: 'enterprise' })).execution;
+  } finally {
+    await removeFaults([fault]);
+  }
+}

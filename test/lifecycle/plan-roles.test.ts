@@ -3,8 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { STAGE } from '../../local/constants.ts';
 import { secretPrefix } from '../../schema/names.ts';
 import { runReconciler } from '../reconcile/helpers.ts';
-import { addFaults, type FaultRuleInput, removeFaults, superuserPool } from '../support/sandbox.ts';
-import { activeTenant, canConnect, clients, operate, registry, roleLogins } from './helpers.ts';
+import { superuserPool } from '../support/sandbox.ts';
+import {
+  activeTenant,
+  canConnect,
+  clients,
+  operate,
+  registry,
+  roleLogins,
+  upgradeFailingInAlarms,
+} from './helpers.ts';
 
 /** The role secrets under the tenant's prefix (`db/<role>`), those scheduled for deletion included. */
 async function roleSecretsOf(tenantId: string): Promise<string[]> {
@@ -99,22 +107,9 @@ describe("a plan change and the plan's standing roles", () => {
   it('gives the credentials a failed upgrade issued an expiry when its undo puts the old plan back', async () => {
     // Prepare: the upgrade fails after ApplyLimits, in its alarms.
     const tenant = await activeTenant({ plan: 'basic' });
-    const fault: FaultRuleInput = {
-      service: 'cloudwatch',
-      operation: 'PutMetricAlarm',
-      match: tenant.id,
-      count: 1,
-      error: { code: 'InvalidParameterValue', statusCode: 400, message: 'injected' },
-    };
-    await addFaults([fault]);
 
     // Act
-    let execution: Awaited<ReturnType<typeof operate>>['execution'];
-    try {
-      ({ execution } = await operate('PATCH', `/tenants/${tenant.id}`, { plan: 'enterprise' }));
-    } finally {
-      await removeFaults([fault]);
-    }
+    const execution = await upgradeFailingInAlarms(tenant.id);
 
     // Assess
     expect(execution.status).toBe('FAILED');

@@ -6,8 +6,17 @@ import { ChangePlanRequest } from '../../schema/api/lifecycle.ts';
 import { databaseName } from '../../schema/names.ts';
 import { PLANS } from '../../schema/plans.ts';
 import { eventsFor } from '../provision/helpers.ts';
-import { addFaults, type FaultRuleInput, removeFaults, superuserPool } from '../support/sandbox.ts';
-import { activeTenant, alarmActions, clients, connectAs, operate, registry, request } from './helpers.ts';
+import { superuserPool } from '../support/sandbox.ts';
+import {
+  activeTenant,
+  alarmActions,
+  clients,
+  connectAs,
+  operate,
+  registry,
+  request,
+  upgradeFailingInAlarms,
+} from './helpers.ts';
 
 async function connectionLimit(tenantId: string): Promise<number> {
   const { rows } = await superuserPool().query<{ datconnlimit: number }>(
@@ -178,22 +187,9 @@ describe('changing a tenant plan', () => {
   it('puts the previous limits back when a step fails, and records the failure', async () => {
     // Prepare
     const tenant = await activeTenant({ plan: 'professional' });
-    const fault: FaultRuleInput = {
-      service: 'cloudwatch',
-      operation: 'PutMetricAlarm',
-      match: tenant.id,
-      count: 1,
-      error: { code: 'InvalidParameterValue', statusCode: 400, message: 'injected' },
-    };
-    await addFaults([fault]);
 
     // Act
-    let execution: Awaited<ReturnType<typeof operate>>['execution'];
-    try {
-      ({ execution } = await operate('PATCH', `/tenants/${tenant.id}`, { plan: 'enterprise' }));
-    } finally {
-      await removeFaults([fault]);
-    }
+    const execution = await upgradeFailingInAlarms(tenant.id);
 
     // Assess
     expect(execution.status).toBe('FAILED');
