@@ -1,4 +1,3 @@
-import { DescribeExecutionCommand, type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { LifecycleOperationId } from '../../schema/api/lifecycle.ts';
 import {
   type BackupListResponse,
@@ -14,45 +13,28 @@ import {
 } from '../../schema/api/lifecycle.ts';
 import { SLUG_MAX_LENGTH, slugProblem, truncateSlug } from '../../schema/api/slug.ts';
 import { newTenantId, TENANT_ID_PATTERN } from '../../schema/names.ts';
-import type { LifecycleStore, OperationRecord } from '../lifecycle/operations.ts';
+import { ALLOWED_FROM, type StartDeps, startOperation } from '../lifecycle/start.ts';
 import { assertPlanFits, resolvePlanTarget, type UsageDeps } from '../lifecycle/usage.ts';
 import type { AuditStore } from '../shared/audit.ts';
-import { NotFoundError, ServiceUnavailableError, SlugTakenError, ValidationError } from '../shared/errors.ts';
+import { NotFoundError, SlugTakenError, ValidationError } from '../shared/errors.ts';
 import type { IdempotencyStore } from '../shared/idempotency-keys.ts';
-import type { Tenant, TenantStatus, TenantStore } from '../shared/tenants.ts';
+import type { Tenant, TenantStore } from '../shared/tenants.ts';
 import { actorOf, suggestSlugs } from './create-tenant.ts';
 import { callerOf, type HttpEvent, type HttpResult, jsonBody, jsonResult, parseWith } from './http.ts';
 import { idempotencyKeyOf, idempotent, requestHash } from './idempotency.ts';
 
-export interface LifecycleDeps {
+export interface LifecycleDeps extends StartDeps {
+  /** The ARN of each operation's state machine: the API starts them all. */
+  readonly stateMachines: Readonly<Record<LifecycleOperation, string>>;
   readonly tenants: TenantStore;
   readonly audit: AuditStore;
   /** The first answers to requests with an `Idempotency-Key`. */
   readonly idempotency: IdempotencyStore;
-  readonly store: LifecycleStore;
-  readonly sfn: SFNClient;
-  /** The ARN of each operation's state machine. */
-  readonly stateMachines: Readonly<Record<LifecycleOperation, string>>;
   /** For the plan change's usage check. */
   readonly usage: UsageDeps;
   /** The time a backup starts; its id. */
   readonly now?: () => Date;
-  readonly log?: (message: string, details: Record<string, unknown>) => void;
 }
-
-/** The statuses each operation may start from. */
-export const ALLOWED_FROM: Readonly<Record<LifecycleOperation, readonly TenantStatus[]>> = {
-  suspend: ['active'],
-  resume: ['suspended'],
-  change_plan: ['active', 'suspended'],
-  // A failed or half-undone tenant can be deleted too (its leftovers are removed); a halted deletion is retried.
-  delete: ['active', 'suspended', 'failed', 'rollback_failed', 'deprovisioning'],
-  backup: ['active', 'suspended'],
-  restore: ['provisioning'],
-};
-
-/** An operation with no execution this long after its claim was left by a request that died before starting one. */
-const UNSTARTED_STALE_MS = 120_000;
 
 const tenantIdOf = (event: HttpEvent): string => {
   const id = event.pathParameters?.tenantId ?? '';
@@ -61,116 +43,6 @@ const tenantIdOf = (event: HttpEvent): string => {
   return id;
 };
 
-/**
- * Closes the tenant's running operation when its execution has ended without closing it (a run aborted or timed
- * out, a sandbox restarted): the operation is marked failed with how the execution ended, so that the tenant is not
- * locked forever. An operation whose execution still runs is left alone.
- */
-export async function settleStaleOperation(
-  deps: Pick<LifecycleDeps, 'store' | 'sfn'>,
-  tenantId: string,
-  startedBefore = Date.now() - UNSTARTED_STALE_MS,
-): Promise<OperationRecord | undefined> {
-  const running = await deps.store.running(tenantId);
-  if (!running) return undefined;
-  if (running.executionArn === null) {
-    // The API claims then starts within one request; an old claim without an execution will get none.
-    const startedAt = Number(running.request.claimedAt ?? 0);
-    if (startedAt > startedBefore) return running;
-    await deps.store.finish(running.id, 'failed', {
-      step: 'StartExecution',
-      error: 'ExecutionNotStarted',
-      cause: 'The request that claimed this operation ended before starting its execution',
-    });
-    return undefined;
-  }
-  const execution = await deps.sfn.send(new DescribeExecutionCommand({ executionArn: running.executionArn }));
-  if (execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE') return running;
-  await deps.store.finish(running.id, 'failed', {
-    step: 'Execution',
-    error: execution.error ?? `Execution${execution.status ?? 'Ended'}`,
-    cause: (
-      execution.cause ?? `The execution ended ${execution.status ?? ''} without closing the operation`
-    ).slice(0, 2000),
-  });
-  return undefined;
-}
-
-/** What starting an operation needs: the registry's operations, Step Functions, the state machine of each. */
-export type StartDeps = Pick<LifecycleDeps, 'store' | 'sfn' | 'log'> & {
-  readonly stateMachines: Partial<LifecycleDeps['stateMachines']>;
-};
-
-interface StartRequest {
-  readonly tenantId: string;
-  readonly operation: LifecycleOperation;
-  /** Kept with the operation and passed to the execution beside tenantId and operationId. */
-  readonly input: Record<string, unknown>;
-  readonly caller: string;
-  /** Who the operation is recorded as; `api:<caller>` by default (the backup scheduler is itself). */
-  readonly actor?: string;
-  readonly setStatus?: TenantStatus;
-  readonly check?: (tenant: Tenant) => void;
-  /** The execution's name; `<tenantId>-<operation>-<operationId>` by default. */
-  readonly executionName?: (operationId: string) => string;
-}
-
-/**
- * Claims the operation (one at a time per tenant, from the statuses it allows), starts its execution with
- * `{ tenantId, operationId, ...input }`, and records the execution. When the execution cannot be started the claim
- * is undone (the tenant keeps its status) and a {@link ServiceUnavailableError} asks for a retry.
- */
-export async function startOperation(deps: StartDeps, request: StartRequest): Promise<OperationAccepted> {
-  const actor = request.actor ?? actorOf(request.caller);
-  const stateMachineArn = deps.stateMachines[request.operation];
-  if (stateMachineArn === undefined) throw new Error(`No state machine given for ${request.operation}`);
-  await settleStaleOperation(deps, request.tenantId);
-  const { operationId, tenant } = await deps.store.begin({
-    tenantId: request.tenantId,
-    operation: request.operation,
-    request: { ...request.input, claimedAt: Date.now() },
-    from: ALLOWED_FROM[request.operation],
-    by: actor,
-    ...(request.setStatus !== undefined ? { setStatus: request.setStatus } : {}),
-    ...(request.check !== undefined ? { check: request.check } : {}),
-  });
-  const name =
-    request.executionName?.(operationId) ??
-    `${tenant.id}-${request.operation.replace('_', '-')}-${operationId}`;
-  let executionArn: string | undefined;
-  try {
-    const started = await deps.sfn.send(
-      new StartExecutionCommand({
-        stateMachineArn,
-        name,
-        input: JSON.stringify({ tenantId: tenant.id, operationId, ...request.input }),
-      }),
-    );
-    executionArn = started.executionArn;
-    if (!executionArn) throw new Error('StartExecution returned no executionArn');
-  } catch (error) {
-    deps.log?.('The operation did not start; its claim is undone', {
-      tenantId: tenant.id,
-      operation: request.operation,
-      error: error instanceof Error ? error.name : String(error),
-    });
-    await deps.store.abandon(operationId, tenant.id, tenant.status, actor);
-    throw new ServiceUnavailableError(
-      `The ${request.operation.replace('_', ' ')} could not be started; nothing changed, retry later`,
-      { cause: error },
-    );
-  }
-  await deps.store.setExecution(operationId, tenant.id, executionArn, actor);
-  return {
-    tenantId: tenant.id,
-    operationId,
-    operation: request.operation,
-    status: request.setStatus ?? tenant.status,
-    executionArn,
-    links: { self: `/tenants/${tenant.id}` },
-  };
-}
-
 /** `POST /tenants/{id}/suspend`: an active tenant only. */
 export function suspendTenant(
   deps: LifecycleDeps,
@@ -178,7 +50,12 @@ export function suspendTenant(
   body: SuspendTenantRequest,
   caller: string,
 ) {
-  return startOperation(deps, { tenantId, operation: 'suspend', input: { reason: body.reason }, caller });
+  return startOperation(deps, {
+    tenantId,
+    operation: 'suspend',
+    input: { reason: body.reason },
+    actor: actorOf(caller),
+  });
 }
 
 /** `POST /tenants/{id}/resume`: a suspended tenant only. */
@@ -188,7 +65,12 @@ export function resumeTenant(
   body: ResumeTenantRequest,
   caller: string,
 ) {
-  return startOperation(deps, { tenantId, operation: 'resume', input: { reason: body.reason }, caller });
+  return startOperation(deps, {
+    tenantId,
+    operation: 'resume',
+    input: { reason: body.reason },
+    actor: actorOf(caller),
+  });
 }
 
 /**
@@ -219,7 +101,7 @@ export async function changePlan(
       previous: { plan: tenant.plan, limits: tenant.limits },
       ...(body.reason !== undefined ? { reason: body.reason } : {}),
     },
-    caller,
+    actor: actorOf(caller),
   });
 }
 
@@ -252,7 +134,7 @@ export async function deleteTenant(
     tenantId,
     operation: 'delete',
     input: { backupId, ...(query.reason !== undefined ? { reason: query.reason } : {}) },
-    caller,
+    actor: actorOf(caller),
     setStatus: 'deprovisioning',
     check: confirmation,
   });
@@ -271,7 +153,7 @@ export async function createBackup(
     tenantId,
     operation: 'backup',
     input: { backupId, ...(body.reason !== undefined ? { reason: body.reason } : {}) },
-    caller,
+    actor: actorOf(caller),
   });
   return { ...accepted, backupId };
 }
@@ -324,7 +206,7 @@ export async function restoreTenant(
       tenantId,
       operation: 'restore',
       input: { source: restoredFrom },
-      caller,
+      actor: actorOf(caller),
       executionName: () => tenantId,
     });
   } catch (error) {

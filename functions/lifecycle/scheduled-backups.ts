@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { TenantConfig } from '../../schema/api/tenants.ts';
 import { type BackupPolicy, backupPolicyOf, PLAN_NAMES } from '../../schema/plans.ts';
 import * as z from '../../schema/zod.ts';
-import { type StartDeps, startOperation } from '../api/lifecycle.ts';
 import { isoText, json, jsonText, type Sql } from '../shared/data-api.ts';
 import { OperationInProgressError, TenantStateError } from '../shared/errors.ts';
+import { type StartDeps, startOperation } from './start.ts';
 
 /** The actor scheduled backups are started and recorded as. */
 export const BACKUP_SCHEDULER = 'backup-scheduler';
@@ -95,7 +95,6 @@ export async function scheduleBackups(
         tenantId,
         operation: 'backup',
         input: { backupId, kind: 'scheduled', retentionDays: policy.retentionDays },
-        caller: BACKUP_SCHEDULER,
         actor: BACKUP_SCHEDULER,
       });
       started.push({ tenantId, backupId });
